@@ -1,0 +1,1 @@
+//! Benchmarks of fdloop against its peers (placeholder crate root).

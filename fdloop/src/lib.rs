@@ -1,0 +1,76 @@
+//! # fdloop — wait on everything at once, wake exactly when there is work
+//!
+//! Linux turned nearly every kind of event into a file descriptor: sockets
+//! and pipes, but also counters (`eventfd`), timers (`timerfd`), signals
+//! (`signalfd`), child processes (`pidfd`) and file changes (`inotify`). One
+//! `epoll` set can wait on all of them, so one thread can sleep until *any*
+//! of them has something for it.
+//!
+//! Messages between threads are the odd one out. A mutex-and-condvar queue
+//! (GLib's `g_async_queue`, `std::sync::mpsc`) wakes its reader only for a
+//! message; a thread blocked there cannot also serve a socket, short of
+//! polling with timeouts. The classic fix is the *self-pipe trick*: push the
+//! message onto a queue, then write a byte into a pipe whose read end sits in
+//! the poll set. `eventfd(2)` does the same job with one descriptor, an
+//! 8-byte counter instead of a buffer, and a cheaper syscall — but it needs
+//! Linux ≥ 2.6.22, and sandboxes (seccomp) sometimes refuse it, so a library
+//! must fall back to the pipe at run time.
+//!
+//! fdloop builds that family into one toolkit. This release provides the
+//! foundation:
+//!
+//! * [`EventFd`] — the eventfd counter as a safe type (counter and semaphore
+//!   modes, blocking or not, always close-on-exec).
+//! * [`Notifier`] — a cross-thread wake-up that any poll set can hold:
+//!   eventfd with a run-time pipe fallback ([`Backend`]), and *coalesced*, so
+//!   a burst of `notify` calls before the waiter drains costs one syscall.
+//!
+//! Everything is Linux-only and talks to the kernel through one audited
+//! syscall layer (`src/sys/`, built on `rustix`).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use fdloop::Notifier;
+//!
+//! let work = Arc::new(AtomicU64::new(0));
+//! let wake = Arc::new(Notifier::new()?);
+//! let (w, n) = (work.clone(), wake.clone());
+//! let producer = std::thread::spawn(move || {
+//!     for _ in 0..1000 {
+//!         w.fetch_add(1, Ordering::Relaxed);
+//!         n.notify().unwrap(); // coalesced: most calls make no syscall
+//!     }
+//! });
+//! let mut seen = 0;
+//! while seen < 1000 {
+//!     wake.wait(None)?; // sleeps in ppoll on the notifier's descriptor
+//!     seen = work.load(Ordering::Relaxed);
+//! }
+//! producer.join().unwrap();
+//! assert!(wake.writes() <= 1000);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_debug_implementations)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "fdloop is Linux-only: it is built on epoll, eventfd, timerfd, signalfd, pidfd and inotify"
+);
+
+mod notify;
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) mod sync;
+mod sys;
+
+pub use notify::{Backend, EventFd, EventFdOptions, Notifier, FORCE_PIPE_ENV, MAX_COUNTER};
+
+#[cfg(not(loom))]
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<EventFd>();
+    assert_send_sync::<Notifier>();
+};
