@@ -1,0 +1,263 @@
+//! Helpers shared by fdloop's integration tests.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+
+/// Readiness of `fd` right now (poll with a zero timeout): (readable, writable).
+pub fn readiness(fd: impl AsFd) -> (bool, bool) {
+    let mut fds = [PollFd::new(&fd, PollFlags::IN | PollFlags::OUT)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    rustix::event::poll(&mut fds, Some(&zero)).expect("poll");
+    let r = fds[0].revents();
+    (r.contains(PollFlags::IN), r.contains(PollFlags::OUT))
+}
+
+/// Whether `FD_CLOEXEC` is set on `fd`.
+pub fn is_cloexec(fd: impl AsFd) -> bool {
+    rustix::io::fcntl_getfd(fd)
+        .expect("fcntl(F_GETFD)")
+        .contains(rustix::io::FdFlags::CLOEXEC)
+}
+
+/// Whether `O_NONBLOCK` is set on `fd`.
+pub fn is_nonblocking(fd: impl AsFd) -> bool {
+    rustix::fs::fcntl_getfl(fd)
+        .expect("fcntl(F_GETFL)")
+        .contains(rustix::fs::OFlags::NONBLOCK)
+}
+
+/// Whether descriptor number `fd` is open in a freshly exec'd shell (a
+/// descriptor without close-on-exec survives `exec`). The shell's `test`
+/// builtin only stats `/proc/$$/fd/N`, opening nothing that could take the
+/// number itself.
+pub fn fd_survives_exec(fd: i32) -> bool {
+    let status = Command::new("/bin/sh")
+        .args(["-c", "test -e /proc/$$/fd/$0"])
+        .arg(fd.to_string())
+        .status()
+        .expect("run /bin/sh");
+    status.success()
+}
+
+/// Reads the raw 8-byte counter of an eventfd behind fdloop's back.
+pub fn raw_eventfd_read(fd: impl AsFd) -> rustix::io::Result<u64> {
+    let mut b = [0u8; 8];
+    rustix::io::read(fd, &mut b)?;
+    Ok(u64::from_ne_bytes(b))
+}
+
+/// Bytes waiting in a pipe or socket (`FIONREAD`).
+pub fn bytes_waiting(fd: impl AsFd) -> u64 {
+    rustix::io::ioctl_fionread(fd).expect("FIONREAD")
+}
+
+// ---------------------------------------------------------------------------
+// Child scenarios: some tests must change process-wide state (seccomp
+// filters, resource limits). They re-run this test binary as a child process
+// that executes one named test with an environment variable telling it which
+// scenario to play; the parent checks the child's output.
+
+/// The environment variable that carries a child scenario's name.
+pub const SCENARIO_ENV: &str = "FDLOOP_TEST_SCENARIO";
+
+/// The scenario this process was started to play, if any.
+pub fn scenario() -> Option<String> {
+    std::env::var(SCENARIO_ENV).ok()
+}
+
+/// Runs test `test_name` of this same test binary in a child process with
+/// `SCENARIO_ENV=scenario` and returns its output.
+pub fn run_scenario(test_name: &str, scenario: &str) -> Output {
+    let exe = std::env::current_exe().expect("current_exe");
+    Command::new(exe)
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(SCENARIO_ENV, scenario)
+        .output()
+        .expect("spawn child scenario")
+}
+
+/// The value of the line `key=value` that a child scenario printed.
+pub fn scenario_value(out: &Output, key: &str) -> Option<String> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("{key}=");
+    // The harness may print "test name ... " on the same line first.
+    stdout.lines().find_map(|l| {
+        l.split_once(&prefix)
+            .filter(|(before, _)| before.is_empty() || before.ends_with(' '))
+            .map(|(_, v)| v.trim().to_owned())
+    })
+}
+
+/// Installs a seccomp filter on the calling thread that makes each listed
+/// syscall fail with the paired errno; everything else is allowed. Irreversible:
+/// only for child scenarios.
+pub fn seccomp_fail_syscalls(rules: &[(libc::c_long, i32)]) {
+    const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let stmt = |code, k| libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    // offsetof(struct seccomp_data, nr) == 0
+    let mut prog = vec![stmt(BPF_LD_W_ABS, 0)];
+    for &(nr, errno) in rules {
+        prog.push(libc::sock_filter {
+            code: BPF_JEQ_K,
+            jt: 0,
+            jf: 1,
+            k: nr as u32,
+        });
+        prog.push(stmt(
+            BPF_RET_K,
+            libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA),
+        ));
+    }
+    prog.push(stmt(BPF_RET_K, libc::SECCOMP_RET_ALLOW));
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: plain prctl/seccomp calls with a valid, live filter program;
+    // the kernel copies the program before returning.
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        let rc = libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &fprog as *const libc::sock_fprog,
+        );
+        assert_eq!(rc, 0, "seccomp: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// Lowers this process's soft `RLIMIT_NOFILE` to `n` (child scenarios only).
+pub fn set_nofile_limit(n: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: n,
+        rlim_max: n,
+    };
+    // SAFETY: setrlimit with a valid pointer to an initialised struct.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
+}
+
+// ---------------------------------------------------------------------------
+// Signal storms: interrupt a thread's blocking syscalls with EINTR.
+
+extern "C" fn noop_handler(_: libc::c_int) {}
+
+/// Installs a no-op SIGUSR1 handler *without* `SA_RESTART`, so blocking
+/// syscalls in the signalled thread fail with `EINTR`.
+pub fn install_eintr_handler() {
+    // SAFETY: a zeroed sigaction is a valid starting value; the handler is an
+    // async-signal-safe no-op function that lives for the whole program.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = noop_handler as *const () as usize;
+        sa.sa_flags = 0; // no SA_RESTART
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+}
+
+/// Sends SIGUSR1 to `target` every `every` until dropped. Counts the signals.
+pub struct SignalStorm {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<u64>>,
+}
+
+impl SignalStorm {
+    /// Starts the storm against the pthread `target`.
+    pub fn start(target: libc::pthread_t, every: Duration) -> SignalStorm {
+        install_eintr_handler();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut sent = 0;
+            while !s.load(Ordering::Relaxed) {
+                // SAFETY: `target` is a live thread for the storm's lifetime
+                // (the caller stops the storm before the thread exits).
+                unsafe { libc::pthread_kill(target, libc::SIGUSR1) };
+                sent += 1;
+                std::thread::sleep(every);
+            }
+            sent
+        });
+        SignalStorm {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the storm and returns how many signals were sent.
+    pub fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().map(|h| h.join().unwrap()).unwrap_or(0)
+    }
+}
+
+impl Drop for SignalStorm {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Runs `op` on a new thread while a signal storm (SIGUSR1 every 200 µs, no
+/// `SA_RESTART`) hits that thread; after 100 ms of storm, `during` runs on the
+/// calling thread (it should let `op` finish). Returns `op`'s result and the
+/// number of signals sent. The thread stays alive until the storm has
+/// stopped, so no signal targets a dead thread.
+pub fn under_signal_storm<T: Send + 'static>(
+    op: impl FnOnce() -> T + Send + 'static,
+    during: impl FnOnce(),
+) -> (T, u64) {
+    use std::sync::mpsc;
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let (res_tx, res_rx) = mpsc::channel();
+    let (exit_tx, exit_rx) = mpsc::channel::<()>();
+    let h = std::thread::spawn(move || {
+        tid_tx.send(this_thread()).unwrap();
+        let r = op();
+        res_tx.send(r).ok();
+        let _ = exit_rx.recv();
+    });
+    let target = tid_rx.recv().unwrap();
+    let storm = SignalStorm::start(target, Duration::from_micros(200));
+    std::thread::sleep(Duration::from_millis(100));
+    during();
+    let r = res_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("operation under signal storm did not finish");
+    let sent = storm.stop();
+    exit_tx.send(()).ok();
+    h.join().unwrap();
+    (r, sent)
+}
+
+/// The calling thread's pthread id.
+pub fn this_thread() -> libc::pthread_t {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() }
+}
+
+/// Raw descriptor number, for messages.
+pub fn raw(fd: &impl AsRawFd) -> i32 {
+    fd.as_raw_fd()
+}
