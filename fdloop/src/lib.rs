@@ -61,11 +61,18 @@ compile_error!(
     "fdloop is Linux-only: it is built on epoll, eventfd, timerfd, signalfd, pidfd and inotify"
 );
 
+mod error;
+mod event_loop;
 mod notify;
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) mod sync;
 mod sys;
 
+pub use error::{Error, Result};
+pub use event_loop::{
+    Action, EventLoop, Interest, Io, IoCtl, LoopHandle, Mode, Ping, PingHandle, Readiness,
+    Registrar, Remote, Source, SourceId, Stats, TimeoutPrecision, FORCE_TIMEOUT_ENV,
+};
 pub use notify::{Backend, EventFd, EventFdOptions, Notifier, FORCE_PIPE_ENV, MAX_COUNTER};
 
 #[cfg(not(loom))]
@@ -73,4 +80,11 @@ const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<EventFd>();
     assert_send_sync::<Notifier>();
+    assert_send_sync::<Remote>();
+    assert_send_sync::<PingHandle>();
 };
+
+/// The README's Rust examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -28,29 +28,12 @@ pub fn eventfd(initval: u32, semaphore: bool, nonblocking: bool) -> io::Result<O
 /// zero on a non-blocking descriptor, `EINTR` when a blocking read was
 /// interrupted.
 pub fn read_counter(fd: impl AsFd) -> io::Result<u64> {
-    let mut buf = [0u8; 8];
-    let n = res(rustix::io::read(fd, &mut buf))?;
-    if n != buf.len() {
-        // The kernel always transfers exactly 8 bytes; anything else means
-        // the descriptor is not an eventfd.
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("eventfd read returned {n} bytes instead of 8; is this an eventfd?"),
-        ));
-    }
-    Ok(u64::from_ne_bytes(buf))
+    super::fd::read_u64(fd)
 }
 
 /// One `write(2)` of an 8-byte addend. The kernel answers `EINVAL` for
 /// `u64::MAX`, `EAGAIN` when a non-blocking write would take the counter past
 /// `0xffff_ffff_ffff_fffe`, `EINTR` when a blocking write was interrupted.
 pub fn write_counter(fd: impl AsFd, value: u64) -> io::Result<()> {
-    let n = res(rustix::io::write(fd, &value.to_ne_bytes()))?;
-    if n != 8 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("eventfd write took {n} bytes instead of 8; is this an eventfd?"),
-        ));
-    }
-    Ok(())
+    super::fd::write_u64(fd, value)
 }

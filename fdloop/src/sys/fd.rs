@@ -21,6 +21,33 @@ pub fn write(fd: impl AsFd, buf: &[u8]) -> io::Result<usize> {
     res(rustix::io::write(fd, buf))
 }
 
+/// One `read(2)` of exactly 8 bytes, as eventfd and timerfd hand out their
+/// counters. A short read means the descriptor is of another kind and gives
+/// `InvalidData`.
+pub fn read_u64(fd: impl AsFd) -> io::Result<u64> {
+    let mut buf = [0u8; 8];
+    let n = read(fd, &mut buf)?;
+    if n != buf.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("8-byte counter read returned {n} bytes; is this an eventfd or timerfd?"),
+        ));
+    }
+    Ok(u64::from_ne_bytes(buf))
+}
+
+/// One `write(2)` of exactly 8 bytes (an eventfd addend).
+pub fn write_u64(fd: impl AsFd, value: u64) -> io::Result<()> {
+    let n = write(fd, &value.to_ne_bytes())?;
+    if n != 8 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("8-byte counter write took {n} bytes; is this an eventfd?"),
+        ));
+    }
+    Ok(())
+}
+
 /// Readiness of one descriptor, as `poll(2)` reports it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Readiness {

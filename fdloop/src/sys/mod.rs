@@ -22,9 +22,12 @@
 //!    rustix has no safe API, and each such place carries a `// SAFETY:`
 //!    comment.
 
+pub mod epoll;
 pub mod eventfd;
 pub mod fd;
 pub mod pipe;
+pub mod process;
+pub mod timerfd;
 
 use std::io;
 

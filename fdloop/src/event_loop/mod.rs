@@ -1,0 +1,1263 @@
+//! The event loop: one epoll set dispatching every source.
+//!
+//! # Structure
+//!
+//! Sources live in a slab of slots. Each slot has two generation counters:
+//! the *id generation* (bumped when the slot is freed, so a stale
+//! [`SourceId`] is refused) and the *registration generation* (bumped every
+//! time the slot's descriptors are registered, and carried in each epoll
+//! event's data word, so an event queued for an earlier registration is
+//! dropped instead of reaching a new owner).
+//!
+//! While a callback runs, its source is taken out of the slab (the slot is
+//! marked busy) and no `RefCell` borrow is held, so the callback may insert,
+//! remove, enable or disable anything through a [`LoopHandle`], itself
+//! included: operations on a busy slot are recorded and applied when the
+//! callback returns. A guard puts the source back if the callback panics;
+//! the rest of that epoll batch is kept and dispatched by the next
+//! `run_once`, so no event is lost.
+
+mod io;
+mod ping;
+mod source;
+mod waiter;
+mod wake;
+
+pub use io::{Io, IoCtl};
+pub use ping::{Ping, PingHandle};
+pub use source::{Action, Interest, Mode, Readiness, Registrar, Source, SourceId};
+pub use waiter::{TimeoutPrecision, FORCE_TIMEOUT_ENV};
+pub use wake::Remote;
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io as stdio;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::event::epoll::{Event, EventFlags};
+
+use crate::error::{Error, Result};
+use crate::notify::Notifier;
+use crate::sys;
+use source::token;
+use waiter::Waiter;
+use wake::WakeState;
+
+/// The type-erased form in which the loop stores a source and its callback.
+trait Dispatch<S> {
+    fn register(&mut self, r: &mut Registrar<'_>) -> stdio::Result<()>;
+    fn unregister(&mut self, r: &mut Registrar<'_>) -> stdio::Result<()>;
+    fn dispatch(
+        &mut self,
+        ready: Readiness,
+        sub: u8,
+        r: &mut Registrar<'_>,
+        state: &mut S,
+    ) -> stdio::Result<Action>;
+}
+
+struct Bound<Src, F> {
+    source: Src,
+    callback: F,
+}
+
+impl<S, Src, F> Dispatch<S> for Bound<Src, F>
+where
+    Src: Source,
+    F: FnMut(Src::Event, &mut Src::Metadata, &mut S) -> Action,
+{
+    fn register(&mut self, r: &mut Registrar<'_>) -> stdio::Result<()> {
+        self.source.register(r)
+    }
+
+    fn unregister(&mut self, r: &mut Registrar<'_>) -> stdio::Result<()> {
+        self.source.unregister(r)
+    }
+
+    fn dispatch(
+        &mut self,
+        ready: Readiness,
+        sub: u8,
+        r: &mut Registrar<'_>,
+        state: &mut S,
+    ) -> stdio::Result<Action> {
+        let cb = &mut self.callback;
+        self.source
+            .process(ready, sub, r, &mut |ev, meta| cb(ev, meta, state))
+    }
+}
+
+enum Kind<S> {
+    Fd(Box<dyn Dispatch<S>>),
+    Idle(Box<dyn FnMut(&mut S) -> Action>),
+    Defer(Box<dyn FnOnce(&mut S)>),
+}
+
+struct Entry<S> {
+    kind: Kind<S>,
+    enabled: bool,
+}
+
+/// Operations requested on a slot while its source was out (busy).
+#[derive(Default, Clone, Copy)]
+struct Pending {
+    remove: bool,
+    enable: Option<bool>,
+}
+
+enum SlotState<S> {
+    Vacant,
+    Ready(Entry<S>),
+    Busy(Pending),
+}
+
+struct Slot<S> {
+    id_gen: u32,
+    reg_gen: u32,
+    state: SlotState<S>,
+}
+
+struct Slab<S> {
+    slots: Vec<Slot<S>>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl<S> Slab<S> {
+    fn get(&mut self, id: SourceId) -> Option<&mut Slot<S>> {
+        self.slots
+            .get_mut(id.slot as usize)
+            .filter(|s| s.id_gen == id.gen && !matches!(s.state, SlotState::Vacant))
+    }
+
+    /// Takes a free slot and marks it busy (being filled).
+    fn reserve(&mut self) -> Result<SourceId> {
+        let slot = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                let i = u32::try_from(self.slots.len()).map_err(|_| Error::TooManySources)?;
+                if i >= token::MAX_SLOTS {
+                    return Err(Error::TooManySources);
+                }
+                self.slots.push(Slot {
+                    id_gen: 0,
+                    reg_gen: 0,
+                    state: SlotState::Vacant,
+                });
+                i
+            }
+        };
+        let s = &mut self.slots[slot as usize];
+        s.state = SlotState::Busy(Pending::default());
+        self.live += 1;
+        Ok(SourceId {
+            slot,
+            gen: s.id_gen,
+        })
+    }
+
+    /// Frees a slot; its id becomes invalid.
+    fn release(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        s.state = SlotState::Vacant;
+        s.id_gen = s.id_gen.wrapping_add(1);
+        self.live -= 1;
+        self.free.push(slot);
+    }
+
+    /// Bumps the registration generation and returns it.
+    fn next_reg(&mut self, slot: u32) -> u32 {
+        let s = &mut self.slots[slot as usize];
+        s.reg_gen = s.reg_gen.wrapping_add(1);
+        s.reg_gen
+    }
+}
+
+/// Counters a loop keeps about itself; see [`EventLoop::stats`].
+///
+/// # Examples
+///
+/// ```
+/// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+/// ev.dispatch_pending(&mut ())?;
+/// let s = ev.stats();
+/// assert_eq!(s.iterations, 1);
+/// assert_eq!(s.events, 0);
+/// # Ok::<(), fdloop::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// `run_once` calls (including those made by `run` and
+    /// `dispatch_pending`).
+    pub iterations: u64,
+    /// Callbacks run for events: descriptor readiness and deferred calls.
+    pub events: u64,
+    /// Waits that could block (non-zero timeout) and returned because
+    /// something happened rather than because the timeout passed.
+    pub wakeups: u64,
+    /// Time spent inside `epoll_wait`.
+    pub blocked: Duration,
+    /// Time spent running callbacks (measured per batch, not per callback).
+    pub in_callbacks: Duration,
+}
+
+struct Inner<S> {
+    epoll: OwnedFd,
+    slab: RefCell<Slab<S>>,
+    idles: RefCell<Vec<SourceId>>,
+    defers: RefCell<Vec<SourceId>>,
+    stop: Cell<bool>,
+    wake: Arc<WakeState>,
+    fork_gen: u64,
+}
+
+impl<S> Inner<S> {
+    fn check_fork(&self) -> Result<()> {
+        if sys::process::fork_generation() != self.fork_gen {
+            return Err(Error::Forked);
+        }
+        Ok(())
+    }
+
+    fn registrar(&self, slot: u32, reg_gen: u32) -> Registrar<'_> {
+        Registrar {
+            epoll: self.epoll.as_fd(),
+            slot,
+            reg_gen,
+        }
+    }
+
+    fn add(&self, kind: Kind<S>) -> Result<SourceId> {
+        self.check_fork()?;
+        let id = self.slab.borrow_mut().reserve()?;
+        let mut kind = kind;
+        if let Kind::Fd(d) = &mut kind {
+            let reg_gen = self.slab.borrow_mut().next_reg(id.slot);
+            let mut r = self.registrar(id.slot, reg_gen);
+            if let Err(e) = d.register(&mut r) {
+                // Undo a partial registration (ENOENT for the rest is fine).
+                let _ = d.unregister(&mut r);
+                self.slab.borrow_mut().release(id.slot);
+                drop(kind);
+                return Err(Error::io("registering a new source with epoll", e));
+            }
+        }
+        let is_idle = matches!(kind, Kind::Idle(_));
+        let is_defer = matches!(kind, Kind::Defer(_));
+        let pending = {
+            let mut slab = self.slab.borrow_mut();
+            let s = &mut slab.slots[id.slot as usize];
+            let p = match s.state {
+                SlotState::Busy(p) => p,
+                _ => Pending::default(),
+            };
+            s.state = SlotState::Ready(Entry {
+                kind,
+                enabled: true,
+            });
+            p
+        };
+        if is_idle {
+            self.idles.borrow_mut().push(id);
+        }
+        if is_defer {
+            self.defers.borrow_mut().push(id);
+        }
+        // A registering source cannot know its own id, but be exact anyway.
+        if pending.remove {
+            self.remove(id)?;
+        } else if pending.enable == Some(false) {
+            self.set_enabled(id, false)?;
+        }
+        Ok(id)
+    }
+
+    fn remove(&self, id: SourceId) -> Result<()> {
+        self.check_fork()?;
+        let entry = {
+            let mut slab = self.slab.borrow_mut();
+            let s = slab.get(id).ok_or(Error::NoSuchSource(id))?;
+            let reg_gen = s.reg_gen;
+            match std::mem::replace(&mut s.state, SlotState::Vacant) {
+                SlotState::Busy(mut p) => {
+                    p.remove = true;
+                    s.state = SlotState::Busy(p);
+                    return Ok(());
+                }
+                SlotState::Ready(entry) => {
+                    s.state = SlotState::Busy(Pending::default());
+                    (entry, reg_gen)
+                }
+                SlotState::Vacant => return Err(Error::NoSuchSource(id)),
+            }
+        };
+        let (mut entry, reg_gen) = entry;
+        // Leave epoll before the descriptors close (when `entry` drops).
+        let res = match (&mut entry.kind, entry.enabled) {
+            (Kind::Fd(d), true) => d.unregister(&mut self.registrar(id.slot, reg_gen)),
+            _ => Ok(()),
+        };
+        self.slab.borrow_mut().release(id.slot);
+        drop(entry);
+        res.map_err(|e| Error::io("removing a source from epoll", e))
+    }
+
+    fn set_enabled(&self, id: SourceId, on: bool) -> Result<()> {
+        self.check_fork()?;
+        let (mut entry, reg_gen) = {
+            let mut slab = self.slab.borrow_mut();
+            let s = slab.get(id).ok_or(Error::NoSuchSource(id))?;
+            match &mut s.state {
+                SlotState::Busy(p) => {
+                    p.enable = Some(on);
+                    return Ok(());
+                }
+                SlotState::Ready(e) if e.enabled == on => return Ok(()),
+                SlotState::Ready(e) if !matches!(e.kind, Kind::Fd(_)) => {
+                    e.enabled = on;
+                    return Ok(());
+                }
+                _ => {}
+            }
+            let SlotState::Ready(entry) =
+                std::mem::replace(&mut s.state, SlotState::Busy(Pending::default()))
+            else {
+                return Err(Error::NoSuchSource(id));
+            };
+            let reg_gen = if on {
+                slab.next_reg(id.slot)
+            } else {
+                slab.slots[id.slot as usize].reg_gen
+            };
+            (entry, reg_gen)
+        };
+        let mut r = self.registrar(id.slot, reg_gen);
+        let res = match &mut entry.kind {
+            Kind::Fd(d) if on => d.register(&mut r),
+            Kind::Fd(d) => d.unregister(&mut r),
+            _ => Ok(()),
+        };
+        if res.is_ok() {
+            entry.enabled = on;
+        }
+        self.put_back(id, entry)?;
+        res.map_err(|e| {
+            Error::io(
+                if on {
+                    "re-registering an enabled source with epoll"
+                } else {
+                    "removing a disabled source from epoll"
+                },
+                e,
+            )
+        })
+    }
+
+    /// Returns a taken-out entry to its busy slot and applies what was
+    /// requested meanwhile.
+    fn put_back(&self, id: SourceId, entry: Entry<S>) -> Result<()> {
+        let pending = {
+            let mut slab = self.slab.borrow_mut();
+            let s = &mut slab.slots[id.slot as usize];
+            let p = match s.state {
+                SlotState::Busy(p) => p,
+                _ => Pending::default(),
+            };
+            s.state = SlotState::Ready(entry);
+            p
+        };
+        if pending.remove {
+            return self.remove(id);
+        }
+        if let Some(on) = pending.enable {
+            return self.set_enabled(id, on);
+        }
+        Ok(())
+    }
+
+    /// Applies a callback's returned action to a taken-out entry.
+    fn finish(&self, id: SourceId, entry: Entry<S>, action: Action) -> Result<()> {
+        self.put_back(id, entry)?;
+        match action {
+            Action::Continue => Ok(()),
+            Action::Disable => match self.set_enabled(id, false) {
+                Err(Error::NoSuchSource(_)) => Ok(()),
+                r => r,
+            },
+            Action::Remove => match self.remove(id) {
+                Err(Error::NoSuchSource(_)) => Ok(()),
+                r => r,
+            },
+        }
+    }
+
+    /// Takes an enabled entry out of its slot for running, if the slot is
+    /// still what the caller expects.
+    fn take_for_run(&self, slot: u32, reg_gen: u32) -> Option<(SourceId, Entry<S>)> {
+        let mut slab = self.slab.borrow_mut();
+        let s = slab.slots.get_mut(slot as usize)?;
+        if reg_gen != s.reg_gen {
+            return None;
+        }
+        match &s.state {
+            SlotState::Ready(e) if e.enabled => {}
+            _ => return None,
+        }
+        let id = SourceId {
+            slot,
+            gen: s.id_gen,
+        };
+        match std::mem::replace(&mut s.state, SlotState::Busy(Pending::default())) {
+            SlotState::Ready(e) => Some((id, e)),
+            _ => None,
+        }
+    }
+}
+
+/// What [`Inner::take_by_id`] found.
+enum Taken<S> {
+    Entry(Entry<S>),
+    Disabled,
+    Gone,
+}
+
+impl<S> Inner<S> {
+    /// Takes the enabled entry named by `id` out for running (the slot turns
+    /// busy).
+    fn take_by_id(&self, id: SourceId) -> Taken<S> {
+        let mut slab = self.slab.borrow_mut();
+        let Some(s) = slab.get(id) else {
+            return Taken::Gone;
+        };
+        match &s.state {
+            SlotState::Ready(e) if e.enabled => {}
+            SlotState::Ready(_) => return Taken::Disabled,
+            _ => return Taken::Gone,
+        }
+        match std::mem::replace(&mut s.state, SlotState::Busy(Pending::default())) {
+            SlotState::Ready(e) => Taken::Entry(e),
+            _ => Taken::Gone,
+        }
+    }
+}
+
+/// Puts a running source back if its callback unwinds.
+struct RunGuard<'a, S> {
+    inner: &'a Inner<S>,
+    id: SourceId,
+    entry: Option<Entry<S>>,
+}
+
+impl<S> Drop for RunGuard<'_, S> {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            // Only reached while unwinding: errors cannot be reported.
+            let _ = self.inner.put_back(self.id, entry);
+        }
+    }
+}
+
+/// A cloneable handle to an [`EventLoop`], for use inside callbacks (or
+/// anywhere on the loop's thread): insert, remove, enable, disable, stop.
+///
+/// Not `Send`: it lives on the loop's thread. From other threads use a
+/// [`Remote`].
+///
+/// # Examples
+///
+/// ```
+/// use fdloop::{Action, EventLoop};
+///
+/// let mut ev: EventLoop<Vec<&str>> = EventLoop::new()?;
+/// let handle = ev.handle();
+/// ev.handle().defer(move |log| {
+///     log.push("first");
+///     // Schedule more work from inside a callback.
+///     handle.defer(|log| log.push("second"));
+/// });
+/// let mut log = Vec::new();
+/// ev.dispatch_pending(&mut log)?;
+/// ev.dispatch_pending(&mut log)?;
+/// assert_eq!(log, ["first", "second"]);
+/// # Ok::<(), fdloop::Error>(())
+/// ```
+pub struct LoopHandle<S> {
+    inner: Rc<Inner<S>>,
+}
+
+impl<S> Clone for LoopHandle<S> {
+    fn clone(&self) -> Self {
+        LoopHandle {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> fmt::Debug for LoopHandle<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopHandle")
+            .field("epoll", &self.inner.epoll.as_raw_fd())
+            .finish()
+    }
+}
+
+impl<S: 'static> LoopHandle<S> {
+    /// Inserts `source`; `callback` runs for each of its events with the
+    /// event, the source's metadata and the loop's state.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the source's descriptors cannot join the epoll set
+    /// (`EPERM` for regular files, `EEXIST` if already in this loop,
+    /// `ENOSPC`/`ENOMEM`); the source is dropped. [`Error::Forked`] in a
+    /// forked child. [`Error::TooManySources`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fdloop::{Action, EventLoop, Ping};
+    /// let mut ev: EventLoop<()> = EventLoop::new()?;
+    /// let (_h, ping) = Ping::new()?;
+    /// let id = ev.handle().insert(ping, |(), _, _| Action::Continue)?;
+    /// ev.remove(id)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert<Src, F>(&self, source: Src, callback: F) -> Result<SourceId>
+    where
+        Src: Source + 'static,
+        F: FnMut(Src::Event, &mut Src::Metadata, &mut S) -> Action + 'static,
+    {
+        self.inner
+            .add(Kind::Fd(Box::new(Bound { source, callback })))
+    }
+
+    /// Removes a source: its descriptors leave the epoll set, then it is
+    /// dropped (closing what it owns). Safe from inside any callback,
+    /// including the source's own (it is removed when the callback returns).
+    /// An event already fetched for it is not delivered.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchSource`] if `id` is not live; [`Error::Io`] if
+    /// `EPOLL_CTL_DEL` failed with something other than `ENOENT`/`EBADF`
+    /// (the source is removed and dropped all the same).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let id = ev.handle().defer(|_| unreachable!("removed before it ran"));
+    /// ev.handle().remove(id)?;
+    /// ev.dispatch_pending(&mut ())?;
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn remove(&self, id: SourceId) -> Result<()> {
+        self.inner.remove(id)
+    }
+
+    /// Re-enables a disabled source (its descriptors rejoin the epoll set).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchSource`]; [`Error::Io`] if registration fails (the
+    /// source stays disabled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ev: fdloop::EventLoop<u32> = fdloop::EventLoop::new()?;
+    /// let id = ev.handle().defer(|n| *n += 1);
+    /// ev.disable(id)?;
+    /// let mut n = 0;
+    /// ev.dispatch_pending(&mut n)?;
+    /// assert_eq!(n, 0);
+    /// ev.enable(id)?;
+    /// ev.dispatch_pending(&mut n)?;
+    /// assert_eq!(n, 1);
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn enable(&self, id: SourceId) -> Result<()> {
+        self.inner.set_enabled(id, true)
+    }
+
+    /// Disables a source without removing it: its descriptors leave the
+    /// epoll set, and an event already fetched for it is not delivered.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchSource`]; [`Error::Io`] if `EPOLL_CTL_DEL` fails.
+    ///
+    /// # Examples
+    ///
+    /// See [`enable`](LoopHandle::enable).
+    pub fn disable(&self, id: SourceId) -> Result<()> {
+        self.inner.set_enabled(id, false)
+    }
+
+    /// Runs `callback` each time the loop is about to block (after all
+    /// pending work, before `epoll_wait` with a non-zero timeout), until it
+    /// returns [`Action::Remove`]. Like Redis's `beforeSleep`: flush
+    /// buffers, publish statistics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fdloop::Action;
+    /// let mut ev: fdloop::EventLoop<u32> = fdloop::EventLoop::new()?;
+    /// ev.handle().insert_idle(|n| { *n += 1; Action::Continue });
+    /// let mut n = 0;
+    /// ev.run_once(&mut n, Some(Duration::from_micros(10)))?;
+    /// assert_eq!(n, 1);
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn insert_idle(&self, callback: impl FnMut(&mut S) -> Action + 'static) -> SourceId {
+        self.inner
+            .add(Kind::Idle(Box::new(callback)))
+            .unwrap_or_else(|_| dead_id())
+    }
+
+    /// Runs `callback` once, at the start of the next iteration (the loop
+    /// does not block while deferred calls wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ev: fdloop::EventLoop<u32> = fdloop::EventLoop::new()?;
+    /// ev.handle().defer(|n| *n = 7);
+    /// let mut n = 0;
+    /// assert_eq!(ev.dispatch_pending(&mut n)?, 1);
+    /// assert_eq!(n, 7);
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn defer(&self, callback: impl FnOnce(&mut S) + 'static) -> SourceId {
+        self.inner
+            .add(Kind::Defer(Box::new(callback)))
+            .unwrap_or_else(|_| dead_id())
+    }
+
+    /// Asks [`EventLoop::run`] to return after the current iteration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let h = ev.handle();
+    /// ev.handle().defer(move |_| h.stop());
+    /// ev.run(&mut ())?; // returns after the deferred call
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn stop(&self) {
+        self.inner.stop.set(true);
+    }
+
+    /// A [`Remote`] to wake or stop this loop from other threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let r = ev.handle().remote();
+    /// std::thread::spawn(move || r.wake()).join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remote(&self) -> Remote {
+        Remote {
+            shared: self.inner.wake.clone(),
+        }
+    }
+}
+
+/// The id returned for an idle or deferred call that could not be added
+/// (only in a forked child, or past 2^24 sources): it names nothing, so
+/// removing it reports [`Error::NoSuchSource`].
+fn dead_id() -> SourceId {
+    SourceId {
+        slot: u32::MAX,
+        gen: u32::MAX,
+    }
+}
+
+/// One thread's event loop: an epoll set, the sources in it, and the
+/// callbacks that handle their events with a `&mut S` of your state.
+///
+/// * [`insert`](EventLoop::insert) a [`Source`] ([`Io`], [`Ping`], or your
+///   own) with a callback; [`remove`](EventLoop::remove),
+///   [`enable`](EventLoop::enable), [`disable`](EventLoop::disable) it by
+///   [`SourceId`] — from inside callbacks too, through a [`LoopHandle`].
+/// * [`run`](EventLoop::run) until stopped,
+///   [`run_once`](EventLoop::run_once) one iteration,
+///   [`dispatch_pending`](EventLoop::dispatch_pending) without blocking.
+/// * [`remote`](EventLoop::remote) wakes or stops it from any thread; wakes
+///   cost a system call only when the loop may be asleep.
+///
+/// Timeouts are honoured to the nanosecond, never early (see
+/// [`TimeoutPrecision`]); `EINTR` from `epoll_wait` is retried with the time
+/// left. A panic in a callback propagates out of `run`/`run_once`; the loop
+/// stays usable and the rest of that batch of events is dispatched by the
+/// next call. In a `fork` child, every operation fails with
+/// [`Error::Forked`]: the epoll set is shared with the parent.
+///
+/// The loop's own descriptor (`AsFd`) is the epoll fd: it polls readable
+/// when events are ready, so a loop can be nested in another loop or
+/// runtime (see `examples/nested_in_tokio.rs`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use fdloop::{Action, EventLoop, Ping};
+///
+/// struct State { pings: u32 }
+///
+/// let mut ev = EventLoop::new()?;
+/// let (handle, ping) = Ping::new()?;
+/// ev.insert(ping, |(), _, st: &mut State| {
+///     st.pings += 1;
+///     Action::Continue
+/// })?;
+/// let remote = ev.remote();
+/// std::thread::spawn(move || {
+///     handle.ping().unwrap();
+///     std::thread::sleep(Duration::from_millis(20));
+///     remote.stop().unwrap();
+/// });
+/// let mut st = State { pings: 0 };
+/// ev.run(&mut st)?;
+/// assert_eq!(st.pings, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct EventLoop<S: 'static> {
+    handle: LoopHandle<S>,
+    events: Vec<Event>,
+    cursor: usize,
+    waiter: Waiter,
+    stats: Stats,
+}
+
+const INITIAL_EVENTS: usize = 256;
+const MAX_EVENTS: usize = 16 * 1024;
+
+impl<S: 'static> EventLoop<S> {
+    /// Creates a loop: an epoll set (`EPOLL_CLOEXEC`) and the notifier that
+    /// [`Remote`]s write to.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] with `EMFILE`/`ENFILE` when out of descriptors, or
+    /// `ENOMEM`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn new() -> Result<EventLoop<S>> {
+        let fork_gen = sys::process::fork_generation();
+        let epoll = sys::epoll::create().map_err(|e| Error::io("epoll_create1", e))?;
+        let notifier =
+            Notifier::new().map_err(|e| Error::io("creating the loop's wake-up notifier", e))?;
+        sys::epoll::add(
+            epoll.as_fd(),
+            notifier.as_fd(),
+            token::REMOTE,
+            EventFlags::IN,
+        )
+        .map_err(|e| Error::io("adding the wake-up notifier to epoll", e))?;
+        let inner = Inner {
+            epoll,
+            slab: RefCell::new(Slab {
+                slots: Vec::new(),
+                free: Vec::new(),
+                live: 0,
+            }),
+            idles: RefCell::new(Vec::new()),
+            defers: RefCell::new(Vec::new()),
+            stop: Cell::new(false),
+            wake: Arc::new(WakeState::new(notifier)),
+            fork_gen,
+        };
+        Ok(EventLoop {
+            handle: LoopHandle {
+                inner: Rc::new(inner),
+            },
+            events: Vec::with_capacity(INITIAL_EVENTS),
+            cursor: 0,
+            waiter: Waiter::new(),
+            stats: Stats::default(),
+        })
+    }
+
+    /// A [`LoopHandle`] for callbacks (clone it into closures).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let h = ev.handle();
+    /// h.defer(|_| {});
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn handle(&self) -> LoopHandle<S> {
+        self.handle.clone()
+    }
+
+    /// A [`Remote`] to wake or stop this loop from any thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let r = ev.remote();
+    /// r.wake()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remote(&self) -> Remote {
+        self.handle.remote()
+    }
+
+    /// See [`LoopHandle::insert`].
+    ///
+    /// # Errors
+    ///
+    /// As [`LoopHandle::insert`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fdloop::{Action, EventLoop, Interest, Io, Mode};
+    /// let mut ev: EventLoop<()> = EventLoop::new()?;
+    /// let (r, _w) = std::io::pipe()?;
+    /// let id = ev.insert(Io::new(r, Interest::READABLE, Mode::Level), |_, _, _| Action::Continue)?;
+    /// ev.remove(id)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert<Src, F>(&mut self, source: Src, callback: F) -> Result<SourceId>
+    where
+        Src: Source + 'static,
+        F: FnMut(Src::Event, &mut Src::Metadata, &mut S) -> Action + 'static,
+    {
+        self.handle.insert(source, callback)
+    }
+
+    /// See [`LoopHandle::remove`].
+    ///
+    /// # Errors
+    ///
+    /// As [`LoopHandle::remove`].
+    ///
+    /// # Examples
+    ///
+    /// See [`LoopHandle::remove`].
+    pub fn remove(&mut self, id: SourceId) -> Result<()> {
+        self.handle.remove(id)
+    }
+
+    /// See [`LoopHandle::enable`].
+    ///
+    /// # Errors
+    ///
+    /// As [`LoopHandle::enable`].
+    ///
+    /// # Examples
+    ///
+    /// See [`LoopHandle::enable`].
+    pub fn enable(&mut self, id: SourceId) -> Result<()> {
+        self.handle.enable(id)
+    }
+
+    /// See [`LoopHandle::disable`].
+    ///
+    /// # Errors
+    ///
+    /// As [`LoopHandle::disable`].
+    ///
+    /// # Examples
+    ///
+    /// See [`LoopHandle::enable`].
+    pub fn disable(&mut self, id: SourceId) -> Result<()> {
+        self.handle.disable(id)
+    }
+
+    /// How many sources (of every kind, idle and deferred calls included)
+    /// the loop holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// ev.handle().defer(|_| {});
+    /// assert_eq!(ev.len(), 1);
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.handle.inner.slab.borrow().live
+    }
+
+    /// Whether the loop holds no sources.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// assert!(ev.is_empty());
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The loop's counters. Always on; they cost a few clock reads per
+    /// iteration (vDSO, no system call).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// ev.dispatch_pending(&mut ())?;
+    /// println!("{:?}", ev.stats());
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// How this loop honours timeouts: decided on the first wait with a
+    /// non-zero timeout ([`TimeoutPrecision::Undecided`] until then).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fdloop::TimeoutPrecision;
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// ev.run_once(&mut (), Some(Duration::from_micros(50)))?;
+    /// assert_ne!(ev.timeout_precision(), TimeoutPrecision::Undecided);
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn timeout_precision(&self) -> TimeoutPrecision {
+        self.waiter.precision()
+    }
+
+    /// Runs iterations until stopped by [`LoopHandle::stop`] or
+    /// [`Remote::stop`].
+    ///
+    /// # Errors
+    ///
+    /// The first error of an iteration (see [`run_once`](EventLoop::run_once));
+    /// the loop stays usable.
+    ///
+    /// # Examples
+    ///
+    /// See [`EventLoop`].
+    pub fn run(&mut self, state: &mut S) -> Result<()> {
+        loop {
+            if self.take_stop() {
+                return Ok(());
+            }
+            self.run_once(state, None)?;
+        }
+    }
+
+    fn take_stop(&self) -> bool {
+        let inner = &self.handle.inner;
+        // Both flags are cleared, so a later `run` starts afresh.
+        let local = inner.stop.replace(false);
+        let remote = inner.wake.take_stop();
+        local || remote
+    }
+
+    /// Dispatches what is ready without blocking. Returns the number of
+    /// callbacks run for events.
+    ///
+    /// # Errors
+    ///
+    /// As [`run_once`](EventLoop::run_once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// assert_eq!(ev.dispatch_pending(&mut ())?, 0);
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn dispatch_pending(&mut self, state: &mut S) -> Result<usize> {
+        self.run_once(state, Some(Duration::ZERO))
+    }
+
+    /// One iteration: runs deferred calls; if nothing is pending, runs the
+    /// idle callbacks and waits up to `timeout` (`None`: no limit) for
+    /// events; then dispatches them. Returns the number of callbacks run for
+    /// events (readiness and deferred calls; idle callbacks do not count).
+    ///
+    /// Returns early, possibly with 0, when a [`Remote`] wakes the loop.
+    /// Never returns 0 before `timeout` has passed otherwise. `EINTR` is
+    /// retried with the time left.
+    ///
+    /// # Errors
+    ///
+    /// * [`Error::Forked`] in a `fork` child;
+    /// * [`Error::Io`] if `epoll_wait` fails (not `EINTR`);
+    /// * [`Error::Source`] if a source's processing fails: the source stays,
+    ///   and the rest of the batch is dispatched by the next call.
+    ///
+    /// # Panics
+    ///
+    /// Only if a callback panics; the panic propagates, and the loop stays
+    /// usable (the rest of the batch is dispatched by the next call).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let start = Instant::now();
+    /// assert_eq!(ev.run_once(&mut (), Some(Duration::from_micros(500)))?, 0);
+    /// assert!(start.elapsed() >= Duration::from_micros(500));
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn run_once(&mut self, state: &mut S, timeout: Option<Duration>) -> Result<usize> {
+        let inner = self.handle.inner.clone();
+        inner.check_fork()?;
+        self.stats.iterations += 1;
+        inner.wake.awake();
+        let result = self.iterate(&inner, state, timeout);
+        // Between iterations nobody is watching the fd set from this thread:
+        // wakers must write (this also makes nesting in another loop work).
+        inner.wake.prepare_sleep();
+        result
+    }
+
+    fn iterate(
+        &mut self,
+        inner: &Inner<S>,
+        state: &mut S,
+        timeout: Option<Duration>,
+    ) -> Result<usize> {
+        // Events left over from a batch interrupted by a panic or an error
+        // come first.
+        if self.cursor < self.events.len() {
+            return self.dispatch_batch(inner, state);
+        }
+        let mut ran = self.run_defers(inner, state);
+        let mut timeout = timeout;
+        if ran > 0 || self.stop_pending(inner) {
+            timeout = Some(Duration::ZERO);
+        }
+        if timeout != Some(Duration::ZERO) {
+            self.run_idles(inner, state)?;
+            if self.stop_pending(inner) || !inner.defers.borrow().is_empty() {
+                timeout = Some(Duration::ZERO);
+            }
+        }
+        if timeout != Some(Duration::ZERO) && !inner.wake.prepare_sleep() {
+            timeout = Some(Duration::ZERO);
+        }
+        self.wait(inner, timeout)?;
+        inner.wake.awake();
+        ran += self.dispatch_batch(inner, state)?;
+        Ok(ran)
+    }
+
+    fn stop_pending(&self, inner: &Inner<S>) -> bool {
+        inner.stop.get() || inner.wake.stop.load(crate::sync::Ordering::Acquire)
+    }
+
+    fn wait(&mut self, inner: &Inner<S>, timeout: Option<Duration>) -> Result<()> {
+        let could_block = timeout != Some(Duration::ZERO);
+        let start = Instant::now();
+        let deadline = timeout.and_then(|t| start.checked_add(t));
+        let mut remaining = timeout;
+        self.cursor = 0;
+        let n = loop {
+            match self
+                .waiter
+                .wait(inner.epoll.as_fd(), &mut self.events, remaining)
+            {
+                Ok(0) if deadline.is_some_and(|d| Instant::now() < d) => {}
+                Ok(n) => break n,
+                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.events.clear();
+                    self.stats.blocked += start.elapsed();
+                    return Err(Error::io("epoll_wait", e));
+                }
+            }
+            // Interrupted or early: wait again for the time left.
+            if let Some(d) = deadline {
+                let now = Instant::now();
+                if now >= d {
+                    self.events.clear();
+                    break 0;
+                }
+                remaining = Some(d - now);
+            }
+        };
+        self.stats.blocked += start.elapsed();
+        if could_block && n > 0 {
+            self.stats.wakeups += 1;
+        }
+        if n == self.events.capacity() && n < MAX_EVENTS {
+            // A full batch: more may be ready; fetch more next time.
+            self.events.reserve(n);
+        }
+        Ok(())
+    }
+
+    fn dispatch_batch(&mut self, inner: &Inner<S>, state: &mut S) -> Result<usize> {
+        let start = Instant::now();
+        let mut ran = 0;
+        let result = loop {
+            let Some(ev) = self.events.get(self.cursor) else {
+                break Ok(ran);
+            };
+            let (flags, data) = sys::epoll::parts(ev);
+            self.cursor += 1;
+            match data {
+                token::REMOTE => {
+                    // Wake-ups carry no work of their own; stop is checked
+                    // by `run`.
+                    if let Err(e) = inner.wake.notifier.drain() {
+                        break Err(Error::io("draining the loop's wake-up notifier", e));
+                    }
+                }
+                token::TIMER => self.waiter.on_timer(),
+                _ => match self.dispatch_one(inner, flags, data, state) {
+                    Ok(true) => ran += 1,
+                    Ok(false) => {}
+                    Err(e) => break Err(e),
+                },
+            }
+        };
+        self.stats.events += ran as u64;
+        self.stats.in_callbacks += start.elapsed();
+        result
+    }
+
+    fn dispatch_one(
+        &self,
+        inner: &Inner<S>,
+        flags: EventFlags,
+        data: u64,
+        state: &mut S,
+    ) -> Result<bool> {
+        let (slot, reg_gen, sub) = token::decode(data);
+        let Some((id, entry)) = inner.take_for_run(slot, reg_gen) else {
+            return Ok(false); // removed, disabled or re-registered since
+        };
+        let mut guard = RunGuard {
+            inner,
+            id,
+            entry: Some(entry),
+        };
+        let mut r = inner.registrar(slot, reg_gen);
+        let outcome = match guard.entry.as_mut().map(|e| &mut e.kind) {
+            Some(Kind::Fd(d)) => d.dispatch(Readiness::from_flags(flags), sub, &mut r, state),
+            _ => Ok(Action::Continue),
+        };
+        let entry = guard.entry.take();
+        let Some(entry) = entry else { return Ok(false) };
+        match outcome {
+            Ok(action) => inner.finish(id, entry, action).map(|()| true),
+            Err(e) => {
+                inner.put_back(id, entry)?;
+                Err(Error::Source { id, source: e })
+            }
+        }
+    }
+
+    fn run_defers(&self, inner: &Inner<S>, state: &mut S) -> usize {
+        if inner.defers.borrow().is_empty() {
+            return 0;
+        }
+        // Only the calls queued so far: those they queue wait for the next
+        // iteration.
+        let queued = std::mem::take(&mut *inner.defers.borrow_mut());
+        let mut ran = 0;
+        let mut keep = Vec::new();
+        for id in queued {
+            match inner.take_by_id(id) {
+                Taken::Entry(Entry {
+                    kind: Kind::Defer(f),
+                    ..
+                }) => {
+                    inner.slab.borrow_mut().release(id.slot);
+                    f(state);
+                    ran += 1;
+                }
+                Taken::Entry(other) => {
+                    // Not a deferred call (cannot happen); put it back.
+                    let _ = inner.put_back(id, other);
+                }
+                Taken::Disabled => keep.push(id),
+                Taken::Gone => {}
+            }
+        }
+        if !keep.is_empty() {
+            let mut d = inner.defers.borrow_mut();
+            keep.append(&mut d);
+            *d = keep;
+        }
+        ran
+    }
+
+    fn run_idles(&self, inner: &Inner<S>, state: &mut S) -> Result<()> {
+        if inner.idles.borrow().is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<SourceId> = inner.idles.borrow().clone();
+        for id in ids {
+            let Taken::Entry(entry) = inner.take_by_id(id) else {
+                continue;
+            };
+            let mut guard = RunGuard {
+                inner,
+                id,
+                entry: Some(entry),
+            };
+            let action = match guard.entry.as_mut().map(|e| &mut e.kind) {
+                Some(Kind::Idle(f)) => f(state),
+                _ => Action::Continue,
+            };
+            if let Some(entry) = guard.entry.take() {
+                inner.finish(id, entry, action)?;
+            }
+        }
+        // Forget removed idles (those added meanwhile stay).
+        let slab = &mut *inner.slab.borrow_mut();
+        inner
+            .idles
+            .borrow_mut()
+            .retain(|id| slab.get(*id).is_some());
+        Ok(())
+    }
+}
+
+impl<S: 'static> AsFd for EventLoop<S> {
+    /// The epoll descriptor: readable when events are ready. Poll it from an
+    /// outer loop, then call [`dispatch_pending`](EventLoop::dispatch_pending).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.handle.inner.epoll.as_fd()
+    }
+}
+
+impl<S: 'static> AsRawFd for EventLoop<S> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+}
+
+impl<S: 'static> fmt::Debug for EventLoop<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("epoll", &self.as_raw_fd())
+            .field("sources", &self.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}

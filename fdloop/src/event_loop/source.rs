@@ -1,0 +1,490 @@
+//! The [`Source`] trait and the vocabulary it speaks: interests, trigger
+//! modes, readiness, actions, and the [`Registrar`] through which a source
+//! puts its descriptors into the loop's epoll set.
+
+use std::fmt;
+use std::io;
+use std::num::NonZeroU8;
+use std::ops::BitOr;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use rustix::event::epoll::EventFlags;
+
+use crate::sys;
+
+/// Which readiness a descriptor is watched for. Never empty.
+///
+/// # Examples
+///
+/// ```
+/// use fdloop::Interest;
+/// let both = Interest::READABLE | Interest::WRITABLE;
+/// assert!(both.is_readable() && both.is_writable());
+/// assert_eq!(both, Interest::BOTH);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Interest(NonZeroU8);
+
+const R: u8 = 1;
+const W: u8 = 2;
+
+impl Interest {
+    /// Readable (`EPOLLIN`, plus `EPOLLRDHUP` so a peer's shutdown shows).
+    pub const READABLE: Interest = Interest(NonZeroU8::MIN);
+    /// Writable (`EPOLLOUT`).
+    pub const WRITABLE: Interest = match NonZeroU8::new(W) {
+        Some(v) => Interest(v),
+        None => unreachable!(),
+    };
+    /// Readable and writable.
+    pub const BOTH: Interest = match NonZeroU8::new(R | W) {
+        Some(v) => Interest(v),
+        None => unreachable!(),
+    };
+
+    /// Whether readability is watched.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(fdloop::Interest::READABLE.is_readable());
+    /// ```
+    pub fn is_readable(self) -> bool {
+        self.0.get() & R != 0
+    }
+
+    /// Whether writability is watched.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!fdloop::Interest::READABLE.is_writable());
+    /// ```
+    pub fn is_writable(self) -> bool {
+        self.0.get() & W != 0
+    }
+
+    pub(crate) fn flags(self, mode: Mode) -> EventFlags {
+        let mut f = EventFlags::empty();
+        if self.is_readable() {
+            f |= EventFlags::IN | EventFlags::RDHUP;
+        }
+        if self.is_writable() {
+            f |= EventFlags::OUT;
+        }
+        match mode {
+            Mode::Level => {}
+            Mode::Edge => f |= EventFlags::ET,
+            Mode::Oneshot => f |= EventFlags::ONESHOT,
+        }
+        f
+    }
+}
+
+impl BitOr for Interest {
+    type Output = Interest;
+    fn bitor(self, rhs: Interest) -> Interest {
+        Interest(self.0 | rhs.0)
+    }
+}
+
+impl fmt::Debug for Interest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.is_readable(), self.is_writable()) {
+            (true, true) => f.write_str("READABLE | WRITABLE"),
+            (true, false) => f.write_str("READABLE"),
+            _ => f.write_str("WRITABLE"),
+        }
+    }
+}
+
+/// How readiness is reported (epoll's trigger modes).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(fdloop::Mode::default(), fdloop::Mode::Level);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Reported on every iteration while the descriptor is ready. Forgiving:
+    /// a callback may read only part of what is there.
+    #[default]
+    Level,
+    /// Reported when readiness *changes* (`EPOLLET`). The callback must read
+    /// or write until `WouldBlock`, or it will not hear of the rest.
+    Edge,
+    /// Reported once (`EPOLLONESHOT`), then disarmed until re-armed (for
+    /// [`Io`](crate::Io): [`IoCtl::rearm`](crate::IoCtl::rearm)).
+    Oneshot,
+}
+
+/// What a descriptor was found ready for, as epoll reported it.
+///
+/// # Examples
+///
+/// ```
+/// let r = fdloop::Readiness::default();
+/// assert!(!r.is_readable() && !r.is_writable());
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Readiness(u32);
+
+impl Readiness {
+    pub(crate) fn from_flags(f: EventFlags) -> Readiness {
+        Readiness(f.bits())
+    }
+
+    fn has(self, f: EventFlags) -> bool {
+        self.0 & f.bits() != 0
+    }
+
+    /// Data can be read, or the read side reached end of file (`EPOLLIN`).
+    pub fn is_readable(self) -> bool {
+        self.has(EventFlags::IN)
+    }
+
+    /// Data can be written (`EPOLLOUT`).
+    pub fn is_writable(self) -> bool {
+        self.has(EventFlags::OUT)
+    }
+
+    /// An error is pending on the descriptor (`EPOLLERR`); reading or
+    /// writing will return it.
+    pub fn is_error(self) -> bool {
+        self.has(EventFlags::ERR)
+    }
+
+    /// Both directions are closed (`EPOLLHUP`), e.g. the other end of a
+    /// pipe is gone.
+    pub fn is_hangup(self) -> bool {
+        self.has(EventFlags::HUP)
+    }
+
+    /// The peer shut down its writing side (`EPOLLRDHUP`): reads will soon
+    /// return end of file.
+    pub fn is_read_closed(self) -> bool {
+        self.has(EventFlags::RDHUP) || self.has(EventFlags::HUP)
+    }
+
+    /// Urgent or priority data (`EPOLLPRI`).
+    pub fn is_priority(self) -> bool {
+        self.has(EventFlags::PRI)
+    }
+}
+
+impl fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut l = f.debug_set();
+        for (on, name) in [
+            (self.is_readable(), "READABLE"),
+            (self.is_writable(), "WRITABLE"),
+            (self.is_error(), "ERROR"),
+            (self.has(EventFlags::HUP), "HANGUP"),
+            (self.has(EventFlags::RDHUP), "READ_CLOSED"),
+            (self.is_priority(), "PRIORITY"),
+        ] {
+            if on {
+                l.entry(&format_args!("{name}"));
+            }
+        }
+        l.finish()
+    }
+}
+
+/// What a callback wants done with its source afterwards.
+///
+/// # Examples
+///
+/// ```
+/// use fdloop::Action;
+/// let after = |n: u32| if n < 3 { Action::Continue } else { Action::Remove };
+/// assert_eq!(after(5), Action::Remove);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Keep the source as it is.
+    #[default]
+    Continue,
+    /// Keep the source but stop watching it (its descriptors leave the epoll
+    /// set) until [`LoopHandle::enable`](crate::LoopHandle::enable).
+    Disable,
+    /// Remove the source from the loop and drop it (its descriptors leave the
+    /// epoll set before they close).
+    Remove,
+}
+
+/// Names a source inside one [`EventLoop`](crate::EventLoop).
+///
+/// Carries a generation: once the source is removed, the id stays invalid
+/// even after its slot is reused by a new source.
+///
+/// # Examples
+///
+/// ```
+/// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+/// let a = ev.handle().defer(|_| {});
+/// ev.remove(a)?;
+/// let b = ev.handle().defer(|_| {}); // may reuse a's slot
+/// assert_ne!(a, b);
+/// # Ok::<(), fdloop::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceId {
+    pub(crate) slot: u32,
+    pub(crate) gen: u32,
+}
+
+impl fmt::Debug for SourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SourceId({}v{})", self.slot, self.gen)
+    }
+}
+
+/// The event-data word epoll hands back: `[generation:32][slot:24][sub:8]`.
+/// The generation is the slot's *registration* generation, bumped whenever
+/// the slot's descriptors are (re-)registered, so an event queued for an
+/// earlier registration — a removed source, a reused slot, a disable/enable
+/// — never reaches the current one.
+pub(crate) mod token {
+    /// Slots are 24 bits; the top two values are reserved for the loop.
+    pub const MAX_SLOTS: u32 = (1 << 24) - 2;
+    /// The loop's own wake-up notifier.
+    pub const REMOTE: u64 = u64::MAX;
+    /// The loop's timerfd (sub-millisecond timeouts without epoll_pwait2).
+    pub const TIMER: u64 = u64::MAX - 1;
+
+    #[inline]
+    pub fn encode(slot: u32, reg_gen: u32, sub: u8) -> u64 {
+        (u64::from(reg_gen) << 32) | (u64::from(slot) << 8) | u64::from(sub)
+    }
+
+    #[inline]
+    pub fn decode(t: u64) -> (u32, u32, u8) {
+        ((t >> 8) as u32 & 0xff_ffff, (t >> 32) as u32, t as u8)
+    }
+}
+
+/// A source's access to the loop's epoll set while it registers, re-registers
+/// or processes. Every descriptor a source adds is tagged with the source's
+/// slot, its registration generation and a sub-index (`0..=255`), so one
+/// source can watch up to 256 descriptors and tell them apart in
+/// [`Source::process`].
+///
+/// Deleting tolerates `ENOENT` and `EBADF` (already gone).
+pub struct Registrar<'a> {
+    pub(crate) epoll: BorrowedFd<'a>,
+    pub(crate) slot: u32,
+    pub(crate) reg_gen: u32,
+}
+
+impl fmt::Debug for Registrar<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registrar")
+            .field("slot", &self.slot)
+            .field("reg_gen", &self.reg_gen)
+            .finish()
+    }
+}
+
+impl Registrar<'_> {
+    /// Adds `fd` to the epoll set (`EPOLL_CTL_ADD`) under sub-index `sub`.
+    ///
+    /// # Errors
+    ///
+    /// `EEXIST` if the descriptor is already in this loop, `EPERM` for
+    /// descriptors epoll cannot watch (regular files, directories), `ENOSPC`
+    /// past the user's epoll watch limit, `ENOMEM`.
+    pub fn add(
+        &mut self,
+        fd: impl AsFd,
+        sub: u8,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
+        let data = token::encode(self.slot, self.reg_gen, sub);
+        sys::epoll::add(self.epoll, fd.as_fd(), data, interest.flags(mode))
+    }
+
+    /// Changes the interest or mode of a descriptor already added
+    /// (`EPOLL_CTL_MOD`); also re-arms a [`Mode::Oneshot`] descriptor.
+    ///
+    /// # Errors
+    ///
+    /// `ENOENT` if the descriptor is not in the set.
+    pub fn modify(
+        &mut self,
+        fd: impl AsFd,
+        sub: u8,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
+        let data = token::encode(self.slot, self.reg_gen, sub);
+        sys::epoll::modify(self.epoll, fd.as_fd(), data, interest.flags(mode))
+    }
+
+    /// Removes `fd` from the epoll set (`EPOLL_CTL_DEL`). Call it before the
+    /// descriptor closes: epoll watches the open file, not the number, so a
+    /// duplicate would keep delivering events.
+    ///
+    /// # Errors
+    ///
+    /// None for `ENOENT`/`EBADF` (already removed or closed: the goal is
+    /// met); other errors are returned.
+    pub fn delete(&mut self, fd: impl AsFd) -> io::Result<()> {
+        match sys::epoll::delete(self.epoll, fd.as_fd()) {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOENT)
+                    || e.raw_os_error() == Some(libc::EBADF) =>
+            {
+                Ok(())
+            }
+            r => r,
+        }
+    }
+}
+
+/// Something the event loop can watch: one or more descriptors, and the
+/// logic that turns their raw readiness into typed events.
+///
+/// The trait is object-safe: `Box<dyn Source<Event = E, Metadata = M>>` is
+/// itself a `Source`, and the loop stores every source behind a `Box`.
+///
+/// * `Event` is what the callback receives for each occurrence;
+/// * `Metadata` is the part of the source the callback may use or adjust
+///   while handling it (for [`Io`](crate::Io), the descriptor and its
+///   interest; `()` where there is nothing).
+///
+/// # Examples
+///
+/// A source that watches a [`Notifier`](crate::Notifier) and counts wake-ups:
+///
+/// ```
+/// use std::io;
+/// use std::time::Duration;
+/// use fdloop::{Action, EventLoop, Interest, Mode, Notifier, Readiness, Registrar, Source};
+///
+/// struct Wakes(std::sync::Arc<Notifier>);
+///
+/// impl Source for Wakes {
+///     type Event = ();
+///     type Metadata = ();
+///     fn register(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
+///         r.add(&*self.0, 0, Interest::READABLE, Mode::Level)
+///     }
+///     fn unregister(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
+///         r.delete(&*self.0)
+///     }
+///     fn process(
+///         &mut self,
+///         _ready: Readiness,
+///         _sub: u8,
+///         _r: &mut Registrar<'_>,
+///         callback: &mut dyn FnMut((), &mut ()) -> Action,
+///     ) -> io::Result<Action> {
+///         self.0.drain()?;
+///         Ok(callback((), &mut ()))
+///     }
+/// }
+///
+/// let n = std::sync::Arc::new(Notifier::new()?);
+/// let mut ev = EventLoop::new()?;
+/// ev.insert(Wakes(n.clone()), |(), _, count: &mut u32| {
+///     *count += 1;
+///     Action::Continue
+/// })?;
+/// n.notify()?;
+/// let mut count = 0;
+/// ev.run_once(&mut count, Some(Duration::from_secs(1)))?;
+/// assert_eq!(count, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait Source {
+    /// What the callback receives.
+    type Event;
+    /// What the callback may touch besides the event.
+    type Metadata: ?Sized;
+
+    /// Adds the source's descriptors to the loop (on insert and on enable).
+    ///
+    /// # Errors
+    ///
+    /// Whatever [`Registrar::add`] reports; the insert then fails.
+    fn register(&mut self, registrar: &mut Registrar<'_>) -> io::Result<()>;
+
+    /// Removes the source's descriptors from the loop (on remove and on
+    /// disable). Must delete every descriptor `register` added.
+    ///
+    /// # Errors
+    ///
+    /// Whatever [`Registrar::delete`] reports.
+    fn unregister(&mut self, registrar: &mut Registrar<'_>) -> io::Result<()>;
+
+    /// Handles readiness `ready` of the descriptor added under `sub`: reads
+    /// what is there, calls `callback` once per event, and returns the
+    /// action to take (normally what the callback returned last).
+    ///
+    /// # Errors
+    ///
+    /// An error is reported by the loop as [`Error::Source`](crate::Error::Source);
+    /// the source stays in the loop.
+    fn process(
+        &mut self,
+        ready: Readiness,
+        sub: u8,
+        registrar: &mut Registrar<'_>,
+        callback: &mut dyn FnMut(Self::Event, &mut Self::Metadata) -> Action,
+    ) -> io::Result<Action>;
+}
+
+impl<T: Source + ?Sized> Source for Box<T> {
+    type Event = T::Event;
+    type Metadata = T::Metadata;
+
+    fn register(&mut self, registrar: &mut Registrar<'_>) -> io::Result<()> {
+        (**self).register(registrar)
+    }
+
+    fn unregister(&mut self, registrar: &mut Registrar<'_>) -> io::Result<()> {
+        (**self).unregister(registrar)
+    }
+
+    fn process(
+        &mut self,
+        ready: Readiness,
+        sub: u8,
+        registrar: &mut Registrar<'_>,
+        callback: &mut dyn FnMut(Self::Event, &mut Self::Metadata) -> Action,
+    ) -> io::Result<Action> {
+        (**self).process(ready, sub, registrar, callback)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_round_trip() {
+        for (slot, gen, sub) in [
+            (0, 0, 0),
+            (token::MAX_SLOTS - 1, u32::MAX, 255),
+            (12345, 7, 3),
+        ] {
+            let t = token::encode(slot, gen, sub);
+            assert_ne!(t, token::REMOTE);
+            assert_ne!(t, token::TIMER);
+            assert_eq!(token::decode(t), (slot, gen, sub));
+        }
+    }
+
+    #[test]
+    fn interest_flags() {
+        let f = Interest::READABLE.flags(Mode::Edge);
+        assert!(f.contains(EventFlags::IN | EventFlags::ET | EventFlags::RDHUP));
+        assert!(!f.contains(EventFlags::OUT));
+        let f = Interest::WRITABLE.flags(Mode::Oneshot);
+        assert!(f.contains(EventFlags::OUT | EventFlags::ONESHOT));
+        assert_eq!(format!("{:?}", Interest::BOTH), "READABLE | WRITABLE");
+    }
+}
