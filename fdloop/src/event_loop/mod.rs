@@ -418,6 +418,33 @@ impl<S> Inner<S> {
     }
 }
 
+/// Marks the loop awake for its lifetime. On drop — between `run_once`
+/// calls nobody watches the fd set from this thread — it marks the loop
+/// asleep so wakers write the notifier, and turns a wake that arrived during
+/// the iteration (state `NOTIFIED`) into a write as well: the epoll fd must
+/// be readable whenever work is waiting, or an outer loop polling it (or the
+/// next `run_once`) would sleep through it.
+struct AwakeGuard<'a> {
+    wake: &'a WakeState,
+}
+
+impl<'a> AwakeGuard<'a> {
+    fn new(wake: &'a WakeState) -> Self {
+        wake.awake();
+        AwakeGuard { wake }
+    }
+}
+
+impl Drop for AwakeGuard<'_> {
+    fn drop(&mut self) {
+        if !self.wake.prepare_sleep() {
+            // The write can only fail if the descriptor is broken; the next
+            // iteration's epoll_wait will report that.
+            let _ = self.wake.notifier.notify();
+        }
+    }
+}
+
 /// What [`Inner::take_by_id`] found.
 enum Taken<S> {
     Entry(Entry<S>),
@@ -956,11 +983,17 @@ impl<S: 'static> EventLoop<S> {
     ///
     /// See [`EventLoop`].
     pub fn run(&mut self, state: &mut S) -> Result<()> {
+        let inner = self.handle.inner.clone();
+        inner.check_fork()?;
+        // Awake for the whole run: wakes between iterations cost no syscall
+        // (the next iteration sees them before it would block).
+        let _awake = AwakeGuard::new(&inner.wake);
         loop {
             if self.take_stop() {
                 return Ok(());
             }
-            self.run_once(state, None)?;
+            self.stats.iterations += 1;
+            self.iterate(&inner, state, None)?;
         }
     }
 
@@ -1025,12 +1058,8 @@ impl<S: 'static> EventLoop<S> {
         let inner = self.handle.inner.clone();
         inner.check_fork()?;
         self.stats.iterations += 1;
-        inner.wake.awake();
-        let result = self.iterate(&inner, state, timeout);
-        // Between iterations nobody is watching the fd set from this thread:
-        // wakers must write (this also makes nesting in another loop work).
-        inner.wake.prepare_sleep();
-        result
+        let _awake = AwakeGuard::new(&inner.wake);
+        self.iterate(&inner, state, timeout)
     }
 
     fn iterate(
@@ -1099,7 +1128,13 @@ impl<S: 'static> EventLoop<S> {
             }
         };
         self.stats.blocked += start.elapsed();
-        if could_block && n > 0 {
+        // The internal timer firing is the timeout, not a wake-up.
+        if could_block
+            && self
+                .events
+                .iter()
+                .any(|e| sys::epoll::parts(e).1 != token::TIMER)
+        {
             self.stats.wakeups += 1;
         }
         if n == self.events.capacity() && n < MAX_EVENTS {
