@@ -32,15 +32,9 @@ impl Interest {
     /// Readable (`EPOLLIN`, plus `EPOLLRDHUP` so a peer's shutdown shows).
     pub const READABLE: Interest = Interest(NonZeroU8::MIN);
     /// Writable (`EPOLLOUT`).
-    pub const WRITABLE: Interest = match NonZeroU8::new(W) {
-        Some(v) => Interest(v),
-        None => unreachable!(),
-    };
+    pub const WRITABLE: Interest = Interest(NonZeroU8::MIN.saturating_add(W - 1));
     /// Readable and writable.
-    pub const BOTH: Interest = match NonZeroU8::new(R | W) {
-        Some(v) => Interest(v),
-        None => unreachable!(),
-    };
+    pub const BOTH: Interest = Interest(NonZeroU8::MIN.saturating_add((R | W) - 1));
 
     /// Whether readability is watched.
     ///
