@@ -61,6 +61,7 @@ compile_error!(
     "fdloop is Linux-only: it is built on epoll, eventfd, timerfd, signalfd, pidfd and inotify"
 );
 
+pub mod channel;
 mod error;
 mod event_loop;
 mod notify;
@@ -82,6 +83,10 @@ const _: () = {
     assert_send_sync::<Notifier>();
     assert_send_sync::<Remote>();
     assert_send_sync::<PingHandle>();
+    const fn assert_send<T: Send>() {}
+    assert_send::<channel::Sender<String>>();
+    assert_send::<channel::Receiver<String>>();
+    assert_send_sync::<channel::Sender<String>>();
 };
 
 /// The README's Rust examples, compiled and run as doctests so they stay true.

@@ -1,0 +1,769 @@
+//! Channels whose receiver is a pollable file descriptor.
+//!
+//! [`unbounded`] and [`bounded`] make a [`Sender`]/[`Receiver`] pair. The
+//! receiver is [`AsFd`]: its descriptor is readable exactly when a message
+//! waits or every sender is gone, so it can sit in any `poll`/`epoll` set —
+//! fdloop's ([`Receiver`] is a [`Source`](crate::Source)) or anyone else's —
+//! next to sockets and timers.
+//!
+//! A send makes a system call only when the receiver may be asleep: while
+//! the receiver is busy, a burst of sends costs no syscall at all. The
+//! protocol, and why it never loses a wake-up, is written down in
+//! `channel/core.rs` and model-checked with loom.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use fdloop::channel::{self, Event};
+//! use fdloop::{Action, EventLoop};
+//!
+//! let (tx, rx) = channel::unbounded::<String>()?;
+//! let mut ev = EventLoop::new()?;
+//! ev.insert(rx, |event, _, got: &mut Vec<String>| {
+//!     match event {
+//!         Event::Msg(s) => got.push(s),
+//!         Event::Closed => got.push("closed".into()),
+//!     }
+//!     Action::Continue
+//! })?;
+//! std::thread::spawn(move || {
+//!     tx.send("hello".into()).unwrap();
+//!     tx.send("world".into()).unwrap();
+//! }); // tx dropped: the channel closes after the last message
+//! let mut got = Vec::new();
+//! while got.last().map(String::as_str) != Some("closed") {
+//!     ev.run_once(&mut got, Some(Duration::from_secs(5)))?;
+//! }
+//! assert_eq!(got, ["hello", "world", "closed"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod core;
+mod error;
+mod source;
+
+pub use error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+pub use source::{Event, SendReady};
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use self::core::{Core, Push};
+use crate::notify::Notifier;
+use crate::sys;
+
+/// How many messages the receiver hands to a loop callback per iteration
+/// before letting other sources run (see [`Receiver::set_batch_limit`]).
+pub const DEFAULT_BATCH: usize = 256;
+
+struct Shared<T> {
+    core: Mutex<Core<T>>,
+    rx_notify: Notifier,
+    /// Written when capacity frees up for waiting senders (bounded only).
+    tx_notify: Option<Notifier>,
+    senders: AtomicUsize,
+}
+
+impl<T> Shared<T> {
+    /// The lock. A panic while it was held cannot leave the core
+    /// inconsistent (its critical sections only push, pop and set flags), so
+    /// poisoning is ignored.
+    #[inline]
+    fn lock(&self) -> MutexGuard<'_, Core<T>> {
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the receiver's notifier. Cannot fail on a live eventfd or pipe
+    /// we own (`EAGAIN` counts as sent, `EINTR` is retried); were it to
+    /// fail, the message is still queued and the next send retries.
+    #[inline]
+    fn wake_rx(&self) {
+        let _ = self.rx_notify.notify();
+    }
+
+    fn wake_tx(&self) {
+        if let Some(n) = &self.tx_notify {
+            let _ = n.notify();
+        }
+    }
+}
+
+/// An unbounded channel: sends never block and never fail while the
+/// receiver lives.
+///
+/// # Errors
+///
+/// Creating the receiver's notifier (eventfd, or a pipe where eventfd is
+/// unavailable) can fail with `EMFILE`/`ENFILE`.
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = fdloop::channel::unbounded()?;
+/// tx.send(1)?;
+/// tx.send(2)?;
+/// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn unbounded<T>() -> io::Result<(Sender<T>, Receiver<T>)> {
+    make(usize::MAX, false)
+}
+
+/// A bounded channel holding at most `capacity` messages (at least 1: a
+/// capacity of 0 is taken as 1). [`Sender::send`] blocks while it is full;
+/// [`Sender::try_send`] returns [`TrySendError::Full`]; a sender living in
+/// an event loop can wait for room with a [`SendReady`] source.
+///
+/// # Errors
+///
+/// As [`unbounded`]; a bounded channel uses two notifiers.
+///
+/// # Examples
+///
+/// ```
+/// use fdloop::channel::{self, TrySendError};
+/// let (tx, rx) = channel::bounded(1)?;
+/// tx.try_send('a')?;
+/// assert!(matches!(tx.try_send('b'), Err(TrySendError::Full('b'))));
+/// assert_eq!(rx.try_recv()?, 'a');
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn bounded<T>(capacity: usize) -> io::Result<(Sender<T>, Receiver<T>)> {
+    make(capacity.max(1), true)
+}
+
+fn make<T>(cap: usize, bounded: bool) -> io::Result<(Sender<T>, Receiver<T>)> {
+    let shared = Arc::new(Shared {
+        core: Mutex::new(Core::new(cap)),
+        rx_notify: Notifier::new()?,
+        tx_notify: if bounded {
+            Some(Notifier::new()?)
+        } else {
+            None
+        },
+        senders: AtomicUsize::new(1),
+    });
+    Ok((
+        Sender {
+            shared: shared.clone(),
+        },
+        Receiver {
+            shared,
+            local: RefCell::new(VecDeque::new()),
+            delivered: Cell::new(0),
+            batch: DEFAULT_BATCH,
+        },
+    ))
+}
+
+/// The sending side: `Clone` (for more producers) and `Send` for `T: Send`.
+///
+/// Dropping the last sender disconnects the channel: the receiver gets the
+/// messages already sent, then [`TryRecvError::Disconnected`] (or, as a loop
+/// source, [`Event::Closed`]).
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = fdloop::channel::unbounded()?;
+/// let handles: Vec<_> = (0..4).map(|i| {
+///     let tx = tx.clone();
+///     std::thread::spawn(move || tx.send(i).unwrap())
+/// }).collect();
+/// drop(tx);
+/// for h in handles { h.join().unwrap(); }
+/// let mut got: Vec<i32> = rx.iter().collect(); // ends when all senders are gone
+/// got.sort();
+/// assert_eq!(got, [0, 1, 2, 3]);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Sender<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Sends `msg`, blocking while a bounded channel is full.
+    ///
+    /// Makes a system call only when the receiver is asleep (one `write`),
+    /// or when it has to block.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] holding `msg` if the receiver is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = fdloop::channel::unbounded()?;
+    /// tx.send(5)?;
+    /// drop(rx);
+    /// assert_eq!(tx.send(6).unwrap_err().into_inner(), 6);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        match self.send_until(msg, None) {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Disconnected(m) | SendTimeoutError::Timeout(m)) => {
+                Err(SendError(m))
+            }
+        }
+    }
+
+    /// Sends `msg` if there is room now; never blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] (bounded channel at capacity; a [`SendReady`]
+    /// source of this channel will fire once room frees up) or
+    /// [`TrySendError::Disconnected`] (receiver gone); both hold `msg`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fdloop::channel::{self, TrySendError};
+    /// let (tx, rx) = channel::bounded(2)?;
+    /// tx.try_send(1)?;
+    /// tx.try_send(2)?;
+    /// assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
+    /// # drop(rx);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        let mut core = self.shared.lock();
+        match core.push(msg) {
+            Push::Queued { wake_rx } => {
+                drop(core);
+                if wake_rx {
+                    self.shared.wake_rx();
+                }
+                Ok(())
+            }
+            Push::Full(m) => {
+                core.tx_want = true;
+                Err(TrySendError::Full(m))
+            }
+            Push::NoReceiver(m) => Err(TrySendError::Disconnected(m)),
+        }
+    }
+
+    /// Sends `msg`, waiting at most `timeout` for room in a bounded channel.
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError::Timeout`] or [`SendTimeoutError::Disconnected`],
+    /// holding `msg`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fdloop::channel::{self, SendTimeoutError};
+    /// let (tx, _rx) = channel::bounded(1)?;
+    /// tx.send(1)?;
+    /// let r = tx.send_timeout(2, Duration::from_millis(5));
+    /// assert!(matches!(r, Err(SendTimeoutError::Timeout(2))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.send_until(msg, Instant::now().checked_add(timeout))
+    }
+
+    fn send_until(&self, mut msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        let shared = &*self.shared;
+        loop {
+            let mut core = shared.lock();
+            match core.push(msg) {
+                Push::Queued { wake_rx } => {
+                    drop(core);
+                    if wake_rx {
+                        shared.wake_rx();
+                    }
+                    return Ok(());
+                }
+                Push::NoReceiver(m) => return Err(SendTimeoutError::Disconnected(m)),
+                Push::Full(m) => msg = m,
+            }
+            // Full: wait on the send-side notifier. Drain a stale signal
+            // first (under the lock), so the fd is readable only once the
+            // receiver has returned capacity after this point.
+            let Some(tx_notify) = &shared.tx_notify else {
+                // Unbounded channels are never full.
+                return Err(SendTimeoutError::Disconnected(msg));
+            };
+            if core.tx_signaled {
+                let _ = tx_notify.drain();
+                core.tx_signaled = false;
+            }
+            core.tx_waiters += 1;
+            drop(core);
+            let timed_out = !wait_readable(tx_notify.as_fd(), deadline);
+            shared.lock().tx_waiters -= 1;
+            if timed_out {
+                // One last try: room may have appeared at the deadline.
+                let mut core = shared.lock();
+                return match core.push(msg) {
+                    Push::Queued { wake_rx } => {
+                        drop(core);
+                        if wake_rx {
+                            shared.wake_rx();
+                        }
+                        Ok(())
+                    }
+                    Push::NoReceiver(m) => Err(SendTimeoutError::Disconnected(m)),
+                    Push::Full(m) => Err(SendTimeoutError::Timeout(m)),
+                };
+            }
+        }
+    }
+
+    /// A loop source that fires when a bounded channel has room again after
+    /// a [`try_send`](Sender::try_send) from this channel returned
+    /// [`TrySendError::Full`] — so a sender living in an event loop waits
+    /// for capacity without blocking its thread. For an unbounded channel it
+    /// never fires.
+    ///
+    /// # Examples
+    ///
+    /// See [`SendReady`].
+    pub fn ready_source(&self) -> SendReady<T> {
+        SendReady::new(self.shared.clone())
+    }
+
+    /// Messages sent and not yet received.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = fdloop::channel::unbounded()?;
+    /// tx.send(())?;
+    /// assert_eq!(tx.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.shared.lock().len
+    }
+
+    /// Whether no message is waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = fdloop::channel::unbounded::<()>()?;
+    /// assert!(tx.is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity: `Some(n)` for bounded channels, `None` for unbounded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = fdloop::channel::bounded::<()>(8)?;
+    /// assert_eq!(tx.capacity(), Some(8));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn capacity(&self) -> Option<usize> {
+        self.shared
+            .tx_notify
+            .as_ref()
+            .map(|_| self.shared.lock().cap)
+    }
+
+    /// The receiver's [`wake_writes`](Receiver::wake_writes), seen from the
+    /// sending side.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = fdloop::channel::unbounded()?;
+    /// tx.send(1)?;
+    /// tx.send(2)?;
+    /// assert_eq!(tx.wake_writes(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wake_writes(&self) -> u64 {
+        self.shared.rx_notify.writes()
+    }
+
+    /// Whether the receiver is gone (every send would fail).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = fdloop::channel::unbounded::<()>()?;
+    /// drop(rx);
+    /// assert!(tx.is_disconnected());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_disconnected(&self) -> bool {
+        self.shared.lock().rx_gone
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        // AcqRel: the last sender must see every other sender's pushes
+        // before it disconnects (they are also ordered by the lock).
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let wake = self.shared.lock().disconnect();
+            if wake {
+                self.shared.wake_rx();
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+/// The receiving side: `Send` (for `T: Send`), one per channel, and
+/// [`AsFd`]: the descriptor is readable exactly when a message waits or
+/// every sender is gone.
+///
+/// To use it in your own poll set: wait for the descriptor to be readable,
+/// then call [`try_recv`](Receiver::try_recv) until it returns
+/// [`TryRecvError::Empty`] (which re-arms the descriptor) or
+/// [`TryRecvError::Disconnected`] (after which it stays readable). As an
+/// fdloop source it does this itself, [`DEFAULT_BATCH`] messages per
+/// iteration at most.
+///
+/// Messages still queued when the receiver is dropped are dropped with it,
+/// once each.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let (tx, rx) = fdloop::channel::unbounded()?;
+/// std::thread::spawn(move || tx.send("ping").unwrap());
+/// assert_eq!(rx.recv_timeout(Duration::from_secs(5))?, "ping");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Receiver<T> {
+    shared: Arc<Shared<T>>,
+    /// Messages taken out of the shared queue, in order.
+    local: RefCell<VecDeque<T>>,
+    /// Messages handed out since capacity was last given back.
+    delivered: Cell<usize>,
+    batch: usize,
+}
+
+impl<T> Receiver<T> {
+    /// Takes the next message if there is one; never blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] when nothing waits (the descriptor is
+    /// re-armed: it turns readable at the next send);
+    /// [`TryRecvError::Disconnected`] when every sender is gone and every
+    /// message has been received.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fdloop::channel::{self, TryRecvError};
+    /// let (tx, rx) = channel::unbounded()?;
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    /// tx.send(1)?;
+    /// drop(tx);
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut local = self.local.borrow_mut();
+        if let Some(m) = local.pop_front() {
+            self.delivered.set(self.delivered.get() + 1);
+            return Ok(m);
+        }
+        let shared = &*self.shared;
+        let delivered = self.delivered.replace(0);
+        let (wake_tx, disconnected) = {
+            let mut core = shared.lock();
+            (core.refill(&mut local, delivered), core.disconnected)
+        };
+        if wake_tx {
+            shared.wake_tx();
+        }
+        if let Some(m) = local.pop_front() {
+            self.delivered.set(1);
+            return Ok(m);
+        }
+        if disconnected {
+            // Every message was taken under that same lock: this is the end.
+            // The descriptor stays readable.
+            return Err(TryRecvError::Disconnected);
+        }
+        // Going to sleep: R1 (drain), then R2–R4 (see core.rs).
+        let _ = shared.rx_notify.drain();
+        let (slept, wake_tx) = shared.lock().try_sleep(&mut local, 0);
+        if wake_tx {
+            shared.wake_tx();
+        }
+        if slept {
+            return Err(TryRecvError::Empty);
+        }
+        // Something arrived between the drain and the lock: stay awake, and
+        // keep the descriptor readable while awake.
+        shared.wake_rx();
+        match local.pop_front() {
+            Some(m) => {
+                self.delivered.set(1);
+                Ok(m)
+            }
+            None => Err(TryRecvError::Disconnected),
+        }
+    }
+
+    /// Waits for the next message.
+    ///
+    /// Blocks in `ppoll` on the receiver's descriptor (`EINTR` is retried).
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError`] once every sender is gone and every message has been
+    /// received.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = fdloop::channel::unbounded()?;
+    /// std::thread::spawn(move || tx.send(3).unwrap());
+    /// assert_eq!(rx.recv()?, 3);
+    /// assert!(rx.recv().is_err()); // the sender is gone
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.recv_until(None).map_err(|_| RecvError)
+    }
+
+    /// Waits at most `timeout` for the next message.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`], or [`RecvTimeoutError::Disconnected`]
+    /// once every sender is gone and every message has been received.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fdloop::channel::{self, RecvTimeoutError};
+    /// let (_tx, rx) = channel::unbounded::<u8>()?;
+    /// let r = rx.recv_timeout(Duration::from_millis(2));
+    /// assert_eq!(r, Err(RecvTimeoutError::Timeout));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        match Instant::now().checked_add(timeout) {
+            Some(d) => self.recv_until(Some(d)),
+            None => self.recv_until(None),
+        }
+    }
+
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        loop {
+            match self.try_recv() {
+                Ok(m) => return Ok(m),
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => {}
+            }
+            if !wait_readable(self.as_fd(), deadline) {
+                // Timed out; one last look.
+                return match self.try_recv() {
+                    Ok(m) => Ok(m),
+                    Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+                    Err(TryRecvError::Empty) => Err(RecvTimeoutError::Timeout),
+                };
+            }
+        }
+    }
+
+    /// An iterator over the messages waiting now; never blocks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = fdloop::channel::unbounded()?;
+    /// for i in 0..3 { tx.send(i)?; }
+    /// assert_eq!(rx.try_iter().sum::<i32>(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+
+    /// A blocking iterator that ends when every sender is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = fdloop::channel::unbounded()?;
+    /// std::thread::spawn(move || for i in 0..3 { tx.send(i).unwrap() });
+    /// assert_eq!(rx.iter().collect::<Vec<_>>(), [0, 1, 2]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// Sets how many messages a loop callback gets per iteration before other
+    /// sources run (at least 1). Default: [`DEFAULT_BATCH`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_tx, mut rx) = fdloop::channel::unbounded::<u8>()?;
+    /// rx.set_batch_limit(64);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_batch_limit(&mut self, n: usize) {
+        self.batch = n.max(1);
+    }
+
+    /// How many times the receiver's descriptor was written (one system
+    /// call each) over the channel's life: by senders that found the
+    /// receiver asleep, by disconnection, and by the receiver re-arming
+    /// itself in a rare race. Divide by messages received for "syscalls per
+    /// message" on the sending side.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = fdloop::channel::unbounded()?;
+    /// for i in 0..1000 { tx.send(i)?; }
+    /// assert_eq!(rx.wake_writes(), 1); // only the first send found it asleep
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wake_writes(&self) -> u64 {
+        self.shared.rx_notify.writes()
+    }
+
+    /// Whether every sender is gone (messages may still be waiting).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = fdloop::channel::unbounded::<()>()?;
+    /// drop(tx);
+    /// assert!(rx.is_disconnected());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_disconnected(&self) -> bool {
+        self.shared.lock().disconnected
+    }
+}
+
+/// Waits until `fd` is readable or `deadline` passes. Returns false on
+/// timeout. `EINTR` is retried; any other `ppoll` failure (only `ENOMEM` is
+/// possible) is retried after 1 ms rather than spinning.
+fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> bool {
+    loop {
+        let remaining = match deadline {
+            None => None,
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return false;
+                }
+                Some(d - now)
+            }
+        };
+        match sys::fd::poll_one(fd, true, false, remaining) {
+            Ok(r) if r.readable || r.error => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+impl<T> AsFd for Receiver<T> {
+    /// Readable exactly when a message waits or every sender is gone.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.shared.rx_notify.as_fd()
+    }
+}
+
+impl<T> AsRawFd for Receiver<T> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let (queued, wake_tx) = {
+            let mut core = self.shared.lock();
+            core.rx_gone = true;
+            let wake = (core.tx_waiters > 0 || core.tx_want) && !core.tx_signaled;
+            core.tx_signaled |= wake;
+            (std::mem::take(&mut core.queue), wake)
+        };
+        if wake_tx {
+            // Blocked senders wake up and find the receiver gone.
+            self.shared.wake_tx();
+        }
+        // Drop the messages outside the lock: their destructors may do
+        // anything, even send on this channel.
+        drop(queued);
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("fd", &self.as_raw_fd())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Iterator returned by [`Receiver::try_iter`].
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Iterator returned by [`Receiver::iter`].
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}

@@ -1,0 +1,414 @@
+//! Channels: ordering, exact delivery, disconnection, capacity, readiness,
+//! destructors, and the loop source.
+
+mod util;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use fdloop::channel::{
+    self, Event, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError,
+};
+use fdloop::{Action, EventFd, EventLoop, Interest, Io, Mode};
+
+const SEC5: Option<Duration> = Some(Duration::from_secs(5));
+
+#[test]
+fn per_producer_fifo_and_exact_multiset_through_a_loop() {
+    const P: u64 = 4;
+    const N: u64 = 1_000_000;
+    let (tx, rx) = channel::unbounded::<u64>().unwrap();
+    let producers: Vec<_> = (0..P)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..N {
+                    tx.send(p << 32 | i).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    struct St {
+        next: [u64; P as usize],
+        count: u64,
+        closed: bool,
+    }
+    let mut ev = EventLoop::new().unwrap();
+    ev.insert(rx, |e, _, st: &mut St| {
+        match e {
+            Event::Msg(m) => {
+                let (p, i) = ((m >> 32) as usize, m & 0xffff_ffff);
+                assert_eq!(i, st.next[p], "producer {p}: out of order or duplicated");
+                st.next[p] += 1;
+                st.count += 1;
+            }
+            Event::Closed => {
+                assert!(!st.closed, "Closed twice");
+                st.closed = true;
+            }
+        }
+        Action::Continue
+    })
+    .unwrap();
+    let mut st = St {
+        next: [0; P as usize],
+        count: 0,
+        closed: false,
+    };
+    while !st.closed {
+        ev.run_once(&mut st, SEC5).unwrap();
+    }
+    for p in producers {
+        p.join().unwrap();
+    }
+    // In-order per producer with no gaps, and all counted: the exact
+    // multiset, nothing lost or duplicated.
+    assert_eq!(st.next, [N; P as usize]);
+    assert_eq!(st.count, P * N);
+    assert!(ev.is_empty(), "the source removes itself after Closed");
+}
+
+#[test]
+fn exact_multiset_with_blocking_recv_on_a_bounded_channel() {
+    let (tx, rx) = channel::bounded::<u32>(64).unwrap();
+    let producers: Vec<_> = (0..4u32)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..50_000u32 {
+                    tx.send(p * 1_000_000 + i).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut seen: HashMap<u32, u32> = HashMap::new();
+    for m in rx.iter() {
+        *seen.entry(m).or_default() += 1;
+    }
+    for p in producers {
+        p.join().unwrap();
+    }
+    assert_eq!(seen.len(), 200_000);
+    assert!(seen.values().all(|&c| c == 1));
+}
+
+#[test]
+fn senders_gone_means_disconnected_after_the_last_message() {
+    let (tx, rx) = channel::unbounded().unwrap();
+    let tx2 = tx.clone();
+    tx.send(1).unwrap();
+    drop(tx);
+    assert!(!rx.is_disconnected(), "one sender remains");
+    tx2.send(2).unwrap();
+    drop(tx2);
+    assert!(rx.is_disconnected());
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(rx.recv(), Ok(2));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(1)),
+        Err(RecvTimeoutError::Disconnected)
+    );
+}
+
+#[test]
+fn receiver_gone_hands_messages_back() {
+    let (tx, rx) = channel::unbounded::<String>().unwrap();
+    drop(rx);
+    assert!(tx.is_disconnected());
+    assert_eq!(tx.send("a".into()).unwrap_err().into_inner(), "a");
+    match tx.try_send("b".into()) {
+        Err(TrySendError::Disconnected(m)) => assert_eq!(m, "b"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn blocked_sender_wakes_when_the_receiver_goes() {
+    let (tx, rx) = channel::bounded::<u8>(1).unwrap();
+    tx.send(0).unwrap();
+    let t = thread::spawn(move || tx.send(1));
+    thread::sleep(Duration::from_millis(50));
+    drop(rx);
+    let r = t.join().unwrap();
+    assert_eq!(r.unwrap_err().into_inner(), 1);
+}
+
+#[test]
+fn bounded_full_then_blocking_send_resumes_after_recv() {
+    let (tx, rx) = channel::bounded::<u32>(2).unwrap();
+    assert_eq!(tx.capacity(), Some(2));
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap();
+    assert!(matches!(tx.try_send(3), Err(TrySendError::Full(3))));
+    let start = Instant::now();
+    assert!(matches!(
+        tx.send_timeout(3, Duration::from_millis(30)),
+        Err(SendTimeoutError::Timeout(3))
+    ));
+    assert!(
+        start.elapsed() >= Duration::from_millis(30),
+        "send_timeout early"
+    );
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let t = thread::spawn(move || {
+        tx.send(3).unwrap();
+        done_tx.send(()).unwrap();
+        tx
+    });
+    // Still blocked: the channel is full.
+    assert!(done_rx.recv_timeout(Duration::from_millis(50)).is_err());
+    assert_eq!(rx.recv(), Ok(1));
+    assert_eq!(rx.recv(), Ok(2));
+    // Capacity comes back once the receiver's batch is consumed.
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(3));
+    done_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let _tx = t.join().unwrap();
+}
+
+#[test]
+fn unbounded_has_no_capacity_and_never_blocks() {
+    let (tx, rx) = channel::unbounded::<u32>().unwrap();
+    assert_eq!(tx.capacity(), None);
+    for i in 0..100_000 {
+        tx.try_send(i).unwrap();
+    }
+    assert_eq!(tx.len(), 100_000);
+    assert_eq!(rx.try_iter().count(), 100_000);
+}
+
+#[test]
+fn receiver_readiness_in_plain_poll() {
+    let (tx, rx) = channel::unbounded::<u8>().unwrap();
+    assert!(
+        !util::readiness(&rx).0,
+        "empty channel must not be readable"
+    );
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    assert!(util::readiness(&rx).0);
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert!(util::readiness(&rx).0, "a message still waits");
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    assert!(!util::readiness(&rx).0, "drained: not readable");
+    tx.send(3).unwrap();
+    assert!(util::readiness(&rx).0);
+    assert_eq!(rx.try_recv(), Ok(3));
+    drop(tx);
+    assert!(util::readiness(&rx).0, "senders gone: readable");
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    assert!(util::readiness(&rx).0, "stays readable once disconnected");
+}
+
+/// Counts its drops.
+struct Tracked(Arc<AtomicUsize>);
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn destructors_run_exactly_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    {
+        let (tx, rx) = channel::unbounded().unwrap();
+        for _ in 0..100 {
+            tx.send(Tracked(drops.clone())).unwrap();
+        }
+        // Receive some (dropped here), leave some in the receiver's private
+        // batch, and some in the shared queue.
+        for _ in 0..30 {
+            drop(rx.try_recv().unwrap());
+        }
+        for _ in 0..50 {
+            tx.send(Tracked(drops.clone())).unwrap();
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 30);
+        drop(rx);
+        // The receiver is gone: a refused message comes back, not dropped.
+        let back = tx.send(Tracked(drops.clone())).unwrap_err().into_inner();
+        assert_eq!(drops.load(Ordering::SeqCst), 150);
+        drop(back);
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 151);
+    // Dropping the senders last also frees everything once.
+    let drops = Arc::new(AtomicUsize::new(0));
+    {
+        let (tx, rx) = channel::bounded(10).unwrap();
+        for _ in 0..10 {
+            tx.send(Tracked(drops.clone())).unwrap();
+        }
+        drop(rx);
+        drop(tx);
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 10);
+}
+
+#[test]
+fn sends_to_a_busy_receiver_make_almost_no_syscalls() {
+    // All sends before the receiver wakes: one write in total.
+    let (tx, rx) = channel::unbounded::<u32>().unwrap();
+    for i in 0..100_000 {
+        tx.send(i).unwrap();
+    }
+    assert_eq!(rx.wake_writes(), 1);
+    assert_eq!(rx.try_iter().count(), 100_000);
+    // Concurrent: the receiver is kept busy (it does ~2 µs of work per
+    // message) while a producer streams. Writes happen only when it sleeps.
+    let (tx, mut rx) = channel::unbounded::<u32>().unwrap();
+    rx.set_batch_limit(64);
+    let probe = tx.clone();
+    const N: u32 = 200_000;
+    let producer = thread::spawn(move || {
+        for i in 0..N {
+            tx.send(i).unwrap();
+        }
+    });
+    let before = probe.wake_writes();
+    let mut ev = EventLoop::new().unwrap();
+    ev.insert(rx, |e, _, n: &mut u32| {
+        if let Event::Msg(_) = e {
+            *n += 1;
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_micros(2) {
+                std::hint::spin_loop();
+            }
+        }
+        Action::Continue
+    })
+    .unwrap();
+    let mut n = 0;
+    while n < N {
+        ev.run_once(&mut n, SEC5).unwrap();
+    }
+    producer.join().unwrap();
+    let per_msg = (probe.wake_writes() - before) as f64 / f64::from(N);
+    eprintln!("writes per message with a busy receiver: {per_msg:.5}");
+    assert!(per_msg < 0.01, "{per_msg} writes per message");
+}
+
+#[test]
+fn loop_source_is_fair_with_other_sources() {
+    let (tx, rx) = channel::unbounded::<u32>().unwrap();
+    for i in 0..10_000 {
+        tx.send(i).unwrap();
+    }
+    #[derive(Default)]
+    struct St {
+        msgs: usize,
+        io: usize,
+    }
+    let mut ev = EventLoop::new().unwrap();
+    ev.insert(rx, |e, _, st: &mut St| {
+        if let Event::Msg(_) = e {
+            st.msgs += 1;
+        }
+        Action::Continue
+    })
+    .unwrap();
+    let efd = EventFd::options().nonblocking(true).open().unwrap();
+    efd.write(1).unwrap();
+    ev.insert(
+        Io::new(efd, Interest::READABLE, Mode::Level),
+        |_, _, st: &mut St| {
+            st.io += 1;
+            Action::Continue
+        },
+    )
+    .unwrap();
+    let mut st = St::default();
+    ev.run_once(&mut st, SEC5).unwrap();
+    assert_eq!(st.msgs, channel::DEFAULT_BATCH, "one batch per iteration");
+    assert_eq!(st.io, 1, "the other source ran in the same iteration");
+    while st.msgs < 10_000 {
+        ev.run_once(&mut st, SEC5).unwrap();
+    }
+    assert_eq!(st.msgs, 10_000);
+    drop(tx);
+}
+
+#[test]
+fn closed_comes_once_after_the_last_message() {
+    let (tx, rx) = channel::unbounded::<u8>().unwrap();
+    let mut ev = EventLoop::new().unwrap();
+    ev.insert(rx, |e, _, log: &mut Vec<Event<u8>>| {
+        log.push(e);
+        Action::Continue
+    })
+    .unwrap();
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    drop(tx);
+    let mut log = Vec::new();
+    for _ in 0..3 {
+        ev.run_once(&mut log, Some(Duration::from_millis(20)))
+            .unwrap();
+    }
+    assert_eq!(log, [Event::Msg(1), Event::Msg(2), Event::Closed]);
+    assert!(ev.is_empty());
+}
+
+#[test]
+fn recv_timeout_is_never_early() {
+    let (_tx, rx) = channel::unbounded::<u8>().unwrap();
+    for t in [Duration::from_micros(200), Duration::from_millis(15)] {
+        let start = Instant::now();
+        assert_eq!(rx.recv_timeout(t), Err(RecvTimeoutError::Timeout));
+        assert!(start.elapsed() >= t);
+    }
+}
+
+#[test]
+fn ping_pong_between_two_loops_loses_nothing() {
+    // Two loops on two threads bounce a counter 20 000 times.
+    let (to_b, b_rx) = channel::unbounded::<u32>().unwrap();
+    let (to_a, a_rx) = channel::unbounded::<u32>().unwrap();
+    const ROUNDS: u32 = 20_000;
+    let b = thread::spawn(move || {
+        let mut ev = EventLoop::new().unwrap();
+        ev.insert(b_rx, move |e, _, done: &mut bool| {
+            match e {
+                Event::Msg(n) => to_a.send(n + 1).unwrap(),
+                Event::Closed => *done = true,
+            }
+            Action::Continue
+        })
+        .unwrap();
+        let mut done = false;
+        while !done {
+            ev.run_once(&mut done, SEC5).unwrap();
+        }
+    });
+    let mut ev = EventLoop::new().unwrap();
+    let tx = to_b.clone();
+    ev.insert(a_rx, move |e, _, last: &mut u32| {
+        if let Event::Msg(n) = e {
+            *last = n;
+            if n < 2 * ROUNDS {
+                tx.send(n + 1).unwrap();
+            }
+        }
+        Action::Continue
+    })
+    .unwrap();
+    to_b.send(0).unwrap();
+    let mut last = 0;
+    let start = Instant::now();
+    while last < 2 * ROUNDS {
+        assert!(
+            ev.run_once(&mut last, SEC5).unwrap() > 0,
+            "stalled at {last}"
+        );
+    }
+    eprintln!("{} round trips in {:?}", ROUNDS, start.elapsed());
+    drop(ev); // drops the `tx` clone inside the callback
+    drop(to_b);
+    b.join().unwrap();
+}
