@@ -11,11 +11,16 @@
 //! * [`RoundTrip`]: two threads that block in turn (ping-pong), so each
 //!   operation is two sleeps and two wake-ups through the scheduler.
 //!
+//! The [`dispatch`] module holds the dispatch-overhead contenders that need
+//! no peer crate (the hand-written epoll floor and fdloop itself) for
+//! `benches/dispatch.rs`, which adds mio and calloop.
+//!
 //! Every function returns `io::Result`; nothing here panics on an OS error.
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+pub mod dispatch;
 mod local;
 mod pin;
 mod round_trip;

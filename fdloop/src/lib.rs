@@ -65,16 +65,22 @@ pub mod channel;
 mod error;
 mod event_loop;
 mod notify;
+pub mod process;
+pub mod signal;
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) mod sync;
 mod sys;
+mod timer;
+pub mod watch;
 
 pub use error::{Error, Result};
 pub use event_loop::{
     Action, EventLoop, Interest, Io, IoCtl, LoopHandle, Mode, Ping, PingHandle, Readiness,
-    Registrar, Remote, Source, SourceId, Stats, TimeoutPrecision, FORCE_TIMEOUT_ENV,
+    Registrar, Remote, Source, SourceId, Stats, TimeoutPrecision, FORCE_NO_TIMERFD_ENV,
+    FORCE_TIMEOUT_ENV,
 };
 pub use notify::{Backend, EventFd, EventFdOptions, Notifier, FORCE_PIPE_ENV, MAX_COUNTER};
+pub use timer::{Clock, Timer, TimerCtl, TimerEvent};
 
 #[cfg(not(loom))]
 const _: () = {
@@ -87,6 +93,8 @@ const _: () = {
     assert_send::<channel::Sender<String>>();
     assert_send::<channel::Receiver<String>>();
     assert_send_sync::<channel::Sender<String>>();
+    assert_send_sync::<process::Child>();
+    assert_send_sync::<watch::Watch>();
 };
 
 /// The README's Rust examples, compiled and run as doctests so they stay true.

@@ -20,12 +20,14 @@
 mod io;
 mod ping;
 mod source;
+mod timers;
 mod waiter;
 mod wake;
 
 pub use io::{Io, IoCtl};
 pub use ping::{Ping, PingHandle};
 pub use source::{Action, Interest, Mode, Readiness, Registrar, Source, SourceId};
+pub use timers::FORCE_NO_TIMERFD_ENV;
 pub use waiter::{TimeoutPrecision, FORCE_TIMEOUT_ENV};
 pub use wake::Remote;
 
@@ -42,7 +44,9 @@ use rustix::event::epoll::{Event, EventFlags};
 use crate::error::{Error, Result};
 use crate::notify::Notifier;
 use crate::sys;
+use crate::sys::timerfd::Clock;
 use source::token;
+use timers::Timers;
 use waiter::Waiter;
 use wake::WakeState;
 
@@ -212,6 +216,7 @@ struct Inner<S> {
     defers: RefCell<Vec<SourceId>>,
     stop: Cell<bool>,
     wake: Arc<WakeState>,
+    timers: RefCell<Timers>,
     fork_gen: u64,
 }
 
@@ -228,6 +233,7 @@ impl<S> Inner<S> {
             epoll: self.epoll.as_fd(),
             slot,
             reg_gen,
+            timers: &self.timers,
         }
     }
 
@@ -731,7 +737,7 @@ fn dead_id() -> SourceId {
 ///
 /// The loop's own descriptor (`AsFd`) is the epoll fd: it polls readable
 /// when events are ready, so a loop can be nested in another loop or
-/// runtime (see `examples/nested_in_tokio.rs`).
+/// runtime (see `fdloop-bench/examples/nested_in_tokio.rs`, which drives a loop from tokio).
 ///
 /// # Examples
 ///
@@ -807,6 +813,7 @@ impl<S: 'static> EventLoop<S> {
             defers: RefCell::new(Vec::new()),
             stop: Cell::new(false),
             wake: Arc::new(WakeState::new(notifier)),
+            timers: RefCell::new(Timers::new()),
             fork_gen,
         };
         Ok(EventLoop {
@@ -1084,12 +1091,66 @@ impl<S: 'static> EventLoop<S> {
                 timeout = Some(Duration::ZERO);
             }
         }
+        let clock_set = {
+            let mut timers = inner.timers.borrow_mut();
+            timers.arm().map_err(|e| Error::io("arming a timerfd", e))?;
+            if let Some(t) = timers.fallback_timeout() {
+                timeout = Some(timeout.map_or(t, |u| u.min(t)));
+            }
+            timers.take_clock_set()
+        };
+        if clock_set {
+            ran += self.run_timers(inner, Clock::Realtime, true, state)?;
+            timeout = Some(Duration::ZERO);
+        }
         if timeout != Some(Duration::ZERO) && !inner.wake.prepare_sleep() {
             timeout = Some(Duration::ZERO);
         }
         self.wait(inner, timeout)?;
         inner.wake.awake();
         ran += self.dispatch_batch(inner, state)?;
+        if inner.timers.borrow().is_fallback() {
+            for clock in [Clock::Monotonic, Clock::Boottime, Clock::Realtime] {
+                ran += self.run_timers(inner, clock, false, state)?;
+            }
+        }
+        Ok(ran)
+    }
+
+    /// Runs the timers of `clock` that are due (and, when the clock was
+    /// set, tells every realtime timer).
+    fn run_timers(
+        &self,
+        inner: &Inner<S>,
+        clock: Clock,
+        clock_set: bool,
+        state: &mut S,
+    ) -> Result<usize> {
+        let mut due = Vec::new();
+        let mut set = Vec::new();
+        {
+            let mut timers = inner.timers.borrow_mut();
+            timers.take_due(clock, sys::timerfd::now_ns(clock), &mut due);
+            if clock_set {
+                timers.realtime_slots(&mut set);
+            }
+        }
+        let mut ran = 0;
+        for (slots, sub) in [
+            (due, crate::timer::SUB_DUE),
+            (set, crate::timer::SUB_CLOCK_SET),
+        ] {
+            for slot in slots {
+                let reg_gen = match inner.slab.borrow().slots.get(slot as usize) {
+                    Some(s) => s.reg_gen,
+                    None => continue,
+                };
+                let data = token::encode(slot, reg_gen, sub);
+                if self.dispatch_one(inner, EventFlags::empty(), data, state)? {
+                    ran += 1;
+                }
+            }
+        }
         Ok(ran)
     }
 
@@ -1162,6 +1223,16 @@ impl<S: 'static> EventLoop<S> {
                     }
                 }
                 token::TIMER => self.waiter.on_timer(),
+                t if timers::token_clock(t).is_some() => {
+                    let Some(clock) = timers::token_clock(t) else {
+                        continue;
+                    };
+                    let set = inner.timers.borrow_mut().on_fired(clock);
+                    match self.run_timers(inner, clock, set, state) {
+                        Ok(n) => ran += n,
+                        Err(e) => break Err(e),
+                    }
+                }
                 _ => match self.dispatch_one(inner, flags, data, state) {
                     Ok(true) => ran += 1,
                     Ok(false) => {}

@@ -2,6 +2,7 @@
 //! modes, readiness, actions, and the [`Registrar`] through which a source
 //! puts its descriptors into the loop's epoll set.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::num::NonZeroU8;
@@ -10,6 +11,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use rustix::event::epoll::EventFlags;
 
+use super::timers::{Clock, Timers};
 use crate::sys;
 
 /// Which readiness a descriptor is watched for. Never empty.
@@ -270,6 +272,7 @@ pub struct Registrar<'a> {
     pub(crate) epoll: BorrowedFd<'a>,
     pub(crate) slot: u32,
     pub(crate) reg_gen: u32,
+    pub(crate) timers: &'a RefCell<Timers>,
 }
 
 impl fmt::Debug for Registrar<'_> {
@@ -282,6 +285,24 @@ impl fmt::Debug for Registrar<'_> {
 }
 
 impl Registrar<'_> {
+    /// Schedules this source's timer (the loop's timer store runs it at
+    /// `deadline`, nanoseconds on `clock`). Replaces an earlier schedule.
+    pub(crate) fn schedule_timer(
+        &mut self,
+        clock: Clock,
+        deadline: u64,
+        slack: u64,
+    ) -> io::Result<()> {
+        self.timers
+            .borrow_mut()
+            .schedule(self.epoll, self.slot, clock, deadline, slack)
+    }
+
+    /// Cancels this source's timer, if scheduled. O(1).
+    pub(crate) fn cancel_timer(&mut self) {
+        self.timers.borrow_mut().cancel(self.slot);
+    }
+
     /// Adds `fd` to the epoll set (`EPOLL_CTL_ADD`) under sub-index `sub`.
     ///
     /// # Errors

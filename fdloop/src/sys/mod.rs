@@ -25,8 +25,11 @@
 pub mod epoll;
 pub mod eventfd;
 pub mod fd;
+pub mod inotify;
+pub mod pidfd;
 pub mod pipe;
 pub mod process;
+pub mod signalfd;
 pub mod timerfd;
 
 use std::io;

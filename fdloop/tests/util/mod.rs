@@ -261,3 +261,110 @@ pub fn this_thread() -> libc::pthread_t {
 pub fn raw(fd: &impl AsRawFd) -> i32 {
     fd.as_raw_fd()
 }
+
+// ---------------------------------------------------------------------------
+// Signal masks as /proc shows them (tests/signals.rs).
+
+/// The `SigBlk` bitmask (bit `n - 1` = signal `n`) in a `/proc/.../status`
+/// text, such as `cat /proc/self/status` prints.
+pub fn status_sigblk(status: &str) -> u64 {
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .expect("no SigBlk line in status");
+    u64::from_str_radix(line.trim(), 16).expect("SigBlk is hex")
+}
+
+/// The calling thread's `SigBlk`, read from `/proc/thread-self/status`.
+pub fn own_sigblk() -> u64 {
+    let text = std::fs::read_to_string("/proc/thread-self/status").expect("read own status");
+    status_sigblk(&text)
+}
+
+/// The `SigBlk` of a freshly spawned child (`cat /proc/self/status`, run
+/// through `std::process::Command`), after `configure` has had its say on
+/// the command.
+pub fn child_sigblk(configure: impl FnOnce(&mut Command)) -> u64 {
+    let mut cmd = Command::new("cat");
+    cmd.arg("/proc/self/status");
+    configure(&mut cmd);
+    let out = cmd.output().expect("run cat");
+    assert!(out.status.success(), "cat /proc/self/status failed");
+    status_sigblk(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The calling thread's kernel id (`gettid`).
+pub fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for the process and watch tests.
+
+/// Like [`run_scenario`], with extra environment variables for the child.
+pub fn run_scenario_env(test_name: &str, scenario: &str, env: &[(&str, &str)]) -> Output {
+    let exe = std::env::current_exe().expect("current_exe");
+    Command::new(exe)
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(SCENARIO_ENV, scenario)
+        .envs(env.iter().copied())
+        .output()
+        .expect("spawn child scenario")
+}
+
+/// Waits (up to 10 s) until process `pid` is a zombie: it has exited and
+/// nobody has reaped it yet. Reads the state field of `/proc/PID/stat`.
+pub fn wait_until_zombie(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+        // "pid (comm) S ...": the state follows the last ')'.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .unwrap_or("?");
+        if state == "Z" {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {pid} did not exit (state {state})"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A directory under the system temp dir with a unique name, removed (with
+/// its contents) on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// Creates `$TMPDIR/fdloop-<tag>-<pid>-<n>-<nanos>`.
+    pub fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::AtomicU64;
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let p = std::env::temp_dir().join(format!(
+            "fdloop-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
