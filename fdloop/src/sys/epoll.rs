@@ -37,30 +37,35 @@ pub fn delete(ep: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
     res(epoll::delete(ep, fd))
 }
 
-/// `epoll_pwait(timeout_ms)` into the spare capacity of `events` (which is
+/// `epoll_wait(timeout_ms)` into the spare capacity of `events` (which is
 /// cleared first). `timeout_ms < 0` waits forever. Returns `EINTR` if a signal
 /// handler ran.
+///
+/// Plain `epoll_wait` through libc: rustix always calls `epoll_pwait`, whose
+/// signal-mask handling costs a few percent of a busy loop's iteration even
+/// with a null mask.
 pub fn wait_ms(ep: BorrowedFd<'_>, events: &mut Vec<Event>, timeout_ms: i32) -> io::Result<usize> {
     events.clear();
-    let ts;
-    let timeout = if timeout_ms < 0 {
-        None
-    } else {
-        ts = Timespec {
-            tv_sec: i64::from(timeout_ms / 1000),
-            tv_nsec: i64::from(timeout_ms % 1000) * 1_000_000,
-        };
-        Some(&ts)
+    let cap = events.capacity().min(i32::MAX as usize) as libc::c_int;
+    // SAFETY: `events` has room for `cap` entries, and rustix's `Event` has
+    // the kernel's `struct epoll_event` layout (packed on x86_64, as the
+    // kernel and libc define it), which is what `libc::epoll_event` is; the
+    // kernel writes at most `cap` entries.
+    let n = unsafe {
+        libc::epoll_wait(
+            ep.as_raw_fd(),
+            events.as_mut_ptr().cast::<libc::epoll_event>(),
+            cap,
+            timeout_ms,
+        )
     };
-    // rustix uses epoll_pwait with a millisecond timeout for any timeout that
-    // fits in an i32 of milliseconds, which a whole number of ms always does.
-    // `spare_capacity` fills the Vec's unused capacity and extends its
-    // length by the number of events; it returns that number.
-    res(epoll::wait(
-        ep,
-        rustix::buffer::spare_capacity(events),
-        timeout,
-    ))
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: the kernel initialised the first `n` entries (n <= cap).
+    unsafe { events.set_len(n) };
+    Ok(n)
 }
 
 /// `epoll_pwait2(timeout)` (nanosecond timeout, no signal mask) into the
@@ -111,3 +116,8 @@ pub fn wait_precise(
 pub fn parts(e: &Event) -> (EventFlags, u64) {
     (e.flags, e.data.u64())
 }
+
+// The raw calls above hand rustix `Event` buffers to the kernel as
+// `struct epoll_event`: their layouts must agree.
+const _: () = assert!(std::mem::size_of::<Event>() == std::mem::size_of::<libc::epoll_event>());
+const _: () = assert!(std::mem::align_of::<Event>() == std::mem::align_of::<libc::epoll_event>());

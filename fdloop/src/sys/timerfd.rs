@@ -81,6 +81,15 @@ pub fn now_monotonic() -> Timespec {
     rustix::time::clock_gettime(ClockId::Monotonic)
 }
 
+/// `clock_gettime(CLOCK_MONOTONIC_COARSE)` in nanoseconds: the time of the
+/// last kernel tick. A vDSO read of one cached value (~6 ns here, against
+/// ~35 ns for `CLOCK_MONOTONIC`), with tick resolution (1–10 ms,
+/// `clock_getres` tells).
+#[inline]
+pub fn coarse_ns() -> u64 {
+    timespec_to_ns(rustix::time::clock_gettime(ClockId::MonotonicCoarse))
+}
+
 /// `clock_gettime(clock)` in nanoseconds since the clock's epoch.
 pub fn now_ns(clock: Clock) -> u64 {
     let id = match clock {
