@@ -6,122 +6,12 @@
 //! here, once, with the same `cargo` that runs this test, and its path taken
 //! from cargo's JSON messages (right for any target dir or profile).
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+mod util;
 
-/// How long one run of the demo may take before it counts as hung.
-const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+use util::{run_example, Run};
 
-fn demo_exe() -> &'static Path {
-    static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--message-format=json"])
-            .args(["--example", "eventfd_demo", "--manifest-path"])
-            .arg(&manifest)
-            .stderr(Stdio::inherit());
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("running cargo to build the example");
-        assert!(
-            out.status.success(),
-            "cargo build --example eventfd_demo failed: {}",
-            out.status
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        stdout
-            .lines()
-            .filter(|l| l.contains(r#""reason":"compiler-artifact""#))
-            .filter(|l| l.contains(r#""name":"eventfd_demo""#))
-            .find_map(json_executable)
-            .unwrap_or_else(|| {
-                panic!("no executable for eventfd_demo in cargo's output:\n{stdout}")
-            })
-    })
-}
-
-/// The `"executable"` string of one cargo JSON message, if it has one.
-fn json_executable(line: &str) -> Option<PathBuf> {
-    let start = line.find(r#""executable":""#)? + r#""executable":""#.len();
-    let mut path = String::new();
-    let mut chars = line[start..].chars();
-    loop {
-        match chars.next()? {
-            '"' => return Some(PathBuf::from(path)),
-            '\\' => match chars.next()? {
-                'n' => path.push('\n'),
-                't' => path.push('\t'),
-                c => path.push(c), // `\\`, `\"`, `\/`
-            },
-            c => path.push(c),
-        }
-    }
-}
-
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs the demo with `args`; kills it and fails if it runs too long.
 fn run_demo(args: &[&str]) -> Run {
-    let mut child = Command::new(demo_exe())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting eventfd_demo");
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            r.read_to_end(&mut buf).expect("reading the demo's output");
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for eventfd_demo") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("eventfd_demo {args:?} still running after {RUN_TIMEOUT:?}; killed");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Run {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+    run_example("eventfd_demo", args)
 }
 
 /// Checks a bad-argument run: exit status 2, nothing on stdout, and `needles`

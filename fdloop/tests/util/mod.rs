@@ -368,3 +368,139 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Running the examples (moved here from demo.rs so every test can use them).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// How long one run of an example may take before it counts as hung.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The path of example `name`, built once per test binary with the same
+/// `cargo` that runs the tests (cargo only builds examples for `cargo test`
+/// when no target is selected); the path comes from cargo's JSON messages,
+/// right for any target dir or profile.
+pub fn example_exe(name: &str) -> PathBuf {
+    static EXES: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut exes = EXES.lock().unwrap();
+    if let Some((_, p)) = exes.iter().find(|(n, _)| n == name) {
+        return p.clone();
+    }
+    let path = {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--message-format=json"])
+            .args(["--example", name, "--manifest-path"])
+            .arg(&manifest)
+            .stderr(Stdio::inherit());
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let out = cmd.output().expect("running cargo to build the example");
+        assert!(
+            out.status.success(),
+            "cargo build --example {name} failed: {}",
+            out.status
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        stdout
+            .lines()
+            .filter(|l| l.contains(r#""reason":"compiler-artifact""#))
+            .filter(|l| l.contains(&format!(r#""name":"{name}""#)))
+            .find_map(json_executable)
+            .unwrap_or_else(|| panic!("no executable for {name} in cargo's output:\n{stdout}"))
+    };
+    exes.push((name.to_owned(), path.clone()));
+    path
+}
+
+/// The `"executable"` string of one cargo JSON message, if it has one.
+fn json_executable(line: &str) -> Option<PathBuf> {
+    let start = line.find(r#""executable":""#)? + r#""executable":""#.len();
+    let mut path = String::new();
+    let mut chars = line[start..].chars();
+    loop {
+        match chars.next()? {
+            '"' => return Some(PathBuf::from(path)),
+            '\\' => match chars.next()? {
+                'n' => path.push('\n'),
+                't' => path.push('\t'),
+                c => path.push(c), // `\\`, `\"`, `\/`
+            },
+            c => path.push(c),
+        }
+    }
+}
+
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs example `name` with `args`; kills it and fails if it runs too
+/// long.
+pub fn run_example(name: &str, args: &[&str]) -> Run {
+    let child = Command::new(example_exe(name))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the example");
+    finish_example(child, name, args)
+}
+
+/// Collects a started example's output and status (its stdout and stderr
+/// must be piped); kills it and fails after [`RUN_TIMEOUT`].
+pub fn finish_example(mut child: std::process::Child, name: &str, args: &[&str]) -> Run {
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            r.read_to_end(&mut buf).expect("reading the demo's output");
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the example") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name} {args:?} still running after {RUN_TIMEOUT:?}; killed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}

@@ -1,0 +1,133 @@
+//! The tour example: self-driven run, SIGTERM mid-load, serve mode with a
+//! real TCP client, SIGHUP statistics, and bad flags.
+
+mod util;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use util::{example_exe, finish_example, run_example};
+
+fn kill(pid: u32, sig: i32) {
+    // SAFETY: sending a signal to our own child process.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn drives_itself_and_accounts_for_every_job() {
+    let run = run_example(
+        "tour",
+        &["--duration", "1", "--workers", "2", "--clients", "2"],
+    );
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let out = &run.stdout;
+    assert!(out.contains("all jobs accounted for"), "{run:?}");
+    assert!(
+        out.contains("helper process exited: exit code 3"),
+        "{run:?}"
+    );
+    assert!(out.contains("wake-ups per message"), "{run:?}");
+    assert!(out.contains("latency"), "{run:?}");
+    assert!(
+        out.contains("worker 0:") && out.contains("worker 1:"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn sigterm_mid_load_shuts_down_gracefully_with_nothing_lost() {
+    let args = ["--duration", "60", "--workers", "2", "--clients", "3"];
+    let child = Command::new(example_exe("tour"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    std::thread::sleep(Duration::from_millis(1500));
+    kill(pid, libc::SIGTERM);
+    let run = finish_example(child, "tour", &args);
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let me = std::process::id();
+    assert!(
+        run.stdout
+            .contains(&format!("shutting down (SIGTERM from pid {me})")),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("all jobs accounted for"), "{run:?}");
+    assert!(!run.stdout.contains("MISMATCH"), "{run:?}");
+}
+
+#[test]
+fn serve_mode_answers_a_client_prints_stats_on_sighup_and_stops_on_sigint() {
+    let mut child = Command::new(example_exe("tour"))
+        .args(["--serve", "127.0.0.1:0", "--workers", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    // "fdloop tour: 2 workers serving on 127.0.0.1:PORT (pid N); ..."
+    let addr = first
+        .split("serving on ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    conn.write_all(b"sum 1 2 3\nfib 10\nrev abc\nbogus\n")
+        .unwrap();
+    let mut replies = BufReader::new(conn.try_clone().unwrap());
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let mut l = String::new();
+        replies.read_line(&mut l).unwrap();
+        got.push(l.trim_end().to_owned());
+    }
+    assert_eq!(got[..3], ["6", "55", "cba"]);
+    assert!(got[3].starts_with("error: unknown job"), "{got:?}");
+    // Worker statistics reach the main thread every 250 ms.
+    std::thread::sleep(Duration::from_millis(600));
+    kill(pid, libc::SIGHUP);
+    // Half-close: the server answers what it has and closes its side.
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = String::new();
+    replies.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "", "nothing more to say after the replies");
+    kill(pid, libc::SIGINT);
+    let status = child.wait().unwrap();
+    let mut log = first;
+    out.read_to_string(&mut log).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}\n{log}");
+    assert!(log.contains("tcp jobs in        4 out        4"), "{log}");
+    assert!(log.contains("shutting down (SIGINT"), "{log}");
+    assert!(log.contains("all jobs accounted for: 4 over tcp"), "{log}");
+}
+
+#[test]
+fn bad_flags_give_usage_and_exit_2() {
+    for args in [
+        &["--bogus"][..],
+        &["--workers", "0"],
+        &["--duration", "soon"],
+        &["--serve"],
+    ] {
+        let run = run_example("tour", args);
+        assert_eq!(run.code(), Some(2), "{args:?}: {run:?}");
+        assert!(run.stderr.contains("usage: tour"), "{run:?}");
+    }
+}
