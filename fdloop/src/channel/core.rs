@@ -265,4 +265,115 @@ mod loom_tests {
             ..CORRECT
         });
     }
+
+    // --- bounded channels: capacity coming back to a blocked sender -------
+
+    #[derive(Clone, Copy, Debug)]
+    struct TxVariant {
+        /// Wake senders only for `tx_want` (forget blocked `tx_waiters`).
+        ignore_waiters: bool,
+        /// The blocked sender drains a stale signal after unlocking.
+        drain_outside_lock: bool,
+    }
+
+    const TX_CORRECT: TxVariant = TxVariant {
+        ignore_waiters: false,
+        drain_outside_lock: false,
+    };
+
+    /// Capacity 1, one message queued (full). The receiver takes it and
+    /// returns the capacity; a sender tries to send and, finding the channel
+    /// full, registers and "blocks" on the send-side fd. At the end a sender
+    /// that blocked must find its fd readable while there is room.
+    fn check_tx(v: TxVariant) {
+        loom::model(move || {
+            let mut c = Core::<u32>::new(1);
+            assert!(matches!(c.push(1), Push::Queued { .. }));
+            // A stale signal from an earlier round, to exercise the drain.
+            c.tx_signaled = true;
+            let core = Arc::new(Mutex::new(c));
+            let fd = Arc::new(Mutex::new(true));
+            let (c2, f2) = (core.clone(), fd.clone());
+            let receiver = thread::spawn(move || {
+                let mut local = VecDeque::new();
+                c2.lock().unwrap().refill(&mut local, 0);
+                assert_eq!(local.pop_front(), Some(1));
+                let wake = {
+                    let mut c = c2.lock().unwrap();
+                    if v.ignore_waiters {
+                        c.len -= 1;
+                        let w = c.tx_want && !c.tx_signaled;
+                        c.tx_signaled |= w;
+                        w
+                    } else {
+                        c.refill(&mut local, 1)
+                    }
+                };
+                if wake {
+                    *f2.lock().unwrap() = true;
+                }
+            });
+            let blocked = {
+                let mut c = core.lock().unwrap();
+                match c.push(2) {
+                    Push::Full(_) => {
+                        if c.tx_signaled {
+                            if !v.drain_outside_lock {
+                                *fd.lock().unwrap() = false;
+                            }
+                            c.tx_signaled = false;
+                        }
+                        c.tx_waiters += 1;
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if blocked && v.drain_outside_lock {
+                *fd.lock().unwrap() = false;
+            }
+            receiver.join().unwrap();
+            if blocked {
+                let room = core.lock().unwrap().len < 1;
+                let readable = *fd.lock().unwrap();
+                assert!(
+                    !room || readable,
+                    "sender blocked on an unreadable fd while the channel has room: lost wake-up"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn loom_bounded_capacity_wakeup_is_correct() {
+        check_tx(TX_CORRECT);
+    }
+
+    #[test]
+    fn loom_catches_ignoring_blocked_senders() {
+        let r = std::panic::catch_unwind(|| {
+            check_tx(TxVariant {
+                ignore_waiters: true,
+                ..TX_CORRECT
+            })
+        });
+        assert!(
+            r.is_err(),
+            "loom did not catch the broken capacity protocol"
+        );
+    }
+
+    #[test]
+    fn loom_catches_drain_outside_the_lock() {
+        let r = std::panic::catch_unwind(|| {
+            check_tx(TxVariant {
+                drain_outside_lock: true,
+                ..TX_CORRECT
+            })
+        });
+        assert!(
+            r.is_err(),
+            "loom did not catch the broken capacity protocol"
+        );
+    }
 }
