@@ -124,7 +124,7 @@ pub fn set_nonblocking(fd: impl AsFd, on: bool) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 /// `ioctl(FIONREAD)`: bytes waiting to be read (pipes, sockets).
 pub fn bytes_readable(fd: impl AsFd) -> io::Result<u64> {
     res(rustix::io::ioctl_fionread(fd))
