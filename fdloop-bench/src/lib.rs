@@ -15,6 +15,11 @@
 //! no peer crate (the hand-written epoll floor and fdloop itself) for
 //! `benches/dispatch.rs`, which adds mio and calloop.
 //!
+//! [`pingpong`] holds the hand-written floor for a round trip between two
+//! event loops (two threads in `epoll_wait` on eventfds) used by
+//! `benches/channel.rs`; [`report`] the interleaving, median and
+//! formatting helpers of `benches/channel.rs` and `benches/timers.rs`.
+//!
 //! Every function returns `io::Result`; nothing here panics on an OS error.
 
 #![deny(missing_docs)]
@@ -23,6 +28,8 @@
 pub mod dispatch;
 mod local;
 mod pin;
+pub mod pingpong;
+pub mod report;
 mod round_trip;
 
 pub use local::{Burst, Local};
