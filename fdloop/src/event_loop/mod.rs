@@ -1156,27 +1156,30 @@ impl<S: 'static> EventLoop<S> {
     ) -> Result<usize> {
         let mut due = Vec::new();
         let mut set = Vec::new();
+        let mut targets = Vec::new();
         {
             let mut timers = inner.timers.borrow_mut();
             timers.take_due(clock, sys::timerfd::now_ns(clock), &mut due);
             if clock_set {
                 timers.realtime_slots(&mut set);
             }
+            // Pair each slot with the registration it was scheduled under,
+            // before any callback runs: a callback may remove a due timer
+            // and a new source may take its slot; that source must not get
+            // the old timer's event (dispatch drops a token whose
+            // generation is not the slot's current one).
+            for (slots, sub) in [
+                (due, crate::timer::SUB_DUE),
+                (set, crate::timer::SUB_CLOCK_SET),
+            ] {
+                targets.extend(slots.into_iter().map(|s| (s, timers.reg_gen_of(s), sub)));
+            }
         }
         let mut ran = 0;
-        for (slots, sub) in [
-            (due, crate::timer::SUB_DUE),
-            (set, crate::timer::SUB_CLOCK_SET),
-        ] {
-            for slot in slots {
-                let reg_gen = match inner.slab.borrow().slots.get(slot as usize) {
-                    Some(s) => s.reg_gen,
-                    None => continue,
-                };
-                let data = token::encode(slot, reg_gen, sub);
-                if self.dispatch_one(inner, EventFlags::empty(), data, state)? {
-                    ran += 1;
-                }
+        for (slot, reg_gen, sub) in targets {
+            let data = token::encode(slot, reg_gen, sub);
+            if self.dispatch_one(inner, EventFlags::empty(), data, state)? {
+                ran += 1;
             }
         }
         Ok(ran)
@@ -1391,6 +1394,49 @@ impl<S: 'static> EventLoop<S> {
             .borrow_mut()
             .retain(|id| slab.get(*id).is_some());
         Ok(())
+    }
+}
+
+/// Dropping the loop removes every source: each leaves the epoll set, then
+/// is dropped with its callback. This also breaks the reference cycle a
+/// callback makes when it holds a [`LoopHandle`] (the loop owns the
+/// callback, the callback owns the handle, the handle shares the loop's
+/// state), so the loop's descriptors and memory are freed. Handles kept
+/// outside the loop stay valid but name no sources: inserting through one
+/// still works on the (now unwatched) epoll set, and `remove` reports
+/// [`Error::NoSuchSource`].
+impl<S: 'static> Drop for EventLoop<S> {
+    fn drop(&mut self) {
+        let inner = self.handle.inner.clone();
+        // Take everything out first, then unregister and drop outside the
+        // borrow: a source's destructor may use a LoopHandle.
+        let taken: Vec<(u32, u32, Entry<S>)> = {
+            let mut slab = inner.slab.borrow_mut();
+            let mut out = Vec::with_capacity(slab.live);
+            for (i, s) in slab.slots.iter_mut().enumerate() {
+                if let SlotState::Ready(_) = s.state {
+                    if let SlotState::Ready(e) = std::mem::replace(&mut s.state, SlotState::Vacant)
+                    {
+                        s.id_gen = s.id_gen.wrapping_add(1);
+                        out.push((i as u32, s.reg_gen, e));
+                    }
+                }
+            }
+            slab.live = 0;
+            slab.free.clear();
+            let n = slab.slots.len() as u32;
+            slab.free.extend((0..n).rev());
+            out
+        };
+        inner.idles.borrow_mut().clear();
+        inner.defers.borrow_mut().clear();
+        for (slot, reg_gen, mut entry) in taken {
+            if let (Kind::Fd(d), true) = (&mut entry.kind, entry.enabled) {
+                // Best effort: the descriptor closes right after anyway.
+                let _ = d.unregister(&mut inner.registrar(slot, reg_gen));
+            }
+            drop(entry);
+        }
     }
 }
 

@@ -293,9 +293,14 @@ impl Registrar<'_> {
         deadline: u64,
         slack: u64,
     ) -> io::Result<()> {
-        self.timers
-            .borrow_mut()
-            .schedule(self.epoll, self.slot, clock, deadline, slack)
+        self.timers.borrow_mut().schedule_gen(
+            self.epoll,
+            self.slot,
+            self.reg_gen,
+            clock,
+            deadline,
+            slack,
+        )
     }
 
     /// Cancels this source's timer, if scheduled. O(1).

@@ -82,6 +82,10 @@ struct Queue {
 struct Current {
     seq: u64,
     clock: u8,
+    /// The slot's registration generation when this was scheduled: the loop
+    /// dispatches a due timer with it, so a source that took the slot over
+    /// in the meantime never receives the old timer's event.
+    reg_gen: u32,
 }
 
 /// Every timer of one loop.
@@ -129,10 +133,25 @@ impl Timers {
     /// # Errors
     ///
     /// `EMFILE`/`ENFILE` creating the timerfd, or adding it to epoll.
+    #[cfg(test)]
     pub(crate) fn schedule(
         &mut self,
         ep: BorrowedFd<'_>,
         slot: u32,
+        clock: Clock,
+        deadline: u64,
+        slack: u64,
+    ) -> io::Result<()> {
+        self.schedule_gen(ep, slot, 0, clock, deadline, slack)
+    }
+
+    /// [`schedule`](Timers::schedule), recording the slot's registration
+    /// generation `reg_gen`.
+    pub(crate) fn schedule_gen(
+        &mut self,
+        ep: BorrowedFd<'_>,
+        slot: u32,
+        reg_gen: u32,
         clock: Clock,
         deadline: u64,
         slack: u64,
@@ -160,11 +179,19 @@ impl Timers {
         self.next_seq += 1;
         let i = slot as usize;
         if self.current.len() <= i {
-            self.current.resize(i + 1, Current { seq: 0, clock: 0 });
+            self.current.resize(
+                i + 1,
+                Current {
+                    seq: 0,
+                    clock: 0,
+                    reg_gen: 0,
+                },
+            );
         }
         self.current[i] = Current {
             seq,
             clock: qi as u8,
+            reg_gen,
         };
         let q = &mut self.queues[qi];
         q.by_deadline.push(Reverse((deadline, seq, slot)));
@@ -288,6 +315,12 @@ impl Timers {
         best.map(std::time::Duration::from_nanos)
     }
 
+    /// The registration generation `slot` was last scheduled under (kept
+    /// after the schedule is taken due or cancelled).
+    pub(crate) fn reg_gen_of(&self, slot: u32) -> u32 {
+        self.current.get(slot as usize).map_or(0, |c| c.reg_gen)
+    }
+
     /// Takes the "wall clock was set" notice that [`arm`](Timers::arm) may
     /// have found.
     pub(crate) fn take_clock_set(&mut self) -> bool {
@@ -319,5 +352,219 @@ impl Timers {
                 .filter(|(_, c)| c.seq != 0 && c.clock == ri)
                 .map(|(i, _)| i as u32),
         );
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod proptests {
+    //! The timer store against a model: a `BTreeMap` ordered by
+    //! (deadline, scheduling order) per clock. Random sequences of schedule,
+    //! cancel, take_due and next_fire must agree with it exactly: the same
+    //! due slots in the same order, the same next firing time, the same live
+    //! count. Bursts of cancellations exercise the heap rebuild.
+    use std::collections::BTreeMap;
+    use std::os::fd::AsFd;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Schedule {
+            slot: u32,
+            clock: usize,
+            deadline: u64,
+            slack: u64,
+        },
+        Cancel {
+            slot: u32,
+        },
+        TakeDue {
+            clock: usize,
+            now: u64,
+        },
+        /// Schedules `n` timers on fresh slots, then cancels them all
+        /// (more than 1024 stale entries: the heaps are rebuilt).
+        Burst {
+            clock: usize,
+            n: u32,
+            deadline: u64,
+        },
+        Arm,
+    }
+
+    const SLOTS: u32 = 16;
+    const BURST_BASE: u32 = 1000;
+
+    fn deadline() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            8 => 0u64..1000,
+            1 => (u64::MAX - 100)..=u64::MAX,
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (0..SLOTS, 0usize..3, deadline(), prop_oneof![0u64..50, Just(u64::MAX)])
+                .prop_map(|(slot, clock, deadline, slack)| Op::Schedule { slot, clock, deadline, slack }),
+            3 => (0..SLOTS).prop_map(|slot| Op::Cancel { slot }),
+            4 => (0usize..3, prop_oneof![0u64..1200, Just(u64::MAX)])
+                .prop_map(|(clock, now)| Op::TakeDue { clock, now }),
+            1 => (0usize..3, 1025u32..1500, deadline())
+                .prop_map(|(clock, n, deadline)| Op::Burst { clock, n, deadline }),
+            1 => Just(Op::Arm),
+        ]
+    }
+
+    /// What the store should hold.
+    #[derive(Default)]
+    struct Model {
+        /// slot → (clock, deadline, slack, seq)
+        live: BTreeMap<u32, (usize, u64, u64, u64)>,
+        /// Per clock: (deadline, seq) → slot.
+        queues: [BTreeMap<(u64, u64), u32>; 3],
+        seq: u64,
+    }
+
+    impl Model {
+        fn cancel(&mut self, slot: u32) {
+            if let Some((clock, deadline, _, seq)) = self.live.remove(&slot) {
+                self.queues[clock].remove(&(deadline, seq));
+            }
+        }
+
+        fn schedule(&mut self, slot: u32, clock: usize, deadline: u64, slack: u64) {
+            self.cancel(slot);
+            self.seq += 1;
+            self.live.insert(slot, (clock, deadline, slack, self.seq));
+            self.queues[clock].insert((deadline, self.seq), slot);
+        }
+
+        fn take_due(&mut self, clock: usize, now: u64) -> Vec<u32> {
+            let mut due = Vec::new();
+            while let Some((&(deadline, _), &slot)) = self.queues[clock].first_key_value() {
+                if deadline > now {
+                    break;
+                }
+                self.queues[clock].pop_first();
+                self.live.remove(&slot);
+                due.push(slot);
+            }
+            due
+        }
+
+        fn next_fire(&self, clock: usize) -> Option<u64> {
+            self.live
+                .values()
+                .filter(|v| v.0 == clock)
+                .map(|&(_, deadline, slack, _)| deadline.saturating_add(slack))
+                .min()
+        }
+    }
+
+    fn run(ops: Vec<Op>, use_timerfd: bool) -> Result<(), TestCaseError> {
+        let epoll = sys::epoll::create().unwrap();
+        let ep = epoll.as_fd();
+        let mut t = Timers::new();
+        if !use_timerfd {
+            t.fallback = true;
+        }
+        let mut m = Model::default();
+        for op in ops {
+            match op {
+                Op::Schedule {
+                    slot,
+                    clock,
+                    deadline,
+                    slack,
+                } => {
+                    t.schedule(ep, slot, CLOCKS[clock], deadline, slack)
+                        .unwrap();
+                    m.schedule(slot, clock, deadline, slack);
+                }
+                Op::Cancel { slot } => {
+                    t.cancel(slot);
+                    m.cancel(slot);
+                }
+                Op::TakeDue { clock, now } => {
+                    let mut due = Vec::new();
+                    t.take_due(CLOCKS[clock], now, &mut due);
+                    prop_assert_eq!(due, m.take_due(clock, now), "take_due({}, {})", clock, now);
+                }
+                Op::Burst { clock, n, deadline } => {
+                    for k in 0..n {
+                        t.schedule(ep, BURST_BASE + k, CLOCKS[clock], deadline, 0)
+                            .unwrap();
+                    }
+                    for k in 0..n {
+                        t.cancel(BURST_BASE + k);
+                    }
+                    // Rebuilt: no more stale entries than the rule allows.
+                    let q = &t.queues[clock];
+                    prop_assert!(q.stale <= 1024 || q.stale <= q.live, "stale {}", q.stale);
+                }
+                Op::Arm => {
+                    t.arm().unwrap();
+                    if !t.fallback {
+                        for qi in 0..3 {
+                            if let Some(next) = t.next_fire(qi) {
+                                // Armed no later than the next firing time.
+                                let armed = t.queues[qi].armed_at;
+                                prop_assert!(
+                                    armed.is_some_and(|a| a <= next),
+                                    "{:?} {}",
+                                    armed,
+                                    next
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            for qi in 0..3 {
+                prop_assert_eq!(t.next_fire(qi), m.next_fire(qi), "next_fire({})", qi);
+                let live = m.live.values().filter(|v| v.0 == qi).count();
+                let q = &t.queues[qi];
+                prop_assert_eq!(q.live, live, "live count of clock {}", qi);
+                // Every deadline-heap entry is live or counted stale.
+                prop_assert_eq!(q.by_deadline.len(), q.live + q.stale);
+            }
+        }
+        // Draining everything gives every live timer once, in order.
+        for (qi, clock) in CLOCKS.into_iter().enumerate() {
+            let mut due = Vec::new();
+            t.take_due(clock, u64::MAX, &mut due);
+            prop_assert_eq!(due, m.take_due(qi, u64::MAX));
+            prop_assert_eq!(t.next_fire(qi), None);
+        }
+        Ok(())
+    }
+
+    /// `cases` by default, 40 times as many with `FDLOOP_SOAK=1`.
+    fn config(cases: u32) -> ProptestConfig {
+        let soak = std::env::var("FDLOOP_SOAK").is_ok_and(|v| !v.is_empty() && v != "0");
+        ProptestConfig {
+            cases: if soak { cases * 40 } else { cases },
+            // No regression files written into the source tree.
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+        #[test]
+        fn timer_store_matches_the_model(ops in prop::collection::vec(op(), 1..120)) {
+            run(ops, false)?;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config(32))]
+        #[test]
+        fn timer_store_with_timerfds_matches_the_model(ops in prop::collection::vec(op(), 1..60)) {
+            run(ops, true)?;
+        }
     }
 }

@@ -504,3 +504,135 @@ pub fn finish_example(mut child: std::process::Child, name: &str, args: &[&str])
         stderr: err.join().unwrap(),
     }
 }
+
+// ---------------------------------------------------------------------------
+// System tools some tests drive (tests/resp.rs: redis-cli, redis-benchmark).
+
+/// Set to `1` to make a test fail, instead of skipping, when a system tool
+/// it drives is missing (CI sets it).
+pub const REQUIRE_TOOLS_ENV: &str = "FDLOOP_REQUIRE_TOOLS";
+
+/// The path of executable `name` on `PATH`. When it is missing, prints
+/// `skipped: NAME not found (HINT)` and returns `None` so the test can
+/// return early — or panics if [`REQUIRE_TOOLS_ENV`] is `1`.
+pub fn find_tool(name: &str, hint: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        });
+    if found.is_none() {
+        let required = std::env::var(REQUIRE_TOOLS_ENV).is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "{name} not found on PATH and {REQUIRE_TOOLS_ENV}=1 ({hint})"
+        );
+        println!("skipped: {name} not found ({hint})");
+    }
+    found
+}
+
+// ---------------------------------------------------------------------------
+// Resource accounting (tests/faults.rs, tests/hygiene.rs, tests/stress.rs).
+
+/// This process's open descriptors, as `(number, link target)` pairs sorted
+/// by number (from `/proc/self/fd`; the directory's own descriptor, open
+/// only while it is read, is left out).
+pub fn open_fds() -> Vec<(i32, String)> {
+    let dir = std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd");
+    let mut fds: Vec<(i32, String)> = dir
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let n: i32 = e.file_name().to_str()?.parse().ok()?;
+            // A descriptor closed meanwhile (the directory's own) has no link.
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((n, target.to_string_lossy().into_owned()))
+        })
+        .filter(|(_, t)| !t.starts_with("/proc/") || !t.ends_with("/fd"))
+        .collect();
+    fds.sort();
+    fds
+}
+
+/// How many descriptors this process has open (see [`open_fds`]).
+pub fn open_fd_count() -> usize {
+    open_fds().len()
+}
+
+/// Resident set size in bytes, from `/proc/self/statm`.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("read statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("statm has a resident field");
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * page as u64
+}
+
+/// Sets only the soft `RLIMIT_NOFILE` (the hard limit stays, so the soft
+/// one can be raised again). Returns the previous soft limit.
+pub fn set_soft_nofile_limit(n: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with valid pointers to initialised structs.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        let old = lim.rlim_cur;
+        lim.rlim_cur = n.min(lim.rlim_max);
+        let rc = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
+        old
+    }
+}
+
+/// Whether the long ("soak") sizes were asked for with `FDLOOP_SOAK=1`.
+pub fn soak() -> bool {
+    std::env::var("FDLOOP_SOAK").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// `small` normally, `large` under `FDLOOP_SOAK=1`.
+pub fn size(small: u64, large: u64) -> u64 {
+    if soak() {
+        large
+    } else {
+        small
+    }
+}
+
+/// Deterministic xorshift64 generator, so a failing random run replays.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform-ish in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// Asserts that a child scenario exited successfully, showing its output
+/// otherwise; returns it.
+pub fn expect_success(name: &str, out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "scenario {name} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

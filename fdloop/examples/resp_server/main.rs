@@ -1,0 +1,757 @@
+//! A small Redis-compatible key/value server on one fdloop thread.
+//!
+//! ```text
+//! cargo run --release --example resp_server -- --port 6380
+//! redis-cli -p 6380 set greeting hello
+//! redis-benchmark -p 6380 -q -t ping,set,get -P 16
+//! ```
+//!
+//! * Speaks RESP2: arrays of bulk strings and inline commands (`PING\r\n`),
+//!   pipelined. Commands: `PING [msg]`, `ECHO msg`, `SET key value [EX s |
+//!   PX ms] [NX | XX]`, `GET`, `DEL key...`, `EXISTS key...`, `INCR`, `QUIT`,
+//!   and enough `COMMAND` / `CONFIG GET` for `redis-cli` and
+//!   `redis-benchmark`. Keys and values are binary-safe.
+//! * One `EventLoop`: a level-triggered `Io` source for the listener and one
+//!   per connection, plus `Signals` for SIGINT/SIGTERM (graceful exit 0).
+//!   An idle connection is nothing but an entry in the epoll set: no timer,
+//!   no wake-up, no CPU.
+//! * Per connection, one read per readiness event; every complete request
+//!   in the input buffer is executed, the replies collect in an output
+//!   buffer that is written with one `write` per batch. While replies are
+//!   pending the connection also watches `WRITABLE`; past 4 MiB of pending
+//!   replies it stops reading (back-pressure) until the client catches up.
+//! * Malformed input gets `-ERR Protocol error: ...` and the connection is
+//!   closed once the reply is out; no input makes the server panic.
+//! * Keys with a TTL expire lazily, when next touched (no timers).
+//! * `--port 0` binds a free port; the first line on stdout is always
+//!   `listening on ADDR`.
+
+mod parser;
+
+use std::collections::HashMap;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::ops::Range;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use fdloop::signal::{self, Signal, Signals};
+use fdloop::{Action, EventLoop, Interest, Io, IoCtl, LoopHandle, Mode, Readiness, SourceId};
+use fdloop::{Timer, TimerEvent};
+
+use parser::{Parser, ProtocolError};
+
+const USAGE: &str = "\
+usage: resp_server [--port PORT] [--bind ADDR]
+  --port PORT   TCP port to listen on (default 6380; 0 picks a free port)
+  --bind ADDR   address to bind (default 127.0.0.1)
+  --help        this text
+The first line on stdout is `listening on ADDR:PORT`. SIGINT/SIGTERM exit 0.";
+
+/// Pending replies past which a connection stops reading requests.
+const OUT_LIMIT: usize = 4 * 1024 * 1024;
+/// The input buffer's initial size, and the least room one read gets.
+const READ_CHUNK: usize = 16 * 1024;
+/// Most bytes one connection may buffer for a single request.
+const MAX_QUERY: usize = 1024 * 1024 * 1024;
+/// Buffers bigger than this are given back when they empty.
+const KEEP_BUFFER: usize = 1024 * 1024;
+/// Connections accepted per listener event (fairness).
+const ACCEPT_BATCH: usize = 64;
+
+struct Config {
+    bind: String,
+    port: u16,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, String> {
+    let mut cfg = Config {
+        bind: "127.0.0.1".into(),
+        port: 6380,
+    };
+    let mut args = args.into_iter();
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--port" | "-p" => {
+                let v = value("--port")?;
+                cfg.port = v
+                    .parse()
+                    .map_err(|_| format!("--port: {v:?} is not a port number (0-65535)"))?;
+            }
+            "--bind" => cfg.bind = value("--bind")?,
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    Ok(Some(cfg))
+}
+
+fn main() -> ExitCode {
+    let cfg = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("resp_server: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("resp_server: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The loop
+
+struct Server {
+    store: Store,
+    handle: LoopHandle<Server>,
+    listener: Option<SourceId>,
+    conns: usize,
+}
+
+fn run(cfg: &Config) -> io::Result<()> {
+    // Before any thread exists, so that every thread inherits the mask and
+    // only the loop's signalfd sees SIGINT/SIGTERM.
+    let sigs = [Signal::INT, Signal::TERM];
+    signal::block(&sigs)?.keep();
+
+    let bind = format!("{}:{}", cfg.bind, cfg.port);
+    let listener = TcpListener::bind(&bind)
+        .map_err(|e| io::Error::new(e.kind(), format!("bind {bind}: {e}")))?;
+    listener.set_nonblocking(true)?;
+    println!("listening on {}", listener.local_addr()?);
+
+    let mut ev: EventLoop<Server> = EventLoop::new()?;
+    let mut srv = Server {
+        store: Store::default(),
+        handle: ev.handle(),
+        listener: None,
+        conns: 0,
+    };
+    let io = Io::new(listener, Interest::READABLE, Mode::Level);
+    srv.listener = Some(ev.insert(io, on_listener).map_err(io::Error::from)?);
+    ev.insert(Signals::new(&sigs)?, |info, _, srv: &mut Server| {
+        eprintln!(
+            "resp_server: {} received, closing {} connection(s)",
+            info.signal, srv.conns
+        );
+        srv.handle.stop();
+        Action::Continue
+    })
+    .map_err(io::Error::from)?;
+
+    ev.run(&mut srv).map_err(io::Error::from)?;
+    Ok(())
+}
+
+fn on_listener(_: Readiness, io: &mut IoCtl<TcpListener>, srv: &mut Server) -> Action {
+    for _ in 0..ACCEPT_BATCH {
+        match io.fd().accept() {
+            Ok((stream, _)) => add_conn(stream, srv),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionAborted => {}
+            Err(e) => {
+                // Out of descriptors or memory: a level-triggered listener
+                // would report the same pending connection forever. Stop
+                // watching it for a moment instead of spinning.
+                eprintln!("resp_server: accept: {e}; pausing for 100 ms");
+                let paused = srv.handle.insert(
+                    Timer::after(Duration::from_millis(100)),
+                    |_: TimerEvent, _, srv: &mut Server| {
+                        if let Some(id) = srv.listener {
+                            let _ = srv.handle.enable(id);
+                        }
+                        Action::Remove
+                    },
+                );
+                if paused.is_ok() {
+                    return Action::Disable;
+                }
+                break;
+            }
+        }
+    }
+    Action::Continue
+}
+
+fn add_conn(stream: TcpStream, srv: &mut Server) {
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let mut conn = Conn::default();
+    let io = Io::new(stream, Interest::READABLE, Mode::Level);
+    match srv.handle.insert(io, move |ready, io, srv: &mut Server| {
+        let action = conn.on_ready(ready, io, &mut srv.store);
+        if action == Action::Remove {
+            srv.conns -= 1;
+        }
+        action
+    }) {
+        Ok(_) => srv.conns += 1,
+        Err(e) => eprintln!("resp_server: cannot watch a connection: {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Connections
+
+/// Why request execution stopped.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Stop {
+    /// No complete request left in the input buffer.
+    NeedInput,
+    /// The output buffer is past [`OUT_LIMIT`].
+    OutputFull,
+    /// `QUIT` or a protocol error: reply, then close.
+    Close,
+}
+
+#[derive(Default)]
+struct Conn {
+    parser: Parser,
+    /// Input: `inbuf[start..end]` is received and not yet executed; the
+    /// parser's state refers to the request beginning at `start`.
+    inbuf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Output: `out[sent..]` is still to be written.
+    out: Vec<u8>,
+    sent: usize,
+    /// The peer shut down its side.
+    eof: bool,
+    /// Close once the output is written.
+    closing: bool,
+}
+
+impl Conn {
+    fn on_ready(
+        &mut self,
+        ready: Readiness,
+        io: &mut IoCtl<TcpStream>,
+        store: &mut Store,
+    ) -> Action {
+        let may_read = !self.eof && !self.closing && self.pending() < OUT_LIMIT;
+        if may_read && (ready.is_readable() || ready.is_read_closed() || ready.is_error()) {
+            match self.read_some(io.fd_mut()) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Action::Remove,
+            }
+        }
+        loop {
+            let stop = if self.closing {
+                Stop::Close
+            } else {
+                self.execute(store)
+            };
+            if self.flush(io.fd_mut()).is_err() {
+                return Action::Remove;
+            }
+            if stop != Stop::OutputFull || self.pending() >= OUT_LIMIT {
+                break;
+            }
+        }
+        self.tidy();
+        self.next_interest(io)
+    }
+
+    /// Decides what to watch next, or closes.
+    fn next_interest(&mut self, io: &mut IoCtl<TcpStream>) -> Action {
+        let pending = self.pending();
+        if self.closing || self.eof {
+            if pending == 0 {
+                if self.closing {
+                    linger_close(io.fd_mut());
+                }
+                return Action::Remove;
+            }
+            io.set_interest(Interest::WRITABLE);
+        } else if pending >= OUT_LIMIT {
+            io.set_interest(Interest::WRITABLE);
+        } else if pending > 0 {
+            io.set_interest(Interest::BOTH);
+        } else {
+            io.set_interest(Interest::READABLE);
+        }
+        Action::Continue
+    }
+
+    fn pending(&self) -> usize {
+        self.out.len() - self.sent
+    }
+
+    /// One read into the input buffer (level-triggered: what is left is
+    /// reported again).
+    fn read_some(&mut self, s: &mut TcpStream) -> io::Result<usize> {
+        self.make_room()?;
+        let n = s.read(&mut self.inbuf[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Ensures room for a read of at least [`READ_CHUNK`]: moves the
+    /// unexecuted bytes to the front, or doubles the buffer, never past what
+    /// the request being received still needs. (Growth follows the bytes
+    /// that arrive, not a declared length: `$536870912` alone costs nothing.)
+    fn make_room(&mut self) -> io::Result<()> {
+        if self.inbuf.len() - self.end >= READ_CHUNK {
+            return Ok(());
+        }
+        if self.start > 0 {
+            self.inbuf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.inbuf.len() - self.end >= READ_CHUNK {
+                return Ok(());
+            }
+        }
+        let have = self.end;
+        let need = have + self.parser.needed(have).max(READ_CHUNK);
+        let grown = (self.inbuf.len() * 2)
+            .max(READ_CHUNK)
+            .min(need)
+            .min(MAX_QUERY);
+        if grown <= have {
+            return Err(io::Error::other("request too big"));
+        }
+        self.inbuf.resize(grown, 0);
+        Ok(())
+    }
+
+    /// Executes complete requests until none is left, the output is full,
+    /// or the connection is to close.
+    fn execute(&mut self, store: &mut Store) -> Stop {
+        while self.start < self.end {
+            if self.pending() >= OUT_LIMIT {
+                return Stop::OutputFull;
+            }
+            let req = &self.inbuf[self.start..self.end];
+            match self.parser.parse(req) {
+                Ok(Some(len)) => {
+                    let args = Args {
+                        req,
+                        ranges: self.parser.args(),
+                    };
+                    self.start += len;
+                    if !args.is_empty() && run_command(args, store, &mut self.out) == Flow::Quit {
+                        self.closing = true;
+                        return Stop::Close;
+                    }
+                }
+                Ok(None) => return Stop::NeedInput,
+                Err(ProtocolError(why)) => {
+                    put_raw(&mut self.out, b"-ERR Protocol error: ");
+                    put_raw(&mut self.out, why.as_bytes());
+                    put_raw(&mut self.out, b"\r\n");
+                    self.closing = true;
+                    return Stop::Close;
+                }
+            }
+        }
+        Stop::NeedInput
+    }
+
+    /// Writes pending replies until done or the socket is full.
+    fn flush(&mut self, s: &mut TcpStream) -> io::Result<()> {
+        while self.sent < self.out.len() {
+            let want = self.out.len() - self.sent;
+            match s.write(&self.out[self.sent..]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.sent += n;
+                    if n < want {
+                        break; // the socket buffer is full
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Forget what was sent, so the buffer holds only pending replies
+        // (amortised: the rest moves only once it is the smaller part).
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+        } else if self.sent >= self.out.len() / 2 {
+            self.out.drain(..self.sent);
+            self.sent = 0;
+        }
+        Ok(())
+    }
+
+    /// Resets emptied buffers and gives big ones back.
+    fn tidy(&mut self) {
+        if self.out.is_empty() && self.out.capacity() > KEEP_BUFFER {
+            self.out = Vec::new();
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.inbuf.len() > KEEP_BUFFER {
+                self.inbuf = Vec::new();
+            }
+        }
+    }
+}
+
+/// Closes after the last reply: shut down our side (the peer sees the
+/// replies, then end of file) and discard what the peer already sent, so
+/// that closing does not turn into a reset that could destroy the replies
+/// in flight.
+fn linger_close(s: &mut TcpStream) {
+    let _ = s.shutdown(Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    for _ in 0..64 {
+        match s.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Commands
+
+/// The arguments of one request, borrowed from the input buffer.
+#[derive(Clone, Copy)]
+struct Args<'a> {
+    req: &'a [u8],
+    ranges: &'a [Range<usize>],
+}
+
+impl<'a> Args<'a> {
+    fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    fn get(&self, i: usize) -> &'a [u8] {
+        &self.req[self.ranges[i].clone()]
+    }
+
+    fn iter(self) -> impl Iterator<Item = &'a [u8]> {
+        self.ranges.iter().map(move |r| &self.req[r.clone()])
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Quit,
+}
+
+fn run_command(args: Args<'_>, store: &mut Store, out: &mut Vec<u8>) -> Flow {
+    let name = args.get(0);
+    let mut lower = [0u8; 8];
+    let cmd = match lower.get_mut(..name.len()) {
+        Some(l) => {
+            l.copy_from_slice(name);
+            l.make_ascii_lowercase();
+            &l[..]
+        }
+        None => &b""[..], // longer than any command here
+    };
+    let n = args.len();
+    let arity_ok = match cmd {
+        b"get" | b"echo" | b"incr" => n == 2,
+        b"set" => n >= 3,
+        b"ping" => n <= 2,
+        b"del" | b"exists" | b"config" => n >= 2,
+        b"quit" | b"command" => true,
+        _ => {
+            put_raw(out, b"-ERR unknown command '");
+            put_sanitized(out, name);
+            put_raw(out, b"'\r\n");
+            return Flow::Continue;
+        }
+    };
+    if !arity_ok {
+        put_raw(out, b"-ERR wrong number of arguments for '");
+        put_sanitized(out, name);
+        put_raw(out, b"' command\r\n");
+        return Flow::Continue;
+    }
+    match cmd {
+        b"get" => match store.get(args.get(1)) {
+            Some(v) => put_bulk(out, v),
+            None => put_raw(out, b"$-1\r\n"),
+        },
+        b"set" => cmd_set(args, store, out),
+        b"ping" if n == 1 => put_raw(out, b"+PONG\r\n"),
+        b"ping" | b"echo" => put_bulk(out, args.get(1)),
+        b"incr" => cmd_incr(args.get(1), store, out),
+        b"del" => {
+            let gone = args.iter().skip(1).filter(|k| store.remove(k)).count();
+            put_int(out, b':', gone as i64);
+        }
+        b"exists" => {
+            let found = args.iter().skip(1).filter(|k| store.contains(k)).count();
+            put_int(out, b':', found as i64);
+        }
+        b"quit" => {
+            put_raw(out, b"+OK\r\n");
+            return Flow::Quit;
+        }
+        b"command" => cmd_command(args, out),
+        _ => cmd_config(args, out),
+    }
+    Flow::Continue
+}
+
+/// `SET key value [EX seconds | PX milliseconds] [NX | XX]`
+fn cmd_set(args: Args<'_>, store: &mut Store, out: &mut Vec<u8>) {
+    let (mut ttl, mut nx, mut xx) = (None, false, false);
+    let mut i = 3;
+    while i < args.len() {
+        let opt = args.get(i);
+        let unit = if opt.eq_ignore_ascii_case(b"ex") {
+            Some(1000)
+        } else if opt.eq_ignore_ascii_case(b"px") {
+            Some(1)
+        } else {
+            None
+        };
+        if let Some(unit) = unit {
+            if ttl.is_some() || i + 1 == args.len() {
+                return put_raw(out, b"-ERR syntax error\r\n");
+            }
+            i += 1;
+            match parse_i64(args.get(i)) {
+                Some(t) if t > 0 && t <= i64::MAX / 1000 => {
+                    ttl = Some(Duration::from_millis(t as u64 * unit));
+                }
+                _ => return put_raw(out, b"-ERR invalid expire time in 'set' command\r\n"),
+            }
+        } else if opt.eq_ignore_ascii_case(b"nx") && !xx {
+            nx = true;
+        } else if opt.eq_ignore_ascii_case(b"xx") && !nx {
+            xx = true;
+        } else {
+            return put_raw(out, b"-ERR syntax error\r\n");
+        }
+        i += 1;
+    }
+    let key = args.get(1);
+    if (nx || xx) && store.contains(key) != xx {
+        return put_raw(out, b"$-1\r\n");
+    }
+    let deadline = ttl.map(|t| Instant::now() + t);
+    store.set(key, args.get(2), deadline);
+    put_raw(out, b"+OK\r\n");
+}
+
+fn cmd_incr(key: &[u8], store: &mut Store, out: &mut Vec<u8>) {
+    let Some(entry) = store.get_mut(key) else {
+        store.set(key, b"1", None);
+        return put_raw(out, b":1\r\n");
+    };
+    let Some(n) = parse_i64(&entry.value) else {
+        return put_raw(out, b"-ERR value is not an integer or out of range\r\n");
+    };
+    let Some(n) = n.checked_add(1) else {
+        return put_raw(out, b"-ERR increment or decrement would overflow\r\n");
+    };
+    entry.value.clear();
+    put_decimal(&mut entry.value, n);
+    put_int(out, b':', n);
+}
+
+/// `COMMAND ...`: no command table here; an empty answer satisfies clients
+/// that ask (`redis-cli` asks for `COMMAND DOCS` when interactive).
+fn cmd_command(args: Args<'_>, out: &mut Vec<u8>) {
+    if args.len() >= 2 && args.get(1).eq_ignore_ascii_case(b"count") {
+        put_int(out, b':', 0);
+    } else {
+        put_raw(out, b"*0\r\n");
+    }
+}
+
+/// `CONFIG GET name...`: `redis-benchmark` asks for `save` and
+/// `appendonly` before it starts; this server persists nothing.
+fn cmd_config(args: Args<'_>, out: &mut Vec<u8>) {
+    let sub = args.get(1);
+    if sub.eq_ignore_ascii_case(b"resetstat") {
+        return put_raw(out, b"+OK\r\n");
+    }
+    if !sub.eq_ignore_ascii_case(b"get") || args.len() < 3 {
+        return put_raw(out, b"-ERR only CONFIG GET name... is supported\r\n");
+    }
+    let known = |p: &[u8]| -> Option<&'static [u8]> {
+        if p.eq_ignore_ascii_case(b"save") {
+            Some(b"")
+        } else if p.eq_ignore_ascii_case(b"appendonly") {
+            Some(b"no")
+        } else {
+            None
+        }
+    };
+    let found: Vec<(&[u8], &[u8])> = args
+        .iter()
+        .skip(2)
+        .filter_map(|p| known(p).map(|v| (p, v)))
+        .collect();
+    put_int(out, b'*', 2 * found.len() as i64);
+    for (name, value) in found {
+        put_bulk(out, name);
+        put_bulk(out, value);
+    }
+}
+
+/// A strict decimal `i64`, as Redis accepts it for `INCR` and TTLs: an
+/// optional `-`, digits, no leading zeros, no overflow.
+fn parse_i64(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 19 || (digits[0] == b'0' && s.len() > 1) {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let d = i64::from(d - b'0');
+        n = n.checked_mul(10).and_then(|n| {
+            if neg {
+                n.checked_sub(d)
+            } else {
+                n.checked_add(d)
+            }
+        })?;
+    }
+    Some(n)
+}
+
+// ---------------------------------------------------------------------------
+// Replies
+
+fn put_raw(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(bytes);
+}
+
+/// `n` in decimal, without allocating.
+fn put_decimal(out: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// `<prefix><n>\r\n`: an integer reply (`:`), or an array or bulk header.
+fn put_int(out: &mut Vec<u8>, prefix: u8, n: i64) {
+    out.push(prefix);
+    put_decimal(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn put_bulk(out: &mut Vec<u8>, v: &[u8]) {
+    put_int(out, b'$', v.len() as i64);
+    out.extend_from_slice(v);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A client-chosen name inside an error line: printable ASCII only (no
+/// CR/LF that would end the line early), at most 128 bytes.
+fn put_sanitized(out: &mut Vec<u8>, name: &[u8]) {
+    let name = &name[..name.len().min(128)];
+    out.extend(name.iter().map(|&b| {
+        if b.is_ascii_graphic() || b == b' ' {
+            b
+        } else {
+            b'?'
+        }
+    }));
+}
+
+// ---------------------------------------------------------------------------
+// The store
+
+struct Entry {
+    value: Vec<u8>,
+    /// When the key expires; checked (and the key dropped) on access.
+    deadline: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Store {
+    map: HashMap<Vec<u8>, Entry>,
+    /// Whether any key was ever given a TTL (until then, one lookup per
+    /// access instead of two).
+    ttls: bool,
+}
+
+impl Store {
+    /// The live entry for `key`; drops it if it has expired.
+    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        if !self.ttls {
+            return self.map.get_mut(key);
+        }
+        let expired = match self.map.get(key)?.deadline {
+            Some(d) => Instant::now() >= d,
+            None => false,
+        };
+        if expired {
+            self.map.remove(key);
+            return None;
+        }
+        self.map.get_mut(key)
+    }
+
+    fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
+        self.get_mut(key).map(|e| &e.value[..])
+    }
+
+    fn contains(&mut self, key: &[u8]) -> bool {
+        self.get_mut(key).is_some()
+    }
+
+    fn remove(&mut self, key: &[u8]) -> bool {
+        self.contains(key) && self.map.remove(key).is_some()
+    }
+
+    /// Stores `value`, reusing the old value's allocation when it fits.
+    fn set(&mut self, key: &[u8], value: &[u8], deadline: Option<Instant>) {
+        self.ttls |= deadline.is_some();
+        if let Some(e) = self.map.get_mut(key) {
+            e.value.clear();
+            e.value.extend_from_slice(value);
+            e.deadline = deadline;
+        } else {
+            let entry = Entry {
+                value: value.to_vec(),
+                deadline,
+            };
+            self.map.insert(key.to_vec(), entry);
+        }
+    }
+}

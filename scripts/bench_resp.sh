@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# redis-benchmark against the resp_server example and against Debian's
+# redis-server, side by side.
+#
+#   scripts/bench_resp.sh            # needs redis-server and redis-tools
+#
+# Each server runs pinned to CPU $SERVER_CPU, redis-benchmark to CPU
+# $CLIENT_CPU. For each pipeline depth the runs alternate (fdloop, redis,
+# fdloop, redis, ...) after one unrecorded warm-up run each; the table shows
+# the median requests/s over $ROUNDS runs, the ratio fdloop/redis, and each
+# server's CPU time per request (from /proc/PID/stat around each run: on a
+# 2-CPU machine the single-threaded redis-benchmark client is often the
+# bottleneck, and then CPU per request is the sharper comparison).
+#
+# Knobs (environment): ROUNDS (5), REQUESTS (200000; x depth/2 when
+# pipelined), CLIENTS (50),
+# PIPELINES ("1 16"), TESTS (ping,set,get), SERVER_CPU (0), CLIENT_CPU (1),
+# FDLOOP_PORT (6390), REDIS_PORT (6391), CARGO_TARGET_DIR (target).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-5}
+REQUESTS=${REQUESTS:-200000}
+CLIENTS=${CLIENTS:-50}
+PIPELINES=${PIPELINES:-"1 16"}
+TESTS=${TESTS:-ping,set,get}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+FDLOOP_PORT=${FDLOOP_PORT:-6390}
+REDIS_PORT=${REDIS_PORT:-6391}
+TARGET=${CARGO_TARGET_DIR:-target}
+
+for tool in redis-server redis-benchmark redis-cli taskset; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "bench_resp: $tool not found (apt-get install redis-server redis-tools util-linux)" >&2
+    exit 1
+  fi
+done
+
+cargo build --release --quiet -p fdloop --example resp_server
+exe="$TARGET/release/examples/resp_server"
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do
+    kill "$p" 2>/dev/null || true
+  done
+  for p in "${pids[@]}"; do
+    wait "$p" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+port_busy() { redis-cli -h 127.0.0.1 -p "$1" ping >/dev/null 2>&1; }
+
+wait_ready() {
+  for _ in $(seq 100); do
+    port_busy "$1" && return 0
+    sleep 0.05
+  done
+  echo "bench_resp: nothing answers on port $1" >&2
+  exit 1
+}
+
+for port in "$FDLOOP_PORT" "$REDIS_PORT"; do
+  if port_busy "$port"; then
+    echo "bench_resp: port $port is already in use" >&2
+    exit 1
+  fi
+done
+
+taskset -c "$SERVER_CPU" "$exe" --port "$FDLOOP_PORT" >/dev/null &
+pids+=($!)
+taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
+  --save '' --appendonly no --daemonize no --logfile '' >/dev/null &
+pids+=($!)
+wait_ready "$FDLOOP_PORT"
+wait_ready "$REDIS_PORT"
+
+# Server CPU time so far (utime + stime), in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# One redis-benchmark run per test in $TESTS against one server; prints
+# "TEST RPS CPU_US" lines, CPU_US being the server's CPU time per request
+# in microseconds (shared evenly by the tests of one run, e.g. ping's two).
+bench() { # pid port pipeline requests
+  local t out before after lines
+  for t in ${TESTS//,/ }; do
+    before=$(cpu_ticks "$1")
+    out=$(taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$2" -q -t "$t" \
+      -c "$CLIENTS" -n "$4" -P "$3" 2>&1 |
+      tr '\r' '\n' |
+      sed -n 's/^ *\([A-Z_]*\): \([0-9.]*\) requests per second.*/\1 \2/p')
+    after=$(cpu_ticks "$1")
+    lines=$(printf '%s\n' "$out" | grep -c . || true)
+    [ "$lines" -gt 0 ] || { echo "bench_resp: no result for $t on port $2" >&2; exit 1; }
+    printf '%s\n' "$out" | awk -v ticks=$((after - before)) -v hz="$HZ" -v n="$4" -v k="$lines" \
+      '{ printf "%s %s %.2f\n", $1, $2, ticks / hz * 1e6 / (n * k) }'
+  done
+}
+
+# Requests per run: REQUESTS at -P 1, REQUESTS x depth/2 deeper, so that a
+# pipelined run lasts seconds rather than a fraction of one (short runs on
+# a shared VM scatter by a factor of 3).
+requests() { echo $((REQUESTS * ($1 > 2 ? $1 / 2 : 1))); }
+
+results=$(mktemp)
+trap 'cleanup; rm -f "$results"' EXIT
+
+echo "# $(nproc) CPUs, $(uname -r); $(redis-server --version | cut -d' ' -f1-3)"
+echo "# redis-benchmark -q -t <test> -c $CLIENTS -P <depth> -n <$REQUESTS x max(1, depth/2)>; servers on CPU $SERVER_CPU, client on CPU $CLIENT_CPU"
+for p in $PIPELINES; do
+  bench "${pids[0]}" "$FDLOOP_PORT" "$p" 20000 >/dev/null # warm-up
+  bench "${pids[1]}" "$REDIS_PORT" "$p" 20000 >/dev/null
+  for round in $(seq "$ROUNDS"); do
+    for i in 0 1; do
+      server=fdloop port=$FDLOOP_PORT
+      [ "$i" = 1 ] && server=redis port=$REDIS_PORT
+      bench "${pids[$i]}" "$port" "$p" "$(requests "$p")" | while read -r test rps cpu; do
+        echo "$server $p $test $rps $cpu" | tee -a "$results" | sed "s/^/# round $round: /"
+      done
+    done
+  done
+done
+
+# Medians per (server, depth, test), then the table.
+median() { # server depth test column
+  awk -v s="$1" -v p="$2" -v t="$3" -v c="$4" '$1 == s && $2 == p && $3 == t { print $c }' "$results" |
+    sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+echo
+echo "Medians of $ROUNDS runs; CPU/req: the server's CPU time per request."
+echo
+echo "| test | -P | fdloop req/s | redis-server req/s | fdloop/redis | fdloop CPU/req | redis CPU/req |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for p in $PIPELINES; do
+  for t in $(awk -v p="$p" '$2 == p { print $3 }' "$results" | awk '!seen[$0]++'); do
+    f=$(median fdloop "$p" "$t" 4) r=$(median redis "$p" "$t" 4)
+    fc=$(median fdloop "$p" "$t" 5) rc=$(median redis "$p" "$t" 5)
+    awk -v t="$t" -v p="$p" -v f="$f" -v r="$r" -v fc="$fc" -v rc="$rc" 'BEGIN {
+      printf "| %s | %s | %.0f | %.0f | %.2f× | %.2f µs | %.2f µs |\n", t, p, f, r, (r > 0 ? f / r : 0), fc, rc
+    }'
+  done
+done
