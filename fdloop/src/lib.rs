@@ -16,14 +16,28 @@
 //! Linux ≥ 2.6.22, and sandboxes (seccomp) sometimes refuse it, so a library
 //! must fall back to the pipe at run time.
 //!
-//! fdloop builds that family into one toolkit. This release provides the
-//! foundation:
+//! fdloop builds that family into one toolkit; each piece works alone (it
+//! has a descriptor: [`AsFd`](std::os::fd::AsFd)) and inside one
+//! [`EventLoop`]:
 //!
 //! * [`EventFd`] — the eventfd counter as a safe type (counter and semaphore
 //!   modes, blocking or not, always close-on-exec).
 //! * [`Notifier`] — a cross-thread wake-up that any poll set can hold:
 //!   eventfd with a run-time pipe fallback ([`Backend`]), and *coalesced*, so
 //!   a burst of `notify` calls before the waiter drains costs one syscall.
+//! * [`EventLoop`] — one epoll set dispatching every [`Source`] to callbacks
+//!   that get `&mut` your state: [`Io`] (any descriptor), [`Ping`], idle and
+//!   deferred calls, with generational tokens (a stale event never reaches a
+//!   new owner), nanosecond timeouts, and a [`Remote`] that wakes it from any
+//!   thread with a syscall only when it sleeps.
+//! * [`channel`] — channels whose receiver is a pollable descriptor,
+//!   readable exactly when a message waits; a send costs a syscall only when
+//!   the receiver sleeps.
+//! * [`Timer`] — one-shot and periodic timers on one timerfd per clock
+//!   (monotonic, boottime, wall clock with clock-set events).
+//! * [`signal`] — signals through signalfd, with the thread-mask checks
+//!   that make it safe; [`process`] — child exits through pidfd (SIGCHLD
+//!   fallback that never reaps others' children); [`watch`] — inotify.
 //!
 //! Everything is Linux-only and talks to the kernel through one audited
 //! syscall layer (`src/sys/`, built on `rustix`).
