@@ -241,6 +241,8 @@ struct Inner<S> {
     stop: Cell<bool>,
     wake: Arc<WakeState>,
     timers: RefCell<Timers>,
+    /// Whether this thread has marked the loop awake (wake.rs, L1).
+    awake_marked: Cell<bool>,
     fork_gen: u64,
 }
 
@@ -448,26 +450,43 @@ impl<S> Inner<S> {
     }
 }
 
-/// Marks the loop awake for its lifetime. On drop — between `run_once`
-/// calls nobody watches the fd set from this thread — it marks the loop
-/// asleep so wakers write the notifier, and turns a wake that arrived during
-/// the iteration (state `NOTIFIED`) into a write as well: the epoll fd must
-/// be readable whenever work is waiting, or an outer loop polling it (or the
-/// next `run_once`) would sleep through it.
+/// Ends an awake period. While the loop is marked awake (`awake_marked`),
+/// wakes cost no syscall; on drop — between `run_once` calls nobody watches
+/// the fd set from this thread — it marks the loop asleep so wakers write
+/// the notifier, and turns a wake that arrived while it was awake (state
+/// `NOTIFIED`) into a write as well: the epoll fd must be readable whenever
+/// work is waiting, or an outer loop polling it (or the next `run_once`)
+/// would sleep through it.
+///
+/// A zero-timeout iteration (`dispatch_pending`) is not marked awake up
+/// front — it cannot block, so it has nothing to protect — and stays asleep
+/// (a waker writes once) unless it drains a wake-up, which marks it awake
+/// first (see `dispatch_batch`).
 struct AwakeGuard<'a> {
     wake: &'a WakeState,
+    marked: &'a Cell<bool>,
 }
 
 impl<'a> AwakeGuard<'a> {
-    fn new(wake: &'a WakeState) -> Self {
+    fn new(wake: &'a WakeState, marked: &'a Cell<bool>, now: bool) -> Self {
+        if now {
+            mark_awake(wake, marked);
+        }
+        AwakeGuard { wake, marked }
+    }
+}
+
+/// L1 of the wake protocol, once per awake period.
+#[inline]
+fn mark_awake(wake: &WakeState, marked: &Cell<bool>) {
+    if !marked.replace(true) {
         wake.awake();
-        AwakeGuard { wake }
     }
 }
 
 impl Drop for AwakeGuard<'_> {
     fn drop(&mut self) {
-        if !self.wake.prepare_sleep() {
+        if self.marked.replace(false) && !self.wake.prepare_sleep() {
             // The write can only fail if the descriptor is broken; the next
             // iteration's epoll_wait will report that.
             let _ = self.wake.notifier.notify();
@@ -838,6 +857,7 @@ impl<S: 'static> EventLoop<S> {
             stop: Cell::new(false),
             wake: Arc::new(WakeState::new(notifier)),
             timers: RefCell::new(Timers::new()),
+            awake_marked: Cell::new(false),
             fork_gen,
         };
         Ok(EventLoop {
@@ -1018,7 +1038,7 @@ impl<S: 'static> EventLoop<S> {
         inner.check_fork()?;
         // Awake for the whole run: wakes between iterations cost no syscall
         // (the next iteration sees them before it would block).
-        let _awake = AwakeGuard::new(&inner.wake);
+        let _awake = AwakeGuard::new(&inner.wake, &inner.awake_marked, true);
         loop {
             if self.take_stop() {
                 return Ok(());
@@ -1089,7 +1109,8 @@ impl<S: 'static> EventLoop<S> {
         let inner = self.handle.inner.clone();
         inner.check_fork()?;
         self.stats.iterations += 1;
-        let _awake = AwakeGuard::new(&inner.wake);
+        let could_block = timeout != Some(Duration::ZERO);
+        let _awake = AwakeGuard::new(&inner.wake, &inner.awake_marked, could_block);
         self.iterate(&inner, state, timeout)
     }
 
@@ -1117,11 +1138,15 @@ impl<S: 'static> EventLoop<S> {
         }
         let clock_set = {
             let mut timers = inner.timers.borrow_mut();
-            timers.arm().map_err(|e| Error::io("arming a timerfd", e))?;
-            if let Some(t) = timers.fallback_timeout() {
-                timeout = Some(timeout.map_or(t, |u| u.min(t)));
+            if timers.is_idle() {
+                false
+            } else {
+                timers.arm().map_err(|e| Error::io("arming a timerfd", e))?;
+                if let Some(t) = timers.fallback_timeout() {
+                    timeout = Some(timeout.map_or(t, |u| u.min(t)));
+                }
+                timers.take_clock_set()
             }
-            timers.take_clock_set()
         };
         if clock_set {
             ran += self.run_timers(inner, Clock::Realtime, true, state)?;
@@ -1267,10 +1292,21 @@ impl<S: 'static> EventLoop<S> {
             };
             let (flags, data) = sys::epoll::parts(ev);
             self.cursor += 1;
+            if data < token::INTERNAL_MIN {
+                match self.dispatch_one(inner, flags, data, state) {
+                    Ok(true) => ran += 1,
+                    Ok(false) => {}
+                    Err(e) => break Err(e),
+                }
+                continue;
+            }
             match data {
                 token::REMOTE => {
                     // Wake-ups carry no work of their own; stop is checked
-                    // by `run`.
+                    // by `run`. Awake before draining, so a wake that lands
+                    // after the drain is turned into a write at the end of
+                    // the iteration instead of being lost.
+                    mark_awake(&inner.wake, &inner.awake_marked);
                     if let Err(e) = inner.wake.notifier.drain() {
                         break Err(Error::io("draining the loop's wake-up notifier", e));
                     }
@@ -1286,11 +1322,7 @@ impl<S: 'static> EventLoop<S> {
                         Err(e) => break Err(e),
                     }
                 }
-                _ => match self.dispatch_one(inner, flags, data, state) {
-                    Ok(true) => ran += 1,
-                    Ok(false) => {}
-                    Err(e) => break Err(e),
-                },
+                _ => {}
             }
         };
         self.stats.events += ran as u64;

@@ -249,6 +249,10 @@ pub(crate) mod token {
     pub const REMOTE: u64 = u64::MAX;
     /// The loop's timerfd (sub-millisecond timeouts without epoll_pwait2).
     pub const TIMER: u64 = u64::MAX - 1;
+    /// The lowest internal token (the timer store's three clock timerfds
+    /// sit just below [`TIMER`]); every source token is below it, because a
+    /// source's slot is at most `MAX_SLOTS - 1`.
+    pub const INTERNAL_MIN: u64 = u64::MAX - 4;
 
     #[inline]
     pub fn encode(slot: u32, reg_gen: u32, sub: u8) -> u64 {
@@ -492,8 +496,7 @@ mod tests {
             (12345, 7, 3),
         ] {
             let t = token::encode(slot, gen, sub);
-            assert_ne!(t, token::REMOTE);
-            assert_ne!(t, token::TIMER);
+            assert!(t < token::INTERNAL_MIN);
             assert_eq!(token::decode(t), (slot, gen, sub));
         }
     }

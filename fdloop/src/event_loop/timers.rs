@@ -42,7 +42,7 @@ fn clock_index(c: Clock) -> usize {
     }
 }
 
-/// epoll tokens of the three timerfds.
+/// epoll tokens of the three timerfds (≥ `token::INTERNAL_MIN`).
 pub(crate) fn clock_token(c: Clock) -> u64 {
     token::TIMER - 1 - clock_index(c) as u64
 }
@@ -118,6 +118,13 @@ impl Timers {
             fallback: timerfd_forced_off(),
             clock_was_set: false,
         }
+    }
+
+    /// Nothing scheduled and no notice pending: the loop may skip the store
+    /// this iteration.
+    #[inline]
+    pub(crate) fn is_idle(&self) -> bool {
+        !self.clock_was_set && self.queues.iter().all(|q| q.live == 0)
     }
 
     /// Whether timers run on the epoll timeout instead of timerfds.
