@@ -736,22 +736,5 @@ fn run(cfg: &Config) -> io::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cfg = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(cfg)) => cfg,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("channel: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&cfg) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("channel: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    fdloop_bench::report::bench_main("channel", USAGE, std::env::args().skip(1), parse_args, run)
 }

@@ -759,22 +759,5 @@ fn run(cfg: &Config) -> io::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cfg = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(cfg)) => cfg,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("timers: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&cfg) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("timers: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    fdloop_bench::report::bench_main("timers", USAGE, std::env::args().skip(1), parse_args, run)
 }

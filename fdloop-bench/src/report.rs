@@ -170,3 +170,49 @@ pub fn pin_opt(cpu: Option<usize>) -> io::Result<()> {
         None => Ok(()),
     }
 }
+
+/// The `main` every bench binary shares: parses the arguments with `parse`
+/// (`Ok(None)` asks for help), runs with `run`, and maps the outcome to an
+/// exit code — 0 on success or `--help`, 2 with the usage on a bad flag, 1
+/// on an I/O error. Messages are prefixed with `name`.
+///
+/// # Examples
+///
+/// ```
+/// use fdloop_bench::report::bench_main;
+/// let code = bench_main(
+///     "demo",
+///     "usage: demo",
+///     std::iter::empty(),
+///     |_args| Ok(Some(())),
+///     |()| Ok(()),
+/// );
+/// assert_eq!(code, std::process::ExitCode::SUCCESS);
+/// ```
+pub fn bench_main<C>(
+    name: &str,
+    usage: &str,
+    args: impl IntoIterator<Item = String>,
+    parse: impl FnOnce(Vec<String>) -> Result<Option<C>, String>,
+    run: impl FnOnce(&C) -> io::Result<()>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let cfg = match parse(args.into_iter().collect()) {
+        Ok(Some(cfg)) => cfg,
+        Ok(None) => {
+            println!("{usage}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}\n\n{usage}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

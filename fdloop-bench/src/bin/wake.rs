@@ -94,24 +94,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
 }
 
 fn main() -> ExitCode {
-    let cfg = match parse_args(std::env::args().skip(1)) {
-        Ok(Parsed::Run(cfg)) => cfg,
-        Ok(Parsed::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(msg) => {
-            eprintln!("wake: {msg}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let parse = |args: Vec<String>| {
+        parse_args(args).map(|p| match p {
+            Parsed::Run(cfg) => Some(cfg),
+            Parsed::Help => None,
+        })
     };
-    match run(&cfg) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("wake: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    fdloop_bench::report::bench_main("wake", USAGE, std::env::args().skip(1), parse, run)
 }
 
 fn run(cfg: &Config) -> io::Result<()> {
