@@ -359,3 +359,31 @@ fn timers_run_without_timerfd() {
     );
     assert_eq!(util::scenario_value(&out, "fired").as_deref(), Some("3"));
 }
+
+#[test]
+fn a_panicking_timer_callback_loses_no_other_due_timer() {
+    let mut ev: EventLoop<Vec<&'static str>> = EventLoop::new().unwrap();
+    let at = Instant::now() + ms(2);
+    ev.insert(Timer::at(at), |_, _, log: &mut Vec<&'static str>| {
+        log.push("first");
+        panic!("timer callback panics");
+    })
+    .unwrap();
+    ev.insert(Timer::at(at), |_, _, log: &mut Vec<&'static str>| {
+        log.push("second");
+        Action::Continue
+    })
+    .unwrap();
+    let mut log = Vec::new();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        while log.is_empty() {
+            ev.run_once(&mut log, Some(Duration::from_secs(5))).unwrap();
+        }
+    }));
+    assert!(r.is_err(), "the panic must propagate");
+    assert_eq!(log, ["first"]);
+    // Both timers left the store together; the second is dispatched by the
+    // next call instead of being lost.
+    assert_eq!(ev.run_once(&mut log, Some(ms(100))).unwrap(), 1);
+    assert_eq!(log, ["first", "second"]);
+}

@@ -813,6 +813,12 @@ pub struct EventLoop<S: 'static> {
     cursor: usize,
     waiter: Waiter,
     stats: Stats,
+    /// Timers taken due and not yet dispatched (slot, generation, sub), and
+    /// how far dispatch got; see `dispatch_timer_targets`.
+    timer_targets: Vec<(u32, u32, u8)>,
+    timer_cursor: usize,
+    /// Scratch for the timer store's slot lists.
+    timer_slots: Vec<u32>,
 }
 
 const INITIAL_EVENTS: usize = 256;
@@ -868,6 +874,9 @@ impl<S: 'static> EventLoop<S> {
             cursor: 0,
             waiter: Waiter::new(),
             stats: Stats::default(),
+            timer_targets: Vec::new(),
+            timer_cursor: 0,
+            timer_slots: Vec::new(),
         })
     }
 
@@ -1122,8 +1131,9 @@ impl<S: 'static> EventLoop<S> {
     ) -> Result<usize> {
         // Events left over from a batch interrupted by a panic or an error
         // come first.
-        if self.cursor < self.events.len() {
-            return self.dispatch_batch(inner, state, None);
+        if self.timer_cursor < self.timer_targets.len() || self.cursor < self.events.len() {
+            let ran = self.dispatch_timer_targets(inner, state)?;
+            return Ok(ran + self.dispatch_batch(inner, state, None)?);
         }
         let mut ran = self.run_defers(inner, state);
         let mut timeout = timeout;
@@ -1173,40 +1183,53 @@ impl<S: 'static> EventLoop<S> {
     /// Runs the timers of `clock` that are due (and, when the clock was
     /// set, tells every realtime timer).
     fn run_timers(
-        &self,
+        &mut self,
         inner: &Inner<S>,
         clock: Clock,
         clock_set: bool,
         state: &mut S,
     ) -> Result<usize> {
-        let mut due = Vec::new();
-        let mut set = Vec::new();
-        let mut targets = Vec::new();
+        // Scratch buffers live in the loop, so firing timers allocates
+        // nothing once they have grown.
+        let mut slots = std::mem::take(&mut self.timer_slots);
         {
             let mut timers = inner.timers.borrow_mut();
-            timers.take_due(clock, sys::timerfd::now_ns(clock), &mut due);
-            if clock_set {
-                timers.realtime_slots(&mut set);
-            }
             // Pair each slot with the registration it was scheduled under,
             // before any callback runs: a callback may remove a due timer
             // and a new source may take its slot; that source must not get
             // the old timer's event (dispatch drops a token whose
             // generation is not the slot's current one).
-            for (slots, sub) in [
-                (due, crate::timer::SUB_DUE),
-                (set, crate::timer::SUB_CLOCK_SET),
-            ] {
-                targets.extend(slots.into_iter().map(|s| (s, timers.reg_gen_of(s), sub)));
+            slots.clear();
+            timers.take_due(clock, sys::timerfd::now_ns(clock), &mut slots);
+            let due = crate::timer::SUB_DUE;
+            self.timer_targets
+                .extend(slots.iter().map(|&s| (s, timers.reg_gen_of(s), due)));
+            if clock_set {
+                slots.clear();
+                timers.realtime_slots(&mut slots);
+                let set = crate::timer::SUB_CLOCK_SET;
+                self.timer_targets
+                    .extend(slots.iter().map(|&s| (s, timers.reg_gen_of(s), set)));
             }
         }
+        self.timer_slots = slots;
+        self.dispatch_timer_targets(inner, state)
+    }
+
+    /// Dispatches the timers taken due. They have left the timer store, so
+    /// if a callback panics or a source fails, the rest stay here and the
+    /// next `run_once` dispatches them first — none is lost.
+    fn dispatch_timer_targets(&mut self, inner: &Inner<S>, state: &mut S) -> Result<usize> {
         let mut ran = 0;
-        for (slot, reg_gen, sub) in targets {
+        while let Some(&(slot, reg_gen, sub)) = self.timer_targets.get(self.timer_cursor) {
+            self.timer_cursor += 1;
             let data = token::encode(slot, reg_gen, sub);
             if self.dispatch_one(inner, EventFlags::empty(), data, state)? {
                 ran += 1;
             }
         }
+        self.timer_targets.clear();
+        self.timer_cursor = 0;
         Ok(ran)
     }
 
