@@ -23,13 +23,14 @@
 use std::fmt::Write as _;
 use std::io;
 use std::process::ExitCode;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use fdloop::channel::{self, Event};
 use fdloop::{Action, EventLoop};
 use fdloop_bench::pingpong::raw_round_trips;
-use fdloop_bench::report::{fmt_ns, interleave, pin_modes, pin_opt, Summary};
+use fdloop_bench::report::{fmt_ns, interleave, pin_modes, Summary};
+use fdloop_bench::threads::{join_producers, spawn_producers, two_sides, Acc};
 use fdloop_bench::Pin;
 
 const USAGE: &str = "\
@@ -55,32 +56,6 @@ calloop, and a raw epoll+eventfd floor.
 
 // ---------------------------------------------------------------- throughput
 
-/// What the consumer accumulates: a count and a checked sum.
-#[derive(Default, Debug)]
-struct Acc {
-    n: u64,
-    sum: u64,
-}
-
-impl Acc {
-    #[inline]
-    fn add(&mut self, v: u64) {
-        self.n += 1;
-        self.sum = self.sum.wrapping_add(v);
-    }
-
-    fn check(&self, msgs: u64, name: &str) -> io::Result<()> {
-        let want = msgs.wrapping_mul(msgs.wrapping_sub(1)) / 2;
-        if self.n != msgs || self.sum != want {
-            return Err(io::Error::other(format!(
-                "{name}: received {} messages summing to {}, expected {msgs} summing to {want}",
-                self.n, self.sum
-            )));
-        }
-        Ok(())
-    }
-}
-
 /// One throughput sample.
 #[derive(Clone, Copy, Debug)]
 struct TpOut {
@@ -99,41 +74,6 @@ impl TpOut {
             iterations: None,
         }
     }
-}
-
-/// Spawns `p` producers; producer k sends its share of 0..msgs in order
-/// through its clone of `tx` with `send` (false: the receiver is gone).
-fn spawn_producers<T: Clone + Send + 'static>(
-    p: usize,
-    msgs: u64,
-    tx: T,
-    send: fn(&T, u64) -> bool,
-) -> io::Result<Vec<JoinHandle<bool>>> {
-    let per = msgs / p as u64;
-    (0..p as u64)
-        .map(|k| {
-            let tx = tx.clone();
-            let hi = if k + 1 == p as u64 {
-                msgs
-            } else {
-                (k + 1) * per
-            };
-            thread::Builder::new()
-                .name(format!("producer-{k}"))
-                .spawn(move || (k * per..hi).all(|v| send(&tx, v)))
-        })
-        .collect()
-}
-
-fn join_producers(hs: Vec<JoinHandle<bool>>, name: &str) -> io::Result<()> {
-    for h in hs {
-        match h.join() {
-            Ok(true) => {}
-            Ok(false) => return Err(io::Error::other(format!("{name}: a send failed"))),
-            Err(_) => return Err(io::Error::other(format!("{name}: a producer panicked"))),
-        }
-    }
-    Ok(())
 }
 
 fn fdloop_pair(cap: Option<usize>) -> io::Result<(channel::Sender<u64>, channel::Receiver<u64>)> {
@@ -407,31 +347,6 @@ fn throughput_table(cfg: &Config, p: usize) -> io::Result<String> {
 }
 
 // ---------------------------------------------------------------- latency
-
-/// Spawns the two sides of a ping-pong on threads pinned as `pin` says;
-/// side A returns the time of the timed round trips.
-fn two_sides(
-    pin: Pin,
-    a: impl FnOnce() -> io::Result<Duration> + Send + 'static,
-    b: impl FnOnce() -> io::Result<()> + Send + 'static,
-) -> io::Result<Duration> {
-    let hb = thread::Builder::new()
-        .name("side-b".into())
-        .spawn(move || {
-            pin_opt(pin.echo_cpu())?;
-            b()
-        })?;
-    let ha = thread::Builder::new()
-        .name("side-a".into())
-        .spawn(move || {
-            pin_opt(pin.main_cpu())?;
-            a()
-        })?;
-    let r = ha.join().map_err(|_| io::Error::other("side A panicked"))?;
-    hb.join()
-        .map_err(|_| io::Error::other("side B panicked"))??;
-    r
-}
 
 /// Side A's state in the fdloop loop ping-pong.
 struct PingState {

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use fdloop::{Action, EventLoop, SourceId, Timer};
 use fdloop_bench::report::{fmt_ns, interleave, percentile, Summary};
+use fdloop_bench::timers::{late_ns, spread_deadlines, ArmCancel, Late, Pattern, Rng, STEP};
 
 const USAGE: &str = "\
 usage: timers [--quick] [--part all|arm|late] [--pending K,K,...] [--reps R]
@@ -49,33 +50,7 @@ fdloop against tokio (DelayQueue, Sleep), calloop and a bare timerfd.
                    set-up is O(K²): minutes at 10^6)
   -h, --help       print this help";
 
-/// A small deterministic generator (xorshift64*), so that every contender
-/// sees the same deadlines.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A duration in `[0, span)`, at microsecond granularity.
-    fn within(&mut self, span: Duration) -> Duration {
-        let us = span.as_micros().max(1) as u64;
-        Duration::from_micros(self.next() % us)
-    }
-}
-
 // ---------------------------------------------------------------- arm + cancel
-
-/// A timer store with K timers pending that can arm and cancel more.
-trait ArmCancel {
-    fn name(&self) -> &'static str;
-    /// Inserts a timer at each deadline and removes it again, one by one.
-    fn run(&mut self, deadlines: &[Instant]) -> io::Result<()>;
-}
 
 struct FdloopArm {
     ev: EventLoop<u64>,
@@ -301,7 +276,7 @@ fn arm_table(cfg: &Config, k: usize) -> io::Result<String> {
     }
     let base = Instant::now() + Duration::from_secs(3600);
     let hour = Duration::from_secs(3600);
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ k as u64);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ k as u64);
     let pending: Vec<Instant> = (0..k).map(|_| base + rng.within(hour)).collect();
     let seq: Vec<Instant> = (0..100_000).map(|_| base + rng.within(hour)).collect();
     let t = Instant::now();
@@ -368,36 +343,6 @@ fn arm_table(cfg: &Config, k: usize) -> io::Result<String> {
 const CALLOOP_MAX_K: usize = 200_000;
 
 // ---------------------------------------------------------------- lateness
-
-/// Lateness of every timer of one run, in ns.
-type Late = Vec<f64>;
-
-/// The pattern of deadlines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Pattern {
-    /// n timers of 1 ms, each armed when the previous one has fired.
-    Sequential(usize),
-    /// n timers at pseudo-random deadlines in the next 200 ms, armed at once.
-    Spread(usize),
-}
-
-const SPREAD: Duration = Duration::from_millis(200);
-const STEP: Duration = Duration::from_millis(1);
-
-fn spread_deadlines(n: usize, seed: u64) -> Vec<Instant> {
-    let mut rng = Rng(seed | 1);
-    // 2 ms of head room so that arming all n timers finishes first.
-    let start = Instant::now() + Duration::from_millis(2);
-    (0..n).map(|_| start + rng.within(SPREAD)).collect()
-}
-
-/// ns from `deadline` to now; -1 if now is before it (an early firing,
-/// counted in the table's `early` column).
-fn late_ns(deadline: Instant) -> f64 {
-    Instant::now()
-        .checked_duration_since(deadline)
-        .map_or(-1.0, |d| d.as_nanos() as f64)
-}
 
 fn late_fdloop(pat: Pattern, seed: u64) -> io::Result<Late> {
     let mut ev: EventLoop<Late> = EventLoop::new()?;
