@@ -357,6 +357,50 @@ fn panic_in_callback_propagates_and_loop_stays_usable() {
     assert_eq!(ev.len(), 2, "the panicking source is still there");
 }
 
+#[test]
+fn removal_and_disabling_requested_before_a_panic_are_applied() {
+    // The callback's own source is busy while it runs, so these requests
+    // are recorded and applied when it returns: also when it unwinds.
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    for disable in [false, true] {
+        let h = ev.handle();
+        let own: Rc<Cell<Option<SourceId>>> = Rc::default();
+        let own2 = own.clone();
+        let armed = Rc::new(Cell::new(true));
+        let armed2 = armed.clone();
+        let id = ev
+            .insert(
+                Io::new(ready_efd(), Interest::READABLE, Mode::Level),
+                move |_, _, _: &mut ()| {
+                    let me = own2.get().unwrap();
+                    if disable {
+                        h.disable(me).unwrap();
+                    } else {
+                        h.remove(me).unwrap();
+                    }
+                    if armed2.replace(false) {
+                        panic!("after the request");
+                    }
+                    Action::Continue
+                },
+            )
+            .unwrap();
+        own.set(Some(id));
+        let r = catch_unwind(AssertUnwindSafe(|| ev.run_once(&mut (), SEC)));
+        assert!(r.is_err(), "the panic must propagate");
+        // Level-triggered and still readable: only the request keeps it
+        // from running again.
+        assert_eq!(ev.dispatch_pending(&mut ()).unwrap(), 0);
+        if disable {
+            assert_eq!(ev.len(), 1);
+            ev.remove(id).unwrap();
+        } else {
+            assert!(matches!(ev.remove(id), Err(Error::NoSuchSource(_))));
+        }
+        assert!(ev.is_empty());
+    }
+}
+
 /// A source whose processing fails once.
 struct FailsOnce(EventFd, bool);
 

@@ -9,13 +9,28 @@
 //! event's data word, so an event queued for an earlier registration is
 //! dropped instead of reaching a new owner).
 //!
-//! While a callback runs, its source is taken out of the slab (the slot is
-//! marked busy) and no `RefCell` borrow is held, so the callback may insert,
-//! remove, enable or disable anything through a [`LoopHandle`], itself
-//! included: operations on a busy slot are recorded and applied when the
-//! callback returns. A guard puts the source back if the callback panics;
-//! the rest of that epoll batch is kept and dispatched by the next
-//! `run_once`, so no event is lost.
+//! While a descriptor source's callback runs, its boxed dispatcher (source
+//! and callback) is taken out of its entry, which stays in the slot marked
+//! busy (`Kind::Out`): only the box's two words move, and no `RefCell`
+//! borrow is held, so the callback may insert, remove, enable or disable
+//! anything through a [`LoopHandle`], itself included. Operations on a busy
+//! entry are recorded in it (`Pending`) and applied when the callback
+//! returns, before its returned [`Action`]. (Idle callbacks and the cold
+//! paths — insert, remove, enable — take the whole entry out instead and
+//! mark the slot `Busy`; both kinds of busy slot defer operations the same
+//! way.) A guard puts the dispatcher back if the callback panics; the rest
+//! of that epoll batch is kept and dispatched by the next `run_once`, so no
+//! event is lost.
+//!
+//! The loop itself is split in two: `Inner`, shared (`Rc`) with every
+//! [`LoopHandle`], and `Core`, the loop thread's own (event buffer, cursor,
+//! waiter, counters), so an iteration borrows both without touching the
+//! `Rc`. An iteration with a zero timeout and nothing deferred, scheduled
+//! or left over from an interrupted batch takes a short path (poll, then
+//! dispatch) that does what the general one would. Statistics stay on:
+//! integer counters, and two `CLOCK_MONOTONIC_COARSE` reads (vDSO, no
+//! system call) per non-empty batch, one when the blocking wait's own
+//! reading can serve as the batch's start.
 
 mod io;
 mod ping;
@@ -98,11 +113,33 @@ enum Kind<S> {
     Fd(Box<dyn Dispatch<S>>),
     Idle(Box<dyn FnMut(&mut S) -> Action>),
     Defer(Box<dyn FnOnce(&mut S)>),
+    /// A descriptor source's dispatcher, taken out of its entry while its
+    /// callback runs (see `Inner::take_fd`): the slot is busy.
+    Out,
 }
 
 struct Entry<S> {
     kind: Kind<S>,
     enabled: bool,
+    /// Operations requested while the dispatcher was out (`Kind::Out`);
+    /// always empty otherwise.
+    pending: Pending,
+}
+
+impl<S> Entry<S> {
+    fn new(kind: Kind<S>) -> Entry<S> {
+        Entry {
+            kind,
+            enabled: true,
+            pending: Pending::default(),
+        }
+    }
+
+    /// Whether the dispatcher is out, running: operations on the entry are
+    /// then recorded in `pending` and applied when it returns.
+    fn is_busy(&self) -> bool {
+        matches!(self.kind, Kind::Out)
+    }
 }
 
 /// Operations requested on a slot while its source was out (busy).
@@ -110,6 +147,13 @@ struct Entry<S> {
 struct Pending {
     remove: bool,
     enable: Option<bool>,
+}
+
+impl Pending {
+    #[inline]
+    fn is_empty(self) -> bool {
+        !self.remove && self.enable.is_none()
+    }
 }
 
 enum SlotState<S> {
@@ -221,15 +265,37 @@ pub struct Stats {
 // reads as 0 or one tick, but since wake-ups are not aligned with ticks the
 // sums are unbiased: over many iterations they converge on the true totals
 // (the kernel accounts process CPU time by ticks the same way).
-impl Stats {
+//
+// The loop keeps them as plain integers (nanoseconds for the durations) and
+// builds a `Stats` only when asked, so the per-iteration cost is a few adds.
+#[derive(Clone, Copy, Default)]
+struct Counters {
+    iterations: u64,
+    events: u64,
+    wakeups: u64,
+    blocked_ns: u64,
+    callbacks_ns: u64,
+}
+
+impl Counters {
     #[inline]
     fn add_blocked(&mut self, from: u64, to: u64) {
-        self.blocked += Duration::from_nanos(to.saturating_sub(from));
+        self.blocked_ns = self.blocked_ns.saturating_add(to.saturating_sub(from));
     }
 
     #[inline]
     fn add_callbacks(&mut self, from: u64, to: u64) {
-        self.in_callbacks += Duration::from_nanos(to.saturating_sub(from));
+        self.callbacks_ns = self.callbacks_ns.saturating_add(to.saturating_sub(from));
+    }
+
+    fn to_stats(self) -> Stats {
+        Stats {
+            iterations: self.iterations,
+            events: self.events,
+            wakeups: self.wakeups,
+            blocked: Duration::from_nanos(self.blocked_ns),
+            in_callbacks: Duration::from_nanos(self.callbacks_ns),
+        }
     }
 }
 
@@ -254,6 +320,15 @@ impl<S> Inner<S> {
         Ok(())
     }
 
+    /// Whether an iteration has work besides polling and dispatching:
+    /// deferred calls, or timers to arm or (without timerfds) to bound the
+    /// wait with.
+    #[inline]
+    fn has_chores(&self) -> bool {
+        !self.defers.borrow().is_empty() || !self.timers.borrow().is_idle()
+    }
+
+    #[inline]
     fn registrar(&self, slot: u32, reg_gen: u32) -> Registrar<'_> {
         Registrar {
             epoll: self.epoll.as_fd(),
@@ -287,10 +362,7 @@ impl<S> Inner<S> {
                 SlotState::Busy(p) => p,
                 _ => Pending::default(),
             };
-            s.state = SlotState::Ready(Entry {
-                kind,
-                enabled: true,
-            });
+            s.state = SlotState::Ready(Entry::new(kind));
             p
         };
         if is_idle {
@@ -314,6 +386,12 @@ impl<S> Inner<S> {
             let mut slab = self.slab.borrow_mut();
             let s = slab.get(id).ok_or(Error::NoSuchSource(id))?;
             let reg_gen = s.reg_gen;
+            if let SlotState::Ready(e) = &mut s.state {
+                if e.is_busy() {
+                    e.pending.remove = true;
+                    return Ok(());
+                }
+            }
             match std::mem::replace(&mut s.state, SlotState::Vacant) {
                 SlotState::Busy(mut p) => {
                     p.remove = true;
@@ -346,6 +424,10 @@ impl<S> Inner<S> {
             match &mut s.state {
                 SlotState::Busy(p) => {
                     p.enable = Some(on);
+                    return Ok(());
+                }
+                SlotState::Ready(e) if e.is_busy() => {
+                    e.pending.enable = Some(on);
                     return Ok(());
                 }
                 SlotState::Ready(e) if e.enabled == on => return Ok(()),
@@ -402,6 +484,72 @@ impl<S> Inner<S> {
             s.state = SlotState::Ready(entry);
             p
         };
+        self.apply_pending(id, pending)
+    }
+
+    /// Applies a callback's returned action to a taken-out entry.
+    fn finish(&self, id: SourceId, entry: Entry<S>, action: Action) -> Result<()> {
+        self.put_back(id, entry)?;
+        self.apply_action(id, action)
+    }
+
+    /// Takes the dispatcher of an enabled descriptor source out of its
+    /// slot for running, if the slot is still the registration `reg_gen`
+    /// names. The entry stays in place, marked busy (`Kind::Out`), so
+    /// nothing but the dispatcher's two words moves.
+    #[inline(always)]
+    fn take_fd(&self, slot: u32, reg_gen: u32) -> Option<(SourceId, Box<dyn Dispatch<S>>)> {
+        let mut slab = self.slab.borrow_mut();
+        let s = slab.slots.get_mut(slot as usize)?;
+        if reg_gen != s.reg_gen {
+            return None;
+        }
+        let id = SourceId {
+            slot,
+            gen: s.id_gen,
+        };
+        let SlotState::Ready(e) = &mut s.state else {
+            return None;
+        };
+        if !e.enabled || !matches!(e.kind, Kind::Fd(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut e.kind, Kind::Out) {
+            Kind::Fd(d) => Some((id, d)),
+            other => {
+                e.kind = other;
+                None
+            }
+        }
+    }
+
+    /// Returns a dispatcher taken by [`take_fd`](Inner::take_fd) to its
+    /// entry, and hands back what was requested meanwhile.
+    #[inline(always)]
+    fn restore_fd(&self, slot: u32, d: Box<dyn Dispatch<S>>) -> Pending {
+        let mut slab = self.slab.borrow_mut();
+        // The entry cannot have left: removal and disabling wait while it
+        // is busy, and nothing else frees or refills a slot.
+        match slab.slots.get_mut(slot as usize).map(|s| &mut s.state) {
+            Some(SlotState::Ready(e)) => {
+                let out = std::mem::replace(&mut e.kind, Kind::Fd(d));
+                // `out` is `Kind::Out`, which owns nothing; saying so spares
+                // the hot path `Kind`'s drop glue.
+                debug_assert!(matches!(out, Kind::Out));
+                if let Kind::Out = out {
+                    std::mem::forget(out);
+                } else {
+                    drop(out);
+                }
+                std::mem::take(&mut e.pending)
+            }
+            _ => Pending::default(),
+        }
+    }
+
+    /// Applies what was requested while a source was busy.
+    #[cold]
+    fn apply_pending(&self, id: SourceId, pending: Pending) -> Result<()> {
         if pending.remove {
             return self.remove(id);
         }
@@ -411,9 +559,8 @@ impl<S> Inner<S> {
         Ok(())
     }
 
-    /// Applies a callback's returned action to a taken-out entry.
-    fn finish(&self, id: SourceId, entry: Entry<S>, action: Action) -> Result<()> {
-        self.put_back(id, entry)?;
+    /// Applies a callback's returned action (after its pending operations).
+    fn apply_action(&self, id: SourceId, action: Action) -> Result<()> {
         match action {
             Action::Continue => Ok(()),
             Action::Disable => match self.set_enabled(id, false) {
@@ -424,28 +571,6 @@ impl<S> Inner<S> {
                 Err(Error::NoSuchSource(_)) => Ok(()),
                 r => r,
             },
-        }
-    }
-
-    /// Takes an enabled entry out of its slot for running, if the slot is
-    /// still what the caller expects.
-    fn take_for_run(&self, slot: u32, reg_gen: u32) -> Option<(SourceId, Entry<S>)> {
-        let mut slab = self.slab.borrow_mut();
-        let s = slab.slots.get_mut(slot as usize)?;
-        if reg_gen != s.reg_gen {
-            return None;
-        }
-        match &s.state {
-            SlotState::Ready(e) if e.enabled => {}
-            _ => return None,
-        }
-        let id = SourceId {
-            slot,
-            gen: s.id_gen,
-        };
-        match std::mem::replace(&mut s.state, SlotState::Busy(Pending::default())) {
-            SlotState::Ready(e) => Some((id, e)),
-            _ => None,
         }
     }
 }
@@ -485,6 +610,7 @@ fn mark_awake(wake: &WakeState, marked: &Cell<bool>) {
 }
 
 impl Drop for AwakeGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         if self.marked.replace(false) && !self.wake.prepare_sleep() {
             // The write can only fail if the descriptor is broken; the next
@@ -510,6 +636,9 @@ impl<S> Inner<S> {
             return Taken::Gone;
         };
         match &s.state {
+            SlotState::Ready(Entry {
+                kind: Kind::Out, ..
+            }) => return Taken::Gone,
             SlotState::Ready(e) if e.enabled => {}
             SlotState::Ready(_) => return Taken::Disabled,
             _ => return Taken::Gone,
@@ -534,6 +663,33 @@ impl<S> Drop for RunGuard<'_, S> {
             // Only reached while unwinding: errors cannot be reported.
             let _ = self.inner.put_back(self.id, entry);
         }
+    }
+}
+
+/// Returns a running descriptor source's dispatcher to its slot if the
+/// callback unwinds, applying what was requested meanwhile.
+struct FdGuard<'a, S> {
+    inner: &'a Inner<S>,
+    id: SourceId,
+    d: Option<Box<dyn Dispatch<S>>>,
+}
+
+impl<S> Drop for FdGuard<'_, S> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(d) = self.d.take() {
+            self.unwind(d);
+        }
+    }
+}
+
+impl<S> FdGuard<'_, S> {
+    #[cold]
+    #[inline(never)]
+    fn unwind(&self, d: Box<dyn Dispatch<S>>) {
+        let pending = self.inner.restore_fd(self.id.slot, d);
+        // Only reached while unwinding: errors cannot be reported.
+        let _ = self.inner.apply_pending(self.id, pending);
     }
 }
 
@@ -809,10 +965,18 @@ fn dead_id() -> SourceId {
 /// ```
 pub struct EventLoop<S: 'static> {
     handle: LoopHandle<S>,
+    core: Core,
+}
+
+/// The loop-thread-only half of an [`EventLoop`]: the event buffer and
+/// where dispatch got in it, the waiter, the counters. Kept apart from the
+/// shared `Inner` so that an iteration borrows both without cloning the
+/// `Rc`.
+struct Core {
     events: Vec<Event>,
     cursor: usize,
     waiter: Waiter,
-    stats: Stats,
+    stats: Counters,
     /// Timers taken due and not yet dispatched (slot, generation, sub), and
     /// how far dispatch got; see `dispatch_timer_targets`.
     timer_targets: Vec<(u32, u32, u8)>,
@@ -870,13 +1034,15 @@ impl<S: 'static> EventLoop<S> {
             handle: LoopHandle {
                 inner: Rc::new(inner),
             },
-            events: Vec::with_capacity(INITIAL_EVENTS),
-            cursor: 0,
-            waiter: Waiter::new(),
-            stats: Stats::default(),
-            timer_targets: Vec::new(),
-            timer_cursor: 0,
-            timer_slots: Vec::new(),
+            core: Core {
+                events: Vec::with_capacity(INITIAL_EVENTS),
+                cursor: 0,
+                waiter: Waiter::new(),
+                stats: Counters::default(),
+                timer_targets: Vec::new(),
+                timer_cursor: 0,
+                timer_slots: Vec::new(),
+            },
         })
     }
 
@@ -1011,7 +1177,7 @@ impl<S: 'static> EventLoop<S> {
     /// # Ok::<(), fdloop::Error>(())
     /// ```
     pub fn stats(&self) -> Stats {
-        self.stats
+        self.core.stats.to_stats()
     }
 
     /// How this loop honours timeouts: decided on the first wait with a
@@ -1028,7 +1194,7 @@ impl<S: 'static> EventLoop<S> {
     /// # Ok::<(), fdloop::Error>(())
     /// ```
     pub fn timeout_precision(&self) -> TimeoutPrecision {
-        self.waiter.precision()
+        self.core.waiter.precision()
     }
 
     /// Runs iterations until stopped by [`LoopHandle::stop`] or
@@ -1052,8 +1218,8 @@ impl<S: 'static> EventLoop<S> {
             if self.take_stop() {
                 return Ok(());
             }
-            self.stats.iterations += 1;
-            self.iterate(&inner, state, None)?;
+            self.core.stats.iterations += 1;
+            self.core.iterate(&inner, state, None)?;
         }
     }
 
@@ -1115,15 +1281,38 @@ impl<S: 'static> EventLoop<S> {
     /// # Ok::<(), fdloop::Error>(())
     /// ```
     pub fn run_once(&mut self, state: &mut S, timeout: Option<Duration>) -> Result<usize> {
-        let inner = self.handle.inner.clone();
+        // `self.handle` keeps `Inner` alive: no callback can drop the loop.
+        let inner = &*self.handle.inner;
         inner.check_fork()?;
-        self.stats.iterations += 1;
+        self.core.stats.iterations += 1;
         let could_block = timeout != Some(Duration::ZERO);
         let _awake = AwakeGuard::new(&inner.wake, &inner.awake_marked, could_block);
-        self.iterate(&inner, state, timeout)
+        self.core.iterate(inner, state, timeout)
+    }
+}
+
+impl Core {
+    /// One iteration. The common case of a zero timeout with nothing left
+    /// over, deferred or scheduled takes a short path that does exactly what
+    /// [`iterate_full`](Core::iterate_full) would: poll, dispatch.
+    #[inline]
+    fn iterate<S>(
+        &mut self,
+        inner: &Inner<S>,
+        state: &mut S,
+        timeout: Option<Duration>,
+    ) -> Result<usize> {
+        let leftovers =
+            self.timer_cursor < self.timer_targets.len() || self.cursor < self.events.len();
+        if leftovers || timeout != Some(Duration::ZERO) || inner.has_chores() {
+            return self.iterate_full(inner, state, timeout);
+        }
+        self.poll(inner)?;
+        let ran = self.dispatch_batch(inner, state, None)?;
+        self.run_fallback_timers(inner, state, ran)
     }
 
-    fn iterate(
+    fn iterate_full<S>(
         &mut self,
         inner: &Inner<S>,
         state: &mut S,
@@ -1172,17 +1361,40 @@ impl<S: 'static> EventLoop<S> {
             inner.wake.awake(); // L1
         }
         ran += self.dispatch_batch(inner, state, woke_at)?;
+        self.run_fallback_timers(inner, state, ran)
+    }
+
+    /// Without timerfds, timers run after each batch. Returns `ran` plus
+    /// the timer callbacks run.
+    #[inline(always)]
+    fn run_fallback_timers<S>(
+        &mut self,
+        inner: &Inner<S>,
+        state: &mut S,
+        ran: usize,
+    ) -> Result<usize> {
         if inner.timers.borrow().is_fallback() {
-            for clock in [Clock::Monotonic, Clock::Boottime, Clock::Realtime] {
-                ran += self.run_timers(inner, clock, false, state)?;
-            }
+            return self.run_all_timers(inner, state, ran);
+        }
+        Ok(ran)
+    }
+
+    #[inline(never)]
+    fn run_all_timers<S>(
+        &mut self,
+        inner: &Inner<S>,
+        state: &mut S,
+        mut ran: usize,
+    ) -> Result<usize> {
+        for clock in [Clock::Monotonic, Clock::Boottime, Clock::Realtime] {
+            ran += self.run_timers(inner, clock, false, state)?;
         }
         Ok(ran)
     }
 
     /// Runs the timers of `clock` that are due (and, when the clock was
     /// set, tells every realtime timer).
-    fn run_timers(
+    fn run_timers<S>(
         &mut self,
         inner: &Inner<S>,
         clock: Clock,
@@ -1219,7 +1431,7 @@ impl<S: 'static> EventLoop<S> {
     /// Dispatches the timers taken due. They have left the timer store, so
     /// if a callback panics or a source fails, the rest stay here and the
     /// next `run_once` dispatches them first — none is lost.
-    fn dispatch_timer_targets(&mut self, inner: &Inner<S>, state: &mut S) -> Result<usize> {
+    fn dispatch_timer_targets<S>(&mut self, inner: &Inner<S>, state: &mut S) -> Result<usize> {
         let mut ran = 0;
         while let Some(&(slot, reg_gen, sub)) = self.timer_targets.get(self.timer_cursor) {
             self.timer_cursor += 1;
@@ -1233,15 +1445,19 @@ impl<S: 'static> EventLoop<S> {
         Ok(ran)
     }
 
-    fn stop_pending(&self, inner: &Inner<S>) -> bool {
+    fn stop_pending<S>(&self, inner: &Inner<S>) -> bool {
         inner.stop.get() || inner.wake.stop.load(crate::sync::Ordering::Acquire)
     }
 
     /// Waits for events. Returns the (coarse) clock reading taken after the
     /// wait, if one was taken: only waits that could block are timed, so
     /// `dispatch_pending` reads no clock when nothing is ready.
-    fn wait(&mut self, inner: &Inner<S>, timeout: Option<Duration>) -> Result<Option<u64>> {
+    fn wait<S>(&mut self, inner: &Inner<S>, timeout: Option<Duration>) -> Result<Option<u64>> {
         let could_block = timeout != Some(Duration::ZERO);
+        if !could_block {
+            self.poll(inner)?;
+            return Ok(None);
+        }
         let start = could_block.then(sys::timerfd::coarse_ns);
         // The deadline needs the precise clock (never early); statistics
         // make do with the coarse one.
@@ -1291,14 +1507,35 @@ impl<S: 'static> EventLoop<S> {
         {
             self.stats.wakeups += 1;
         }
+        self.grow_if_full(n);
+        Ok(end)
+    }
+
+    /// [`wait`](Core::wait) with a zero timeout: nothing to time, no
+    /// deadline to keep.
+    #[inline]
+    fn poll<S>(&mut self, inner: &Inner<S>) -> Result<()> {
+        self.cursor = 0;
+        let n = loop {
+            match sys::epoll::wait_ms(inner.epoll.as_fd(), &mut self.events, 0) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("epoll_wait", e)),
+            }
+        };
+        self.grow_if_full(n);
+        Ok(())
+    }
+
+    #[inline]
+    fn grow_if_full(&mut self, n: usize) {
         if n == self.events.capacity() && n < MAX_EVENTS {
             // A full batch: more may be ready; fetch more next time.
             self.events.reserve(n);
         }
-        Ok(end)
     }
 
-    fn dispatch_batch(
+    fn dispatch_batch<S>(
         &mut self,
         inner: &Inner<S>,
         state: &mut S,
@@ -1353,7 +1590,8 @@ impl<S: 'static> EventLoop<S> {
         result
     }
 
-    fn dispatch_one(
+    #[inline(always)]
+    fn dispatch_one<S>(
         &self,
         inner: &Inner<S>,
         flags: EventFlags,
@@ -1361,31 +1599,34 @@ impl<S: 'static> EventLoop<S> {
         state: &mut S,
     ) -> Result<bool> {
         let (slot, reg_gen, sub) = token::decode(data);
-        let Some((id, entry)) = inner.take_for_run(slot, reg_gen) else {
+        let Some((id, d)) = inner.take_fd(slot, reg_gen) else {
             return Ok(false); // removed, disabled or re-registered since
         };
-        let mut guard = RunGuard {
+        let mut guard = FdGuard {
             inner,
             id,
-            entry: Some(entry),
+            d: Some(d),
         };
         let mut r = inner.registrar(slot, reg_gen);
-        let outcome = match guard.entry.as_mut().map(|e| &mut e.kind) {
-            Some(Kind::Fd(d)) => d.dispatch(Readiness::from_flags(flags), sub, &mut r, state),
-            _ => Ok(Action::Continue),
+        let outcome = match &mut guard.d {
+            Some(d) => d.dispatch(Readiness::from_flags(flags), sub, &mut r, state),
+            None => Ok(Action::Continue),
         };
-        let entry = guard.entry.take();
-        let Some(entry) = entry else { return Ok(false) };
+        let pending = match guard.d.take() {
+            Some(d) => inner.restore_fd(slot, d),
+            None => Pending::default(),
+        };
+        if !pending.is_empty() {
+            inner.apply_pending(id, pending)?;
+        }
         match outcome {
-            Ok(action) => inner.finish(id, entry, action).map(|()| true),
-            Err(e) => {
-                inner.put_back(id, entry)?;
-                Err(Error::Source { id, source: e })
-            }
+            Ok(Action::Continue) => Ok(true),
+            Ok(action) => inner.apply_action(id, action).map(|()| true),
+            Err(e) => Err(Error::Source { id, source: e }),
         }
     }
 
-    fn run_defers(&self, inner: &Inner<S>, state: &mut S) -> usize {
+    fn run_defers<S>(&self, inner: &Inner<S>, state: &mut S) -> usize {
         if inner.defers.borrow().is_empty() {
             return 0;
         }
@@ -1420,7 +1661,7 @@ impl<S: 'static> EventLoop<S> {
         ran
     }
 
-    fn run_idles(&self, inner: &Inner<S>, state: &mut S) -> Result<()> {
+    fn run_idles<S>(&self, inner: &Inner<S>, state: &mut S) -> Result<()> {
         if inner.idles.borrow().is_empty() {
             return Ok(());
         }
@@ -1514,7 +1755,7 @@ impl<S: 'static> fmt::Debug for EventLoop<S> {
         f.debug_struct("EventLoop")
             .field("epoll", &self.as_raw_fd())
             .field("sources", &self.len())
-            .field("stats", &self.stats)
+            .field("stats", &self.core.stats.to_stats())
             .finish()
     }
 }
