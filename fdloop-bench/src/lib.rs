@@ -1,36 +1,46 @@
 //! Benchmarks of fdloop against its peers.
 //!
-//! The measuring code lives here so that the criterion bench
-//! (`benches/wake.rs`) and the side-by-side binary (`src/bin/wake.rs`) time
-//! exactly the same loops:
+//! The one command that runs them all is the head-to-head report:
 //!
-//! * [`Local`]: one thread signals and consumes its own wake-up (the cost of
-//!   the syscalls, no scheduler involved);
-//! * [`Burst`]: many `notify` calls, then one drain (shows the Notifier's
-//!   coalescing);
-//! * [`RoundTrip`]: two threads that block in turn (ping-pong), so each
-//!   operation is two sleeps and two wake-ups through the scheduler.
+//! ```text
+//! cargo run --release -p fdloop-bench --bin report [-- --quick] [--only GROUP] [--json PATH]
+//! ```
 //!
-//! The [`dispatch`] module holds the dispatch-overhead contenders that need
-//! no peer crate (the hand-written epoll floor and fdloop itself) for
-//! `benches/dispatch.rs`, which adds mio and calloop.
+//! (a launcher for `examples/report.rs`; the comparisons themselves live in
+//! `groups/`, because the Rust peers are dev-dependencies). This library
+//! holds what needs no peer crate:
 //!
-//! [`pingpong`] holds the hand-written floor for a round trip between two
-//! event loops (two threads in `epoll_wait` on eventfds) used by
-//! `benches/channel.rs`; [`report`] the interleaving, median and
-//! formatting helpers of `benches/channel.rs` and `benches/timers.rs`.
+//! * the wake primitives' loops: [`Local`] (one thread signals and consumes
+//!   its own wake-up), [`Burst`] (many `notify` calls, one drain: the
+//!   Notifier's coalescing) and [`RoundTrip`] (two threads blocking in
+//!   turn), shared with the criterion bench `benches/wake.rs`;
+//! * [`dispatch`]: the hand-written epoll floor and fdloop's contender for
+//!   the dispatch-overhead comparison; [`pingpong`]: the floor for a round
+//!   trip between two loops; [`threads`] and [`timers`]: producer,
+//!   ping-pong and timer scaffolding;
+//! * `cpeers` (feature `c-peers`): GLib, libevent and sd-event through
+//!   small hand-written FFI bindings;
+//! * [`record`]: the report's figures and their tables, JSON and SVG
+//!   charts; [`report`]: interleaving, medians, formatting;
+//!   [`syscount`]: counting system calls from inside the process.
 //!
 //! Every function returns `io::Result`; nothing here panics on an OS error.
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+#[cfg(feature = "c-peers")]
+pub mod cpeers;
 pub mod dispatch;
 mod local;
 mod pin;
 pub mod pingpong;
+pub mod record;
 pub mod report;
 mod round_trip;
+pub mod syscount;
+pub mod threads;
+pub mod timers;
 
 pub use local::{Burst, Local};
 pub use pin::{pin_current_thread, Pin};

@@ -1,0 +1,614 @@
+//! Timers (issue 5): fdloop's `Timer` against tokio (`DelayQueue`, `Sleep`)
+//! and calloop's `Timer`.
+//!
+//! * **Arm + cancel**: with K timers already pending (deadlines spread over
+//!   the hour starting an hour from now), the time to insert one more timer
+//!   (at a pseudo-random deadline in the same hour, the same sequence for
+//!   every contender) and remove it again. The loops never run, so nothing
+//!   fires.
+//! * **Lateness**: on an otherwise idle loop, how long after its deadline a
+//!   timer's callback runs (`Instant::now()` in the callback minus the
+//!   deadline). *Sequential*: n one-shot timers of 1 ms, one after the other.
+//!   *Spread*: n timers at pseudo-random deadlines in the next 200 ms, all
+//!   armed at once. A blocking read on a bare timerfd is the floor.
+//!
+//! Every contender runs `reps` times, interleaved (repetition *r* starts at
+//! contender *r* mod *n*); the tables give the median and min–max of the
+//! repetitions and ratios of medians.
+//!
+//! In the report: `cargo run --release -p fdloop-bench --example report --
+//! --only timers`, or `cargo bench -p fdloop-bench --bench timers`.
+//! With feature `c-peers`, GLib, libevent and sd-event join the tables.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::pin::{pin, Pin};
+use std::task::{Context, Waker};
+use std::time::{Duration, Instant};
+
+use fdloop::{Action, EventLoop, SourceId, Timer};
+
+use super::{entry, Case, Ctx, Entry, Measured};
+use fdloop_bench::record::Role;
+use fdloop_bench::report::percentile;
+use fdloop_bench::timers::{late_ns, spread_deadlines, ArmCancel, Late, Pattern, Rng, STEP};
+
+// ---------------------------------------------------------------- arm + cancel
+
+struct FdloopArm {
+    ev: EventLoop<u64>,
+}
+
+impl FdloopArm {
+    fn new(pending: &[Instant]) -> io::Result<FdloopArm> {
+        let mut ev = EventLoop::new()?;
+        for &d in pending {
+            ev.insert(Timer::at(d), fired)?;
+        }
+        Ok(FdloopArm { ev })
+    }
+}
+
+fn fired(_: fdloop::TimerEvent, _: &mut fdloop::TimerCtl, n: &mut u64) -> Action {
+    *n += 1;
+    Action::Continue
+}
+
+impl ArmCancel for FdloopArm {
+    fn name(&self) -> &'static str {
+        "fdloop insert(Timer::at) + remove"
+    }
+
+    fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
+        for &d in deadlines {
+            let id: SourceId = self.ev.insert(Timer::at(d), fired)?;
+            self.ev.remove(id)?;
+        }
+        Ok(())
+    }
+}
+
+struct CalloopArm {
+    ev: calloop::EventLoop<'static, u64>,
+}
+
+impl CalloopArm {
+    fn new(pending: &[Instant]) -> io::Result<CalloopArm> {
+        let ev = calloop::EventLoop::try_new().map_err(io::Error::other)?;
+        let h = ev.handle();
+        for &d in pending {
+            h.insert_source(calloop::timer::Timer::from_deadline(d), calloop_fired)
+                .map_err(|e| io::Error::other(e.error))?;
+        }
+        Ok(CalloopArm { ev })
+    }
+}
+
+fn calloop_fired(_: Instant, _: &mut (), n: &mut u64) -> calloop::timer::TimeoutAction {
+    *n += 1;
+    calloop::timer::TimeoutAction::Drop
+}
+
+impl ArmCancel for CalloopArm {
+    fn name(&self) -> &'static str {
+        "calloop insert_source(Timer) + remove"
+    }
+
+    fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
+        let h = self.ev.handle();
+        for &d in deadlines {
+            let t = h
+                .insert_source(calloop::timer::Timer::from_deadline(d), calloop_fired)
+                .map_err(|e| io::Error::other(e.error))?;
+            h.remove(t);
+        }
+        Ok(())
+    }
+}
+
+fn tokio_rt() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+struct DelayQueueArm {
+    rt: tokio::runtime::Runtime,
+    q: tokio_util::time::DelayQueue<u32>,
+}
+
+impl DelayQueueArm {
+    fn new(pending: &[Instant]) -> io::Result<DelayQueueArm> {
+        let rt = tokio_rt()?;
+        let mut q = {
+            let _g = rt.enter();
+            let mut q = tokio_util::time::DelayQueue::with_capacity(pending.len());
+            for &d in pending {
+                q.insert_at(0, d.into());
+            }
+            q
+        };
+        // Let the queue register its wake-up with the driver, as it would
+        // in use (poll it once: nothing is due).
+        let _g = rt.enter();
+        let mut cx = Context::from_waker(Waker::noop());
+        if q.poll_expired(&mut cx).is_ready() {
+            return Err(io::Error::other("DelayQueue: a far timer expired"));
+        }
+        drop(_g);
+        Ok(DelayQueueArm { rt, q })
+    }
+}
+
+impl ArmCancel for DelayQueueArm {
+    fn name(&self) -> &'static str {
+        "tokio-util DelayQueue insert_at + remove"
+    }
+
+    fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
+        let _g = self.rt.enter();
+        for &d in deadlines {
+            let k = self.q.insert_at(1, d.into());
+            self.q.remove(&k);
+        }
+        Ok(())
+    }
+}
+
+/// tokio `Sleep`s: each is created, polled once (which registers it in the
+/// runtime's timer wheel) and dropped (which deregisters it).
+struct SleepArm {
+    rt: tokio::runtime::Runtime,
+    _pending: Vec<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl SleepArm {
+    fn new(pending: &[Instant]) -> io::Result<SleepArm> {
+        let rt = tokio_rt()?;
+        let _g = rt.enter();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut v = Vec::with_capacity(pending.len());
+        for &d in pending {
+            let mut s = Box::pin(tokio::time::sleep_until(d.into()));
+            if s.as_mut().poll(&mut cx).is_ready() {
+                return Err(io::Error::other("tokio: a far Sleep completed"));
+            }
+            v.push(s);
+        }
+        drop(_g);
+        Ok(SleepArm { rt, _pending: v })
+    }
+}
+
+impl ArmCancel for SleepArm {
+    fn name(&self) -> &'static str {
+        "tokio sleep_until + first poll + drop"
+    }
+
+    fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
+        let _g = self.rt.enter();
+        let mut cx = Context::from_waker(Waker::noop());
+        for &d in deadlines {
+            let s = pin!(tokio::time::sleep_until(d.into()));
+            if s.poll(&mut cx).is_ready() {
+                return Err(io::Error::other("tokio: a far Sleep completed"));
+            }
+        }
+        Ok(())
+    }
+}
+
+type ArmMaker = (
+    &'static str,
+    fn(&[Instant]) -> io::Result<Box<dyn ArmCancel>>,
+);
+
+/// Every arm+cancel contender.
+fn arm_contenders() -> Vec<ArmMaker> {
+    #[cfg_attr(not(feature = "c-peers"), allow(unused_mut))]
+    let mut v: Vec<ArmMaker> = vec![
+        ("fdloop insert(Timer::at) + remove", |p| {
+            Ok(Box::new(FdloopArm::new(p)?))
+        }),
+        ("tokio-util DelayQueue insert_at + remove", |p| {
+            Ok(Box::new(DelayQueueArm::new(p)?))
+        }),
+        ("tokio sleep_until + first poll + drop", |p| {
+            Ok(Box::new(SleepArm::new(p)?))
+        }),
+        ("calloop insert_source(Timer) + remove", |p| {
+            Ok(Box::new(CalloopArm::new(p)?))
+        }),
+    ];
+    #[cfg(feature = "c-peers")]
+    {
+        use fdloop_bench::cpeers::{glib, libevent, sdevent};
+        v.push(("GLib GSource (ready time) attach + destroy", |p| {
+            Ok(Box::new(glib::Arm::new(p)?))
+        }));
+        v.push((
+            "libevent event_new + event_add + event_del + event_free",
+            |p| Ok(Box::new(libevent::Arm::new(p)?)),
+        ));
+        v.push(("sd-event sd_event_add_time + disable_unref", |p| {
+            Ok(Box::new(sdevent::Arm::new(p)?))
+        }));
+    }
+    v
+}
+
+/// One arm+cancel sample: chunks of the deadline sequence until `max_ops`
+/// were done or `budget` has passed (at least one chunk). Returns
+/// (ns per op, ops).
+fn arm_sample(
+    c: &mut dyn ArmCancel,
+    seq: &[Instant],
+    max_ops: usize,
+    budget: Duration,
+) -> io::Result<(f64, usize)> {
+    let chunk = 64.min(seq.len());
+    let mut ops = 0;
+    let mut at = 0;
+    let start = Instant::now();
+    loop {
+        if at + chunk > seq.len() {
+            at = 0;
+        }
+        c.run(&seq[at..at + chunk])?;
+        at += chunk;
+        ops += chunk;
+        if ops >= max_ops || start.elapsed() >= budget {
+            break;
+        }
+    }
+    Ok((start.elapsed().as_nanos() as f64 / ops as f64, ops))
+}
+
+/// Above this K, calloop's arm+cancel row is left out unless asked for.
+const CALLOOP_MAX_K: usize = 200_000;
+
+// ---------------------------------------------------------------- lateness
+
+fn late_fdloop(pat: Pattern, seed: u64) -> io::Result<Late> {
+    let mut ev: EventLoop<Late> = EventLoop::new()?;
+    let mut late = Vec::new();
+    match pat {
+        Pattern::Sequential(n) => {
+            for _ in 0..n {
+                let d = Instant::now() + STEP;
+                ev.insert(Timer::at(d), move |_, _, l: &mut Late| {
+                    l.push(late_ns(d));
+                    Action::Continue
+                })?;
+                let want = late.len() + 1;
+                while late.len() < want {
+                    ev.run_once(&mut late, None)?;
+                }
+            }
+        }
+        Pattern::Spread(n) => {
+            for d in spread_deadlines(n, seed) {
+                ev.insert(Timer::at(d), move |_, _, l: &mut Late| {
+                    l.push(late_ns(d));
+                    Action::Continue
+                })?;
+            }
+            while late.len() < n {
+                ev.run_once(&mut late, None)?;
+            }
+        }
+    }
+    Ok(late)
+}
+
+fn late_calloop(pat: Pattern, seed: u64) -> io::Result<Late> {
+    use calloop::timer::{TimeoutAction, Timer as CTimer};
+    let mut ev: calloop::EventLoop<'static, Late> =
+        calloop::EventLoop::try_new().map_err(io::Error::other)?;
+    let h = ev.handle();
+    let add = |d: Instant| {
+        h.insert_source(CTimer::from_deadline(d), move |_, _, l: &mut Late| {
+            l.push(late_ns(d));
+            TimeoutAction::Drop
+        })
+        .map(|_| ())
+        .map_err(|e| io::Error::other(e.error))
+    };
+    let mut late = Vec::new();
+    match pat {
+        Pattern::Sequential(n) => {
+            for _ in 0..n {
+                add(Instant::now() + STEP)?;
+                let want = late.len() + 1;
+                while late.len() < want {
+                    ev.dispatch(None, &mut late).map_err(io::Error::other)?;
+                }
+            }
+        }
+        Pattern::Spread(n) => {
+            for d in spread_deadlines(n, seed) {
+                add(d)?;
+            }
+            while late.len() < n {
+                ev.dispatch(None, &mut late).map_err(io::Error::other)?;
+            }
+        }
+    }
+    Ok(late)
+}
+
+/// tokio: `sleep_until(d).await` on a current-thread runtime with IO and
+/// time enabled (what `#[tokio::main(flavor = "current_thread")]` builds).
+fn late_tokio(pat: Pattern, seed: u64) -> io::Result<Late> {
+    let rt = tokio_rt()?;
+    match pat {
+        Pattern::Sequential(n) => Ok(rt.block_on(async {
+            let mut late = Vec::with_capacity(n);
+            for _ in 0..n {
+                let d = Instant::now() + STEP;
+                tokio::time::sleep_until(d.into()).await;
+                late.push(late_ns(d));
+            }
+            late
+        })),
+        Pattern::Spread(n) => rt.block_on(async {
+            let hs: Vec<_> = spread_deadlines(n, seed)
+                .into_iter()
+                .map(|d| {
+                    tokio::spawn(async move {
+                        tokio::time::sleep_until(d.into()).await;
+                        late_ns(d)
+                    })
+                })
+                .collect();
+            let mut late = Vec::with_capacity(n);
+            for h in hs {
+                late.push(h.await.map_err(io::Error::other)?);
+            }
+            Ok(late)
+        }),
+    }
+}
+
+/// The floor: a bare timerfd armed at the absolute deadline, then a
+/// blocking `read`. Sequential pattern only.
+fn late_timerfd(pat: Pattern, _seed: u64) -> io::Result<Late> {
+    let Pattern::Sequential(n) = pat else {
+        return Err(io::Error::other("timerfd floor: sequential only"));
+    };
+    // SAFETY: plain syscall; the result is checked before use.
+    let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut late = Vec::with_capacity(n);
+    for _ in 0..n {
+        // Instant is CLOCK_MONOTONIC on Linux; read both to convert.
+        let now_i = Instant::now();
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let d = now_i + STEP;
+        // time_t and c_long are i32 on some targets.
+        #[allow(clippy::unnecessary_cast)]
+        let (mut sec, mut ns) = (ts.tv_sec as i64, ts.tv_nsec as i64);
+        ns += STEP.as_nanos() as i64;
+        sec += ns / 1_000_000_000;
+        ns %= 1_000_000_000;
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: sec as libc::time_t,
+                tv_nsec: ns as libc::c_long,
+            },
+        };
+        // SAFETY: `fd` is an open timerfd; `spec` is valid and only read.
+        let rc = unsafe {
+            libc::timerfd_settime(
+                fd.as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut buf = [0u8; 8];
+        loop {
+            // SAFETY: `fd` is open and `buf` holds the 8 bytes read.
+            let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+            if r == 8 {
+                break;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        late.push(late_ns(d));
+    }
+    Ok(late)
+}
+
+type LateFn = fn(Pattern, u64) -> io::Result<Late>;
+
+const FLOOR: &str = "bare timerfd + blocking read";
+
+/// Every lateness contender, the floor first.
+fn late_contenders() -> Vec<(&'static str, LateFn)> {
+    #[cfg_attr(not(feature = "c-peers"), allow(unused_mut))]
+    let mut v: Vec<(&'static str, LateFn)> = vec![
+        (FLOOR, late_timerfd),
+        ("fdloop Timer::at", late_fdloop),
+        ("tokio sleep_until (current_thread, enable_all)", late_tokio),
+        ("calloop Timer::from_deadline", late_calloop),
+    ];
+    #[cfg(feature = "c-peers")]
+    {
+        use fdloop_bench::cpeers::{glib, libevent, sdevent};
+        v.push(("GLib GSource ready time", glib::lateness));
+        v.push(("libevent evtimer (default base)", libevent::lateness));
+        v.push((
+            "libevent evtimer (PRECISE_TIMER)",
+            libevent::lateness_precise,
+        ));
+        v.push((
+            "sd-event sd_event_add_time (accuracy 1 µs)",
+            sdevent::lateness,
+        ));
+    }
+    v
+}
+
+/// p50, p99 and max of one run, and how many fired early.
+#[derive(Clone, Copy, Debug, Default)]
+struct LateStats {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    early: usize,
+    n: usize,
+}
+
+fn late_stats(mut v: Late) -> LateStats {
+    let early = v.iter().filter(|&&x| x < 0.0).count();
+    v.sort_by(f64::total_cmp);
+    LateStats {
+        p50: percentile(&v, 50.0),
+        p99: percentile(&v, 99.0),
+        max: v.last().copied().unwrap_or(0.0),
+        early,
+        n: v.len(),
+    }
+}
+
+/// The timers group: arm+cancel with K pending, then lateness.
+///
+/// # Errors
+///
+/// A contender failing.
+pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
+    let ks: &[usize] = ctx
+        .cfg
+        .size(&[100], &[1_000, 100_000], &[1_000, 100_000, 1_000_000]);
+    for &k in ks {
+        arm_case(ctx, k)?;
+    }
+    let (seq, spread) = ctx.cfg.size((5, 20), (100, 500), (1_000, 5_000));
+    late_case(ctx, Pattern::Sequential(seq))?;
+    late_case(ctx, Pattern::Spread(spread))
+}
+
+fn arm_case(ctx: &mut Ctx<'_>, k: usize) -> io::Result<()> {
+    let base = Instant::now() + Duration::from_secs(3600);
+    let hour = Duration::from_secs(3600);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ k as u64);
+    let pending: Vec<Instant> = (0..k).map(|_| base + rng.within(hour)).collect();
+    let seq: Vec<Instant> = (0..100_000).map(|_| base + rng.within(hour)).collect();
+    let only = ctx.cfg.contender.clone();
+    let mut skipped = false;
+    let mut cs: Vec<(&'static str, Box<dyn ArmCancel>)> = Vec::new();
+    for (name, make) in arm_contenders() {
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        // calloop finds a free source slot by a linear scan, so inserting
+        // K timers costs O(K²): ~4 s for 10^5, ~6 min for 10^6.
+        if k > CALLOOP_MAX_K && name.starts_with("calloop") {
+            skipped = true;
+            continue;
+        }
+        cs.push((name, make(&pending)?));
+    }
+    drop(pending);
+    let max_ops = ctx.cfg.size(256, 20_000, 200_000);
+    let budget = Duration::from_millis(ctx.cfg.size(5, 50, 250));
+    let seq = &seq;
+    let entries: Vec<Entry<'_>> = cs
+        .iter_mut()
+        .map(|(name, c)| {
+            let role = if name.starts_with("fdloop") {
+                Role::Fdloop
+            } else {
+                Role::Peer
+            };
+            entry(*name, role, move || {
+                let (ns, ops) = arm_sample(c.as_mut(), seq, max_ops, budget)?;
+                Ok(Measured {
+                    value: ns,
+                    ops: ops as u64,
+                    extra: Vec::new(),
+                })
+            })
+        })
+        .collect();
+    let mut note = format!(
+        "Each sample arms and cancels timers at pseudo-random deadlines within the hour (the \
+         same sequence for everyone) until {max_ops} ops or {} ms; the loops never run.",
+        budget.as_millis()
+    );
+    if skipped {
+        note.push_str(&format!(
+            " calloop is left out at K > {CALLOOP_MAX_K}: inserting K sources is O(K²) there \
+             (a linear free-slot scan)."
+        ));
+    }
+    let case = Case::time(format!("arm + cancel, K = {k} pending"), "time/op").note(note);
+    ctx.run_case("timers", case, entries)
+}
+
+fn late_case(ctx: &mut Ctx<'_>, pat: Pattern) -> io::Result<()> {
+    let (title, note) = match pat {
+        Pattern::Sequential(n) => (
+            format!("lateness, {n} sequential 1 ms timers"),
+            "Per sample: n one-shot timers of 1 ms, each armed when the previous one fired; \
+             lateness = clock in the callback − deadline. The floor is a blocking read on a \
+             bare timerfd.",
+        ),
+        Pattern::Spread(n) => (
+            format!("lateness, {n} timers spread over 200 ms"),
+            "Per sample: n timers at pseudo-random deadlines in the next 200 ms (the same \
+             ones for every contender), all armed at once.",
+        ),
+    };
+    let entries: Vec<Entry<'_>> = late_contenders()
+        .into_iter()
+        .filter(|(n, _)| *n != FLOOR || matches!(pat, Pattern::Sequential(_)))
+        .map(|(name, f)| {
+            let role = if name == FLOOR {
+                Role::Floor
+            } else if name.starts_with("fdloop") {
+                Role::Fdloop
+            } else {
+                Role::Peer
+            };
+            let mut rep = 0u64;
+            entry(name, role, move || {
+                // The same deadlines for every contender's k-th run.
+                rep += 1;
+                let s = late_stats(f(pat, 0x5eed + rep)?);
+                Ok(Measured {
+                    value: s.p50,
+                    ops: s.n as u64,
+                    extra: vec![
+                        ("p99", "ns", s.p99),
+                        ("max", "ns", s.max),
+                        ("early", "timers", s.early as f64),
+                    ],
+                })
+            })
+        })
+        .collect();
+    let case = Case::time(title, "p50 lateness").note(note);
+    ctx.run_case("timers", case, entries)
+}

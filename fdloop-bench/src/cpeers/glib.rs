@@ -1,0 +1,1276 @@
+//! GLib 2.74 (feature `c-peers`): its main loop (`GMainContext`) woken from
+//! other threads, and its mutex+condvar queue (`GAsyncQueue`).
+//!
+//! The binding is hand-written (`extern "C"` declarations in the private
+//! `ffi` module) and covers only the calls used here; every GLib object is
+//! held by a small RAII wrapper that unrefs it on drop.
+//!
+//! # The contenders
+//!
+//! * [`round_trips_context`]: two threads, each owning its own
+//!   `GMainContext` and blocked in `g_main_context_iteration(ctx, TRUE)`.
+//!   A message goes the usual GLib way: `g_async_queue_push` onto the other
+//!   side's `GAsyncQueue`, then `g_main_context_wakeup` of the other side's
+//!   context (an `eventfd` write: GLib 2.74 signals unconditionally, every
+//!   call is a syscall). The woken side takes what is queued with
+//!   `g_async_queue_try_pop`; B echoes, A counts.
+//! * [`round_trips_queue`]: the same ping-pong over two `GAsyncQueue`s
+//!   with a blocking `g_async_queue_pop` (GLib's `GMutex` + `GCond`, i.e.
+//!   futexes), no main loop.
+//! * [`throughput_context`]: producers push `v + 1` (as a pointer, so that
+//!   no message is `NULL`) and call `g_main_context_wakeup` after every
+//!   push; the consumer iterates its context and drains the queue with
+//!   `try_pop` after each iteration.
+//! * [`throughput_queue`]: the same producers without the wake-up; the
+//!   consumer blocks in `g_async_queue_pop`.
+//! * [`Dispatch`]: one `GMainContext` holding one `g_unix_fd_source_new`
+//!   source per always-ready eventfd; a turn is
+//!   `g_main_context_iteration(ctx, FALSE)`. GLib has no epoll backend: every
+//!   iteration rebuilds its `GPollFD` array and calls `poll()` on all the
+//!   descriptors (plus its own wake-up eventfd), then walks them all in the
+//!   check phase, so a turn is O(sources), ready or not. Worse, GLib
+//!   *blocks* a source while dispatching it (unless it can recurse): its
+//!   descriptor leaves the context's poll list and is re-inserted after
+//!   the callback, each step writing the context's wake-up eventfd. So every
+//!   callback costs two `write` syscalls (the next iteration's `poll` then
+//!   reports the wake-up fd, which costs a `read`), and the re-insertion
+//!   into the fd-sorted list makes a turn with N ready sources O(N²)
+//!   (`strace -c`: 2 writes per callback; 1 poll + 2 writes + 1 read per
+//!   turn at N = 1).
+//! * [`Arm`]: K pending one-shot timer sources; one arm+cancel is
+//!   `g_source_new` (a minimal `GSourceFuncs`) + `g_source_set_ready_time`
+//!   (absolute, µs) + `g_source_set_callback` + `g_source_attach`, then
+//!   `g_source_destroy` + `g_source_unref`. GLib keeps no timer order: arming
+//!   and cancelling are O(1) (a list append and a hash-table insert), but
+//!   every iteration's prepare phase scans all K sources.
+//! * [`lateness`]: the same ready-time sources on an otherwise idle
+//!   context driven by `g_main_context_iteration(ctx, TRUE)`.
+//!
+//! # Timer precision
+//!
+//! A ready time is absolute, in µs of `CLOCK_MONOTONIC` (what
+//! `g_get_monotonic_time` reads, and what [`Instant`] is on Linux). A
+//! deadline is converted by reading `Instant::now()` and then
+//! `clock_gettime(CLOCK_MONOTONIC)` once (in ns, which is exact where
+//! `g_get_monotonic_time` has already truncated to µs) and rounding the
+//! deadline *up* to the next µs, so a timer never fires before its
+//! [`Instant`].
+//!
+//! But GLib 2.74 waits in `poll()`, whose timeout is in whole
+//! milliseconds: `g_main_context_prepare` computes
+//! `(ready_time - now + 999) / 1000`, i.e. it rounds *up* ("rounding down
+//! will lead to spinning"). A timer therefore fires up to 1 ms (plus the
+//! kernel's timer slack, 50 µs by default) after its deadline: for
+//! deadlines at random points ([`Pattern::Spread`]) about 0.5 ms late on
+//! average; for the [`Pattern::Sequential`] timers armed 1 ms ahead, the
+//! rounding only adds what elapsed between arming and the prepare phase.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use fdloop_bench::cpeers::glib;
+//! use fdloop_bench::Pin;
+//!
+//! let d = glib::round_trips_context(Pin::Off, 2_000, 200)?;
+//! println!("{:.0} ns per round trip", d.as_nanos() as f64 / 2_000.0);
+//! let d = glib::throughput_queue(1, 1_000_000)?;
+//! println!("{:.1} M msg/s", 1.0 / d.as_secs_f64());
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_int, c_uint};
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::num::NonZeroUsize;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::dispatch::{Contender, Work};
+use crate::threads::{join_producers, spawn_producers, two_sides, Acc};
+use crate::timers::{late_ns, spread_deadlines, ArmCancel, Late, Pattern, STEP};
+use crate::Pin;
+
+use ffi::{gboolean, gpointer};
+
+/// The GLib 2.74 declarations used here, transcribed from
+/// `/usr/include/glib-2.0/glib/{gmain,gasyncqueue,glib-unix,gtypes}.h`.
+#[allow(non_camel_case_types)]
+mod ffi {
+    use std::ffi::{c_char, c_int, c_uint, c_void};
+    use std::marker::{PhantomData, PhantomPinned};
+
+    pub type gboolean = c_int;
+    pub type gpointer = *mut c_void;
+
+    pub const FALSE: gboolean = 0;
+    pub const TRUE: gboolean = 1;
+    pub const G_SOURCE_REMOVE: gboolean = FALSE;
+    pub const G_SOURCE_CONTINUE: gboolean = TRUE;
+    /// `GIOCondition` `G_IO_IN` (= `POLLIN`, `GLIB_SYSDEF_POLLIN` in
+    /// `glibconfig.h`).
+    pub const G_IO_IN: c_uint = 1;
+
+    /// An opaque C type: only ever behind a pointer, neither `Send`, `Sync`
+    /// nor `Unpin`.
+    macro_rules! opaque {
+        ($($name:ident),*) => {$(
+            #[repr(C)]
+            pub struct $name {
+                _data: [u8; 0],
+                _marker: PhantomData<(*mut u8, PhantomPinned)>,
+            }
+        )*};
+    }
+    opaque!(
+        GMainContext,
+        GAsyncQueue,
+        GSourceCallbackFuncs,
+        GSourcePrivate,
+        GSList
+    );
+
+    /// `struct _GSource` (public for subclassing, so its size is ABI);
+    /// declared only for `size_of`, which `g_source_new` needs.
+    #[allow(dead_code)]
+    #[repr(C)]
+    pub struct GSource {
+        callback_data: gpointer,
+        callback_funcs: *mut GSourceCallbackFuncs,
+        source_funcs: *const GSourceFuncs,
+        ref_count: c_uint,
+        context: *mut GMainContext,
+        priority: c_int,
+        flags: c_uint,
+        source_id: c_uint,
+        poll_fds: *mut GSList,
+        prev: *mut GSource,
+        next: *mut GSource,
+        name: *mut c_char,
+        priv_: *mut GSourcePrivate,
+    }
+
+    pub type GSourceFunc = Option<unsafe extern "C" fn(user_data: gpointer) -> gboolean>;
+    pub type GDestroyNotify = Option<unsafe extern "C" fn(data: gpointer)>;
+
+    /// `struct _GSourceFuncs` (read by GLib only).
+    #[allow(dead_code)]
+    #[repr(C)]
+    pub struct GSourceFuncs {
+        pub prepare: Option<unsafe extern "C" fn(*mut GSource, *mut c_int) -> gboolean>,
+        pub check: Option<unsafe extern "C" fn(*mut GSource) -> gboolean>,
+        pub dispatch: Option<unsafe extern "C" fn(*mut GSource, GSourceFunc, gpointer) -> gboolean>,
+        pub finalize: Option<unsafe extern "C" fn(*mut GSource)>,
+        pub closure_callback: GSourceFunc,
+        pub closure_marshal: Option<unsafe extern "C" fn()>,
+    }
+
+    extern "C" {
+        pub fn g_main_context_new() -> *mut GMainContext;
+        pub fn g_main_context_ref(context: *mut GMainContext) -> *mut GMainContext;
+        pub fn g_main_context_unref(context: *mut GMainContext);
+        pub fn g_main_context_acquire(context: *mut GMainContext) -> gboolean;
+        pub fn g_main_context_release(context: *mut GMainContext);
+        pub fn g_main_context_iteration(
+            context: *mut GMainContext,
+            may_block: gboolean,
+        ) -> gboolean;
+        pub fn g_main_context_wakeup(context: *mut GMainContext);
+
+        pub fn g_async_queue_new() -> *mut GAsyncQueue;
+        pub fn g_async_queue_unref(queue: *mut GAsyncQueue);
+        pub fn g_async_queue_push(queue: *mut GAsyncQueue, data: gpointer);
+        pub fn g_async_queue_pop(queue: *mut GAsyncQueue) -> gpointer;
+        pub fn g_async_queue_try_pop(queue: *mut GAsyncQueue) -> gpointer;
+
+        pub fn g_source_new(source_funcs: *mut GSourceFuncs, struct_size: c_uint) -> *mut GSource;
+        pub fn g_unix_fd_source_new(fd: c_int, condition: c_uint) -> *mut GSource;
+        pub fn g_source_set_ready_time(source: *mut GSource, ready_time: i64);
+        pub fn g_source_set_callback(
+            source: *mut GSource,
+            func: GSourceFunc,
+            data: gpointer,
+            notify: GDestroyNotify,
+        );
+        pub fn g_source_attach(source: *mut GSource, context: *mut GMainContext) -> c_uint;
+        pub fn g_source_destroy(source: *mut GSource);
+        pub fn g_source_unref(source: *mut GSource);
+
+        /// Only the tests compare with it: the conversion reads the same
+        /// clock in ns (see `Clock`).
+        #[cfg(test)]
+        pub fn g_get_monotonic_time() -> i64;
+    }
+}
+
+// ---------------------------------------------------------------- wrappers
+
+/// A `GMainContext` reference, unref'ed on drop.
+struct Context(NonNull<ffi::GMainContext>);
+
+// SAFETY: a GMainContext is reference-counted atomically and every public
+// function takes the context's own lock; the calls made on a `Context`
+// from a thread other than its owner's are `g_main_context_wakeup` and
+// `g_main_context_unref`, both documented as callable from any thread.
+unsafe impl Send for Context {}
+// SAFETY: as for `Send`: the shared (`&self`) calls are thread-safe.
+unsafe impl Sync for Context {}
+
+impl Context {
+    /// A fresh context, owned by no thread.
+    fn new() -> io::Result<Context> {
+        // SAFETY: no arguments; the result is checked for NULL.
+        let p = unsafe { ffi::g_main_context_new() };
+        NonNull::new(p)
+            .map(Context)
+            .ok_or_else(|| io::Error::other("g_main_context_new failed (returned NULL)"))
+    }
+
+    fn as_ptr(&self) -> *mut ffi::GMainContext {
+        self.0.as_ptr()
+    }
+
+    /// Makes the calling thread the context's owner until the guard drops.
+    fn acquire(&self) -> io::Result<Owner> {
+        // SAFETY: the context is alive (we hold a reference); the extra
+        // reference taken here is given back by `Owner::drop` (or below).
+        let ctx = unsafe { ffi::g_main_context_ref(self.as_ptr()) };
+        let ctx = NonNull::new(ctx)
+            .ok_or_else(|| io::Error::other("g_main_context_ref failed (returned NULL)"))?;
+        // SAFETY: `ctx` is a live context reference.
+        if unsafe { ffi::g_main_context_acquire(ctx.as_ptr()) } == ffi::FALSE {
+            // SAFETY: gives back the reference taken above.
+            unsafe { ffi::g_main_context_unref(ctx.as_ptr()) };
+            return Err(io::Error::other(
+                "g_main_context_acquire failed (another thread owns the context)",
+            ));
+        }
+        Ok(Owner {
+            ctx,
+            _thread_bound: PhantomData,
+        })
+    }
+
+    /// One `g_main_context_iteration`; true if a source was dispatched.
+    fn iterate(&self, block: bool) -> bool {
+        let may_block = if block { ffi::TRUE } else { ffi::FALSE };
+        // SAFETY: the context is alive. Iterating from any thread is
+        // allowed (GLib acquires the context, or waits for it, itself). The
+        // sources attached to a `Context` by this module keep their
+        // callback data alive while attached (see their owners).
+        unsafe { ffi::g_main_context_iteration(self.as_ptr(), may_block) != ffi::FALSE }
+    }
+
+    /// `g_main_context_wakeup`: makes the owner's current or next
+    /// iteration return (a write to the context's eventfd).
+    fn wakeup(&self) {
+        // SAFETY: the context is alive; the call is thread-safe.
+        unsafe { ffi::g_main_context_wakeup(self.as_ptr()) }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        // SAFETY: gives back the reference this wrapper holds; on the last
+        // one GLib destroys the sources still attached (running their
+        // destroy notifies) and frees the context.
+        unsafe { ffi::g_main_context_unref(self.as_ptr()) }
+    }
+}
+
+/// Ownership of a context by the current thread (`g_main_context_acquire`),
+/// released on drop; holds its own context reference.
+struct Owner {
+    ctx: NonNull<ffi::GMainContext>,
+    /// Release must happen on the acquiring thread: not `Send`.
+    _thread_bound: PhantomData<*const ()>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        // SAFETY: this thread acquired the context (`Owner` is not `Send`),
+        // and the guard holds a reference, given back after the release.
+        unsafe {
+            ffi::g_main_context_release(self.ctx.as_ptr());
+            ffi::g_main_context_unref(self.ctx.as_ptr());
+        }
+    }
+}
+
+/// A `GAsyncQueue` of non-NULL pointer-sized values, unref'ed on drop.
+struct Queue(NonNull<ffi::GAsyncQueue>);
+
+// SAFETY: GAsyncQueue is GLib's thread-safe queue: every push/pop takes its
+// mutex, its reference count is atomic.
+unsafe impl Send for Queue {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Queue {}
+
+impl Queue {
+    fn new() -> io::Result<Queue> {
+        // SAFETY: no arguments; the result is checked for NULL.
+        let p = unsafe { ffi::g_async_queue_new() };
+        NonNull::new(p)
+            .map(Queue)
+            .ok_or_else(|| io::Error::other("g_async_queue_new failed (returned NULL)"))
+    }
+
+    fn push(&self, v: NonZeroUsize) {
+        // SAFETY: the queue is alive; the value is a non-NULL integer
+        // disguised as a pointer (GUINT_TO_POINTER), never dereferenced,
+        // and the queue has no free function.
+        unsafe { ffi::g_async_queue_push(self.0.as_ptr(), ptr::without_provenance_mut(v.get())) }
+    }
+
+    /// Blocks until a value is queued.
+    fn pop(&self) -> usize {
+        // SAFETY: the queue is alive; it only ever holds what `push` put
+        // there, never NULL.
+        unsafe { ffi::g_async_queue_pop(self.0.as_ptr()) }.addr()
+    }
+
+    fn try_pop(&self) -> Option<NonZeroUsize> {
+        // SAFETY: the queue is alive; NULL means empty.
+        NonZeroUsize::new(unsafe { ffi::g_async_queue_try_pop(self.0.as_ptr()) }.addr())
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // SAFETY: gives back the reference this wrapper holds; the values
+        // still queued are plain integers (no free function).
+        unsafe { ffi::g_async_queue_unref(self.0.as_ptr()) }
+    }
+}
+
+/// A `GSource` reference. Dropping it destroys the source (detaching it
+/// from its context, so its callback never runs again) and unrefs it; see
+/// [`Source::leave_to_context`] for the other way out.
+struct Source(NonNull<ffi::GSource>);
+
+impl Source {
+    fn from_raw(p: *mut ffi::GSource, what: &str) -> io::Result<Source> {
+        NonNull::new(p)
+            .map(Source)
+            .ok_or_else(|| io::Error::other(format!("{what} failed (returned NULL)")))
+    }
+
+    /// A one-shot source of [`READY_FUNCS`] that is ready from `ready_us`
+    /// (µs of the monotonic clock) on.
+    fn ready_at(ready_us: i64) -> io::Result<Source> {
+        // The size is a compile-time constant far below u32::MAX.
+        let size = std::mem::size_of::<ffi::GSource>() as c_uint;
+        // SAFETY: `READY_FUNCS` is a static, so it outlives every source;
+        // GLib stores it as `const GSourceFuncs *` and never writes through
+        // it (the parameter is non-const only for historical reasons). The
+        // size is that of `GSource`, with no private data after it.
+        let p = unsafe { ffi::g_source_new(ptr::addr_of!(READY_FUNCS).cast_mut(), size) };
+        let s = Source::from_raw(p, "g_source_new")?;
+        // SAFETY: `s` is a live source.
+        unsafe { ffi::g_source_set_ready_time(s.0.as_ptr(), ready_us) };
+        Ok(s)
+    }
+
+    /// Sets the source's callback.
+    ///
+    /// # Safety
+    ///
+    /// `func` must accept `data` whenever the source dispatches, until the
+    /// source is destroyed (after which `notify`, if any, gets `data`).
+    unsafe fn set_callback(
+        &self,
+        func: ffi::GSourceFunc,
+        data: gpointer,
+        notify: ffi::GDestroyNotify,
+    ) {
+        // SAFETY: the source is alive; the caller vouches for the callback
+        // and its data.
+        unsafe { ffi::g_source_set_callback(self.0.as_ptr(), func, data, notify) }
+    }
+
+    fn attach(&self, ctx: &Context) -> io::Result<()> {
+        // SAFETY: both are alive; the context takes its own reference.
+        let id = unsafe { ffi::g_source_attach(self.0.as_ptr(), ctx.as_ptr()) };
+        if id == 0 {
+            return Err(io::Error::other(
+                "g_source_attach failed (source destroyed or already attached)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Drops this reference without destroying the source: the context it
+    /// is attached to keeps it until it is removed (a one-shot source after
+    /// it fired) or the context goes.
+    fn leave_to_context(self) {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        // SAFETY: gives back the reference this wrapper held (forgotten
+        // above, so it is not given back twice).
+        unsafe { ffi::g_source_unref(p) }
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        // SAFETY: the source is alive (we hold a reference). Destroying an
+        // already destroyed or never attached source is allowed; the unref
+        // gives back our reference.
+        unsafe {
+            ffi::g_source_destroy(self.0.as_ptr());
+            ffi::g_source_unref(self.0.as_ptr());
+        }
+    }
+}
+
+/// A heap value whose address is handed to C: freed on drop, and never
+/// accessed through a `Box` while C holds pointers into it.
+struct CBox<T: ?Sized>(NonNull<T>);
+
+impl<T: ?Sized> CBox<T> {
+    fn new(b: Box<T>) -> CBox<T> {
+        // A leaked Box is never NULL.
+        CBox(NonNull::from(Box::leak(b)))
+    }
+
+    fn get(&self) -> &T {
+        // SAFETY: the pointer came from a live Box and is only freed on
+        // drop; C only reads through it (interior mutability is `Cell`).
+        unsafe { self.0.as_ref() }
+    }
+
+    fn as_ptr(&self) -> *mut T {
+        self.0.as_ptr()
+    }
+}
+
+impl<T: ?Sized> Drop for CBox<T> {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from `Box::leak` and is freed once, here.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) })
+    }
+}
+
+// ---------------------------------------------------------------- messages
+
+/// The value that ends a ping-pong (messages are `i + 1` below it).
+const STOP: NonZeroUsize = NonZeroUsize::MAX;
+
+/// One direction of a ping-pong or of a throughput run: a `GAsyncQueue`,
+/// and in the main-loop contenders the receiver's `GMainContext`.
+struct Mailbox {
+    queue: Queue,
+    ctx: Option<Context>,
+}
+
+impl Mailbox {
+    fn new(with_context: bool) -> io::Result<Mailbox> {
+        Ok(Mailbox {
+            queue: Queue::new()?,
+            ctx: if with_context {
+                Some(Context::new()?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Push, then wake the receiver's context (if it has one). The push
+    /// happens before the eventfd write, so a receiver that consumes that
+    /// write (in its check phase) drains after it and sees the value.
+    fn send(&self, v: NonZeroUsize) {
+        self.queue.push(v);
+        if let Some(ctx) = &self.ctx {
+            ctx.wakeup();
+        }
+    }
+
+    /// The receiving thread's ownership of the context, if there is one.
+    fn own(&self) -> io::Result<Option<Owner>> {
+        self.ctx.as_ref().map(Context::acquire).transpose()
+    }
+
+    /// Blocks until a value arrives. With a context: `try_pop` until the
+    /// queue is empty, and only then block in an iteration.
+    ///
+    /// No wake-up is lost: the sender writes the context's eventfd *after*
+    /// its push, and GLib resets that eventfd only in the check phase after
+    /// `poll()` reported it readable, i.e. before this loop's next
+    /// `try_pop`. So either the `try_pop` sees the value, or the write is
+    /// still pending and the next `poll()` returns at once (the eventfd
+    /// stays readable however early it was written, even before the
+    /// iteration started).
+    fn recv(&self) -> usize {
+        match &self.ctx {
+            None => self.queue.pop(),
+            Some(ctx) => loop {
+                if let Some(v) = self.queue.try_pop() {
+                    return v.get();
+                }
+                ctx.iterate(true);
+            },
+        }
+    }
+}
+
+/// Sends [`STOP`] when dropped: tells the other side of a ping-pong that
+/// this one has finished (or given up), so that neither blocks forever.
+struct StopOnDrop(Arc<Mailbox>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.send(STOP);
+    }
+}
+
+/// Message `i` of a run: `i + 1`, so that no message is NULL, below
+/// [`STOP`]; `None` if it does not fit.
+fn msg(i: u64) -> Option<NonZeroUsize> {
+    usize::try_from(i)
+        .ok()
+        .and_then(|i| i.checked_add(1))
+        .filter(|&m| m != STOP.get())
+        .and_then(NonZeroUsize::new)
+}
+
+fn too_many(n: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{n} messages do not fit in a pointer-sized GAsyncQueue value"),
+    )
+}
+
+// ---------------------------------------------------------------- round trips
+
+/// Round trips between two `GMainContext`s, each iterated (blocking) by its
+/// own thread; a message is a `g_async_queue_push` onto the other side's
+/// queue followed by `g_main_context_wakeup` of the other side's context.
+/// Returns the time of the last `rts` of `warmup + rts` round trips,
+/// measured on side A (pinned as `pin` says, like the other round-trip
+/// contenders).
+///
+/// # Errors
+///
+/// A GLib constructor returning NULL, acquiring a context failing,
+/// spawning or pinning a thread failing, a side panicking, or
+/// `rts + warmup` not fitting in a pointer (`InvalidInput`).
+pub fn round_trips_context(pin: Pin, rts: u64, warmup: u64) -> io::Result<Duration> {
+    ping_pong(pin, rts, warmup, true)
+}
+
+/// Round trips between two threads over two `GAsyncQueue`s, each thread
+/// blocked in `g_async_queue_pop` (GLib's mutex + condition variable, no
+/// main loop). Returns the time of the last `rts` of `warmup + rts` round
+/// trips, measured on side A.
+///
+/// # Errors
+///
+/// As [`round_trips_context`].
+pub fn round_trips_queue(pin: Pin, rts: u64, warmup: u64) -> io::Result<Duration> {
+    ping_pong(pin, rts, warmup, false)
+}
+
+/// Side A sends `1..=total`, waiting for each echo; side B echoes until
+/// [`STOP`]. Each side sends `STOP` to the other when it leaves, so an
+/// early error on either side ends the other one too.
+fn ping_pong(pin: Pin, rts: u64, warmup: u64, with_context: bool) -> io::Result<Duration> {
+    let total = rts.checked_add(warmup).ok_or_else(|| too_many(u64::MAX))?;
+    if total > 0 && msg(total - 1).is_none() {
+        return Err(too_many(total));
+    }
+    let to_a = Arc::new(Mailbox::new(with_context)?);
+    let to_b = Arc::new(Mailbox::new(with_context)?);
+    let (a_in, a_out) = (to_a.clone(), to_b.clone());
+    let side_b = move || -> io::Result<()> {
+        let _bye = StopOnDrop(to_a.clone());
+        let _own = to_b.own()?;
+        loop {
+            match NonZeroUsize::new(to_b.recv()) {
+                Some(v) if v != STOP => to_a.send(v),
+                _ => return Ok(()),
+            }
+        }
+    };
+    let side_a = move || -> io::Result<Duration> {
+        let _bye = StopOnDrop(a_out.clone());
+        let _own = a_in.own()?;
+        let mut start = Instant::now();
+        for i in 0..total {
+            if i == warmup {
+                start = Instant::now();
+            }
+            let m = msg(i).ok_or_else(|| too_many(total))?;
+            a_out.send(m);
+            let echo = a_in.recv();
+            if echo != m.get() {
+                return Err(io::Error::other(format!(
+                    "GLib ping-pong: sent {m}, got back {echo} (echo side gone?)"
+                )));
+            }
+        }
+        Ok(start.elapsed())
+    };
+    two_sides(pin, side_a, side_b)
+}
+
+// ---------------------------------------------------------------- throughput
+
+/// `producers` threads send `0..msgs` (each its share, as `v + 1` pointers)
+/// through one `GAsyncQueue`, calling `g_main_context_wakeup` after every
+/// push; the calling thread owns the `GMainContext`, iterates it (blocking)
+/// and after each iteration drains the queue with `g_async_queue_try_pop`.
+/// The sum is checked. Returns the time from before the producers are
+/// spawned until the last message is received.
+///
+/// # Errors
+///
+/// A GLib constructor returning NULL, acquiring the context or spawning a
+/// thread failing, a wrong sum, or `msgs` not fitting in a pointer
+/// (`InvalidInput`).
+pub fn throughput_context(producers: usize, msgs: u64) -> io::Result<Duration> {
+    throughput(producers, msgs, true)
+}
+
+/// As [`throughput_context`] without the main loop: the producers only
+/// push, the consumer blocks in `g_async_queue_pop`.
+///
+/// # Errors
+///
+/// As [`throughput_context`].
+pub fn throughput_queue(producers: usize, msgs: u64) -> io::Result<Duration> {
+    throughput(producers, msgs, false)
+}
+
+fn throughput(producers: usize, msgs: u64, with_context: bool) -> io::Result<Duration> {
+    let name = if with_context {
+        "GLib GMainContext + GAsyncQueue"
+    } else {
+        "GLib GAsyncQueue pop"
+    };
+    // Every value sent must fit (checked up front: a producer that failed
+    // half-way would leave the consumer blocked forever).
+    if msgs > 0 && msg(msgs - 1).is_none() {
+        return Err(too_many(msgs));
+    }
+    let mb = Arc::new(Mailbox::new(with_context)?);
+    let _own = mb.own()?;
+    let mut acc = Acc::default();
+    let start = Instant::now();
+    let hs = spawn_producers(producers, msgs, mb.clone(), |mb, v| {
+        msg(v).map(|m| mb.send(m)).is_some()
+    })?;
+    match &mb.ctx {
+        Some(ctx) => {
+            while acc.n < msgs {
+                ctx.iterate(true);
+                while let Some(v) = mb.queue.try_pop() {
+                    acc.add(v.get() as u64 - 1);
+                }
+            }
+        }
+        None => {
+            while acc.n < msgs {
+                // Never 0: the queue only holds `msg` values.
+                acc.add((mb.queue.pop() as u64).wrapping_sub(1));
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    join_producers(hs, name)?;
+    acc.check(msgs, name)?;
+    Ok(elapsed)
+}
+
+// ---------------------------------------------------------------- dispatch
+
+/// What [`Dispatch`]'s callbacks share: the current [`Work`] (set only
+/// during [`Contender::turn`]) and the count of callbacks run.
+struct Shared {
+    work: Cell<*mut Work>,
+    ran: Cell<u64>,
+    panicked: Cell<bool>,
+}
+
+/// One callback's data: its key and the shared state.
+struct Slot {
+    key: u32,
+    shared: *const Shared,
+}
+
+/// The `GUnixFDSourceFunc` of [`Dispatch`]: records the source's key in the
+/// current [`Work`] and keeps the source.
+///
+/// # Safety
+///
+/// `data` must point to a live [`Slot`] whose `shared` is live, and the
+/// `work` pointer there must be NULL or valid for writes with no other
+/// access to the `Work` during the call. [`Dispatch`] guarantees this: it
+/// frees slots and shared state only after destroying its sources, and
+/// sets `work` only for the duration of one iteration.
+unsafe extern "C" fn fd_ready(_fd: c_int, _condition: c_uint, data: gpointer) -> gboolean {
+    // SAFETY: see the function's contract.
+    let slot = unsafe { &*data.cast::<Slot>() };
+    // SAFETY: see the function's contract.
+    let shared = unsafe { &*slot.shared };
+    let work = shared.work.get();
+    if work.is_null() {
+        return ffi::G_SOURCE_CONTINUE;
+    }
+    shared.ran.set(shared.ran.get().wrapping_add(1));
+    // Nothing here can panic in practice, but a panic must never unwind
+    // into C: catch it and report it from `turn`.
+    // SAFETY: `work` is valid and unaliased during the call (contract).
+    let r = catch_unwind(AssertUnwindSafe(|| unsafe { (*work).record(slot.key) }));
+    if r.is_err() {
+        shared.panicked.set(true);
+    }
+    ffi::G_SOURCE_CONTINUE
+}
+
+/// GLib: one `GMainContext` holding one `g_unix_fd_source_new(fd, G_IO_IN)`
+/// source per descriptor, whose callback does the [`Work`] and returns
+/// `G_SOURCE_CONTINUE`; a turn is `g_main_context_iteration(ctx, FALSE)`.
+///
+/// GLib polls with `poll()`: each iteration passes all N descriptors (plus
+/// its wake-up eventfd) to the kernel and walks them all again to find the
+/// ready ones, so the cost per turn grows with N even when few are ready.
+/// Each callback also costs GLib two eventfd writes and an O(N) sorted
+/// re-insertion of the descriptor, because GLib blocks a source (removes
+/// its descriptor from the poll list) while dispatching it, as it does for
+/// every source not made recursive with `g_source_set_can_recurse`; see
+/// the [module docs](self#the-contenders).
+///
+/// The context is acquired once, by the thread that creates the
+/// `Dispatch` (which is not `Send`), so an iteration does not acquire and
+/// release it each time.
+pub struct Dispatch {
+    // Field order is drop order: the sources go first, so no callback can
+    // run after the slots and shared state are freed.
+    sources: Vec<Source>,
+    _owner: Owner,
+    ctx: Context,
+    slots: CBox<[Slot]>,
+    shared: CBox<Shared>,
+    /// The descriptors stay open while the sources poll them; they belong
+    /// to the caller and are never closed here.
+    fds: Vec<Rc<OwnedFd>>,
+}
+
+impl Dispatch {
+    /// A context holding one unix-fd source per descriptor of `fds`, keys
+    /// `0..fds.len()`.
+    ///
+    /// # Errors
+    ///
+    /// `g_main_context_new` or `g_unix_fd_source_new` returning NULL,
+    /// `g_main_context_acquire` or `g_source_attach` failing.
+    pub fn new(fds: &[Rc<OwnedFd>]) -> io::Result<Dispatch> {
+        let ctx = Context::new()?;
+        let owner = ctx.acquire()?;
+        let shared = CBox::new(Box::new(Shared {
+            work: Cell::new(ptr::null_mut()),
+            ran: Cell::new(0),
+            panicked: Cell::new(false),
+        }));
+        let slots: Box<[Slot]> = (0..fds.len())
+            .map(|i| Slot {
+                key: i as u32,
+                shared: shared.as_ptr(),
+            })
+            .collect();
+        let slots = CBox::new(slots);
+        // SAFETY: GLib calls a unix-fd source's callback only through the
+        // GUnixFDSourceFunc type (g_unix_fd_source_dispatch casts it back),
+        // which is `fd_ready`'s real type; the GSourceFunc type is just the
+        // slot g_source_set_callback stores it in (G_SOURCE_FUNC in C).
+        let func: ffi::GSourceFunc = Some(unsafe {
+            std::mem::transmute::<
+                unsafe extern "C" fn(c_int, c_uint, gpointer) -> gboolean,
+                unsafe extern "C" fn(gpointer) -> gboolean,
+            >(fd_ready)
+        });
+        let mut d = Dispatch {
+            sources: Vec::with_capacity(fds.len()),
+            _owner: owner,
+            ctx,
+            slots,
+            shared,
+            fds: fds.to_vec(),
+        };
+        for i in 0..fds.len() {
+            // SAFETY: the descriptor is open (the `Rc` in `d.fds` keeps it
+            // so while the source exists); GLib does not take it over.
+            let p = unsafe { ffi::g_unix_fd_source_new(d.fds[i].as_raw_fd(), ffi::G_IO_IN) };
+            let src = Source::from_raw(p, "g_unix_fd_source_new")?;
+            // SAFETY: `i < fds.len()`, the length of `slots`, so the offset
+            // stays in bounds. Slot `i` lives (at a fixed address) until `d`
+            // drops, after its sources are destroyed (field order);
+            // `fd_ready`'s contract on `work` is kept by `turn`.
+            let data = unsafe { d.slots.as_ptr().cast::<Slot>().add(i) };
+            // SAFETY: as just said; no destroy notify (the slots are freed
+            // by `d`).
+            unsafe { src.set_callback(func, data.cast(), None) };
+            src.attach(&d.ctx)?;
+            d.sources.push(src);
+        }
+        Ok(d)
+    }
+}
+
+impl fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatch")
+            .field("sources", &self.sources.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Contender for Dispatch {
+    fn name(&self) -> &'static str {
+        "GLib GMainContext + g_unix_fd_source"
+    }
+
+    fn turn(&mut self, work: &mut Work) -> io::Result<u64> {
+        let shared = self.shared.get();
+        shared.ran.set(0);
+        shared.work.set(work);
+        self.ctx.iterate(false);
+        shared.work.set(ptr::null_mut());
+        if shared.panicked.get() {
+            return Err(io::Error::other("GLib dispatch: a callback panicked"));
+        }
+        Ok(shared.ran.get())
+    }
+
+    fn batch(&self) -> usize {
+        self.sources.len()
+    }
+}
+
+// ---------------------------------------------------------------- timers
+
+/// The minimal `GSourceFuncs` of a one-shot timer: no prepare or check
+/// (GLib itself compares the ready time with the clock), a dispatch that
+/// runs the callback once and removes the source.
+static READY_FUNCS: ffi::GSourceFuncs = ffi::GSourceFuncs {
+    prepare: None,
+    check: None,
+    dispatch: Some(ready_dispatch),
+    finalize: None,
+    closure_callback: None,
+    closure_marshal: None,
+};
+
+/// Dispatch of [`READY_FUNCS`]: calls the callback, if one is set, and
+/// returns `G_SOURCE_REMOVE` (one-shot; the ready time is never reset).
+///
+/// # Safety
+///
+/// Called by GLib with the callback and data set by
+/// `g_source_set_callback`, which must fit together.
+unsafe extern "C" fn ready_dispatch(
+    _source: *mut ffi::GSource,
+    callback: ffi::GSourceFunc,
+    user_data: gpointer,
+) -> gboolean {
+    if let Some(cb) = callback {
+        // SAFETY: the callback and its data were set together (contract).
+        unsafe { cb(user_data) };
+    }
+    ffi::G_SOURCE_REMOVE
+}
+
+/// The callback of [`Arm`]'s timers, which never fire.
+///
+/// # Safety
+///
+/// None needed (the data is ignored); `unsafe` only to fit `GSourceFunc`.
+unsafe extern "C" fn never_fired(_data: gpointer) -> gboolean {
+    ffi::G_SOURCE_REMOVE
+}
+
+/// Converts [`Instant`]s to GLib ready times (µs of `CLOCK_MONOTONIC`).
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    at: Instant,
+    /// `CLOCK_MONOTONIC` in ns, read just after `at`.
+    ns: i128,
+}
+
+impl Clock {
+    fn now() -> io::Result<Clock> {
+        let at = Instant::now();
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // time_t and c_long are i32 on some targets.
+        #[allow(clippy::unnecessary_cast)]
+        let ns = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
+        Ok(Clock { at, ns })
+    }
+
+    /// The ready time of `deadline`, rounded up to the µs so that GLib
+    /// (which compares with the clock truncated to µs) never fires early.
+    /// Since `ns` was read after `at`, the conversion errs late by the few
+    /// ns between the two reads. Past deadlines give at least 0 (GLib's -1
+    /// would mean "never").
+    fn ready_us(&self, deadline: Instant) -> i64 {
+        let off = match deadline.checked_duration_since(self.at) {
+            Some(d) => d.as_nanos() as i128,
+            None => -(self.at.duration_since(deadline).as_nanos() as i128),
+        };
+        let ns = self.ns + off;
+        let us = ns.div_euclid(1000) + i128::from(ns.rem_euclid(1000) != 0);
+        us.clamp(0, i128::from(i64::MAX)) as i64
+    }
+}
+
+/// GLib: a `GMainContext` with K pending one-shot timer sources. One
+/// arm+cancel is `g_source_new` (the minimal [`READY_FUNCS`]) +
+/// `g_source_set_ready_time` (the absolute deadline, µs) +
+/// `g_source_set_callback` (every Rust contender inserts a callback too) +
+/// `g_source_attach`, then `g_source_destroy` + `g_source_unref`. Not
+/// `g_timeout_source_new`, whose interval is relative and in ms. The context
+/// never runs, and is owned by no thread, so attach and destroy write no
+/// wake-up.
+pub struct Arm {
+    // Field order is drop order: the sources, then the context.
+    pending: Vec<Source>,
+    ctx: Context,
+    clock: Clock,
+}
+
+impl Arm {
+    /// A context with one pending timer source per deadline of `pending`.
+    ///
+    /// # Errors
+    ///
+    /// `g_main_context_new` or `g_source_new` returning NULL,
+    /// `g_source_attach` failing, or `clock_gettime` failing.
+    pub fn new(pending: &[Instant]) -> io::Result<Arm> {
+        let mut arm = Arm {
+            pending: Vec::with_capacity(pending.len()),
+            ctx: Context::new()?,
+            clock: Clock::now()?,
+        };
+        for &d in pending {
+            let src = arm.timer(d)?;
+            arm.pending.push(src);
+        }
+        Ok(arm)
+    }
+
+    /// An attached timer source for `deadline`.
+    fn timer(&self, deadline: Instant) -> io::Result<Source> {
+        let src = Source::ready_at(self.clock.ready_us(deadline))?;
+        // SAFETY: `never_fired` ignores its data.
+        unsafe { src.set_callback(Some(never_fired), ptr::null_mut(), None) };
+        src.attach(&self.ctx)?;
+        Ok(src)
+    }
+}
+
+impl fmt::Debug for Arm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Arm")
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArmCancel for Arm {
+    fn name(&self) -> &'static str {
+        "GLib g_source_new + set_ready_time + attach + destroy"
+    }
+
+    fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
+        for &d in deadlines {
+            // Dropping the source destroys and unrefs it.
+            drop(self.timer(d)?);
+        }
+        Ok(())
+    }
+}
+
+/// Where [`lateness`]'s callbacks put their figures.
+struct Sink {
+    late: RefCell<Late>,
+    failed: Cell<bool>,
+}
+
+/// One timer of [`lateness`]: its deadline and the sink. Freed by
+/// [`free_timer`] when its source is destroyed.
+struct Timer {
+    deadline: Instant,
+    sink: *const Sink,
+}
+
+/// The callback of [`lateness`]'s timers: pushes how late it runs.
+///
+/// # Safety
+///
+/// `data` must be a live [`Timer`] (from `Box::into_raw`) whose sink is
+/// live. [`lateness`] guarantees this: the `Timer` is freed only by the
+/// source's destroy notify, and the sink outlives the context.
+unsafe extern "C" fn late_fired(data: gpointer) -> gboolean {
+    // SAFETY: see the function's contract.
+    let t = unsafe { &*data.cast::<Timer>() };
+    let late = late_ns(t.deadline);
+    // SAFETY: see the function's contract.
+    let sink = unsafe { &*t.sink };
+    // A panic (none is expected: a push into a pre-sized Vec) must not
+    // unwind into C.
+    let pushed = catch_unwind(AssertUnwindSafe(|| match sink.late.try_borrow_mut() {
+        Ok(mut l) => {
+            l.push(late);
+            true
+        }
+        Err(_) => false,
+    }));
+    if !matches!(pushed, Ok(true)) {
+        sink.failed.set(true);
+    }
+    ffi::G_SOURCE_REMOVE
+}
+
+/// The destroy notify of [`lateness`]'s timers.
+///
+/// # Safety
+///
+/// `data` must be a `Box<Timer>` turned into a raw pointer, freed by no one
+/// else (GLib calls the notify once, when the source is destroyed).
+unsafe extern "C" fn free_timer(data: gpointer) {
+    // SAFETY: see the function's contract.
+    drop(unsafe { Box::from_raw(data.cast::<Timer>()) });
+}
+
+/// Attaches a one-shot timer source at `deadline` that records its
+/// lateness in `sink`, and leaves it to the context.
+fn arm_late(ctx: &Context, clock: &Clock, deadline: Instant, sink: &Sink) -> io::Result<()> {
+    let src = Source::ready_at(clock.ready_us(deadline))?;
+    let t = Box::into_raw(Box::new(Timer { deadline, sink }));
+    // SAFETY: `late_fired` gets the `Timer` it expects; `free_timer` frees
+    // it once, when the source is destroyed (after it fired, or with the
+    // context, or right here if attaching fails); the caller keeps `sink`
+    // alive until the context is gone.
+    unsafe { src.set_callback(Some(late_fired), t.cast(), Some(free_timer)) };
+    src.attach(ctx)?;
+    src.leave_to_context();
+    Ok(())
+}
+
+/// Blocking iterations until `sink` holds `want` figures.
+fn run_until(ctx: &Context, sink: &Sink, want: usize) -> io::Result<()> {
+    while sink.late.borrow().len() < want {
+        ctx.iterate(true);
+        if sink.failed.get() {
+            return Err(io::Error::other("GLib lateness: a callback failed"));
+        }
+    }
+    Ok(())
+}
+
+/// GLib: how late timer callbacks run on an otherwise idle `GMainContext`,
+/// driven by `g_main_context_iteration(ctx, TRUE)` (as `late_fdloop` in
+/// `benches/timers.rs`). The timers are the one-shot ready-time sources of
+/// [`Arm`] (absolute deadline in µs, rounded up); the callback pushes
+/// [`late_ns`] of its deadline. [`Pattern::Sequential`]: each timer at
+/// [`STEP`] from now, armed when the previous one has fired;
+/// [`Pattern::Spread`]: [`spread_deadlines`]`(n, seed)`, armed at once.
+///
+/// GLib 2.74 waits in `poll()` with a timeout in whole ms, rounded up: see
+/// the [module docs](self#timer-precision).
+///
+/// # Errors
+///
+/// A GLib constructor returning NULL, acquiring the context or attaching a
+/// source failing, `clock_gettime` failing, or a callback failing.
+pub fn lateness(pat: Pattern, seed: u64) -> io::Result<Late> {
+    let n = match pat {
+        Pattern::Sequential(n) | Pattern::Spread(n) => n,
+    };
+    // Declared first, so dropped last: it outlives the context, whose drop
+    // destroys the sources (and frees their `Timer`s) on an error path.
+    let sink = Sink {
+        late: RefCell::new(Vec::with_capacity(n)),
+        failed: Cell::new(false),
+    };
+    let ctx = Context::new()?;
+    let own = ctx.acquire()?;
+    let clock = Clock::now()?;
+    match pat {
+        Pattern::Sequential(n) => {
+            for i in 0..n {
+                let d = Instant::now() + STEP;
+                arm_late(&ctx, &clock, d, &sink)?;
+                run_until(&ctx, &sink, i + 1)?;
+            }
+        }
+        Pattern::Spread(n) => {
+            for d in spread_deadlines(n, seed) {
+                arm_late(&ctx, &clock, d, &sink)?;
+            }
+            run_until(&ctx, &sink, n)?;
+        }
+    }
+    drop(own);
+    drop(ctx);
+    Ok(sink.late.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::run_turns;
+    use std::os::fd::FromRawFd;
+
+    #[test]
+    fn round_trips_over_contexts_complete() {
+        let d = round_trips_context(Pin::Off, 200, 20).unwrap();
+        assert!(d > Duration::ZERO);
+    }
+
+    #[test]
+    fn round_trips_over_queues_complete() {
+        let d = round_trips_queue(Pin::Off, 200, 20).unwrap();
+        assert!(d > Duration::ZERO);
+    }
+
+    #[test]
+    fn round_trips_without_warmup_or_trips() {
+        round_trips_context(Pin::Off, 10, 0).unwrap();
+        round_trips_queue(Pin::Off, 0, 0).unwrap();
+    }
+
+    #[test]
+    fn throughput_over_a_context_sums_right() {
+        for p in [1, 4] {
+            throughput_context(p, 20_000).unwrap();
+        }
+    }
+
+    #[test]
+    fn throughput_over_a_queue_sums_right() {
+        for p in [1, 4] {
+            throughput_queue(p, 20_000).unwrap();
+        }
+        throughput_queue(2, 0).unwrap();
+    }
+
+    #[test]
+    fn a_wakeup_before_the_iteration_is_not_lost() {
+        let ctx = Context::new().unwrap();
+        let _own = ctx.acquire().unwrap();
+        ctx.wakeup();
+        // Would block forever if the early wake-up were lost.
+        ctx.iterate(true);
+    }
+
+    fn readable_eventfd() -> Rc<OwnedFd> {
+        // SAFETY: plain syscall; checked below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        assert!(fd >= 0, "{}", io::Error::last_os_error());
+        // SAFETY: a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: the eventfd is open; `one` holds the 8 bytes written.
+        let n = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), 8) };
+        assert_eq!(n, 8);
+        Rc::new(fd)
+    }
+
+    #[test]
+    fn dispatch_runs_one_callback_per_ready_fd() {
+        let fds: Vec<_> = (0..3).map(|_| readable_eventfd()).collect();
+        let mut d = Dispatch::new(&fds).unwrap();
+        assert_eq!(d.batch(), 3);
+        let mut w = Work::default();
+        assert_eq!(d.turn(&mut w).unwrap(), 3);
+        assert_eq!(w.hits, 3);
+        assert_eq!(w.acc, 1 + 2);
+        // Level-triggered: the same again; run_turns checks the counts.
+        assert_eq!(run_turns(&mut d, &mut w, 2).unwrap(), 6);
+        drop(d);
+        // The descriptors are still the caller's, and open.
+        for fd in &fds {
+            // SAFETY: F_GETFD on a descriptor we own; no pointers.
+            assert!(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) } >= 0);
+        }
+    }
+
+    #[test]
+    fn dispatch_of_nothing_is_zero() {
+        let mut d = Dispatch::new(&[]).unwrap();
+        assert_eq!(d.turn(&mut Work::default()).unwrap(), 0);
+    }
+
+    #[test]
+    fn arm_and_cancel_with_timers_pending() {
+        let base = Instant::now() + Duration::from_secs(3600);
+        let pending: Vec<_> = (0..100).map(|i| base + Duration::from_millis(i)).collect();
+        let seq: Vec<_> = (0..64)
+            .map(|i| base + Duration::from_micros(i * 7))
+            .collect();
+        let mut a = Arm::new(&pending).unwrap();
+        a.run(&seq).unwrap();
+        assert_eq!(a.pending.len(), 100);
+        // Nothing is due: an iteration dispatches nothing.
+        assert!(!a.ctx.iterate(false));
+    }
+
+    #[test]
+    fn a_ready_time_source_fires_once() {
+        let ctx = Context::new().unwrap();
+        let clock = Clock::now().unwrap();
+        let sink = Sink {
+            late: RefCell::new(Vec::new()),
+            failed: Cell::new(false),
+        };
+        arm_late(&ctx, &clock, Instant::now(), &sink).unwrap();
+        assert!(ctx.iterate(false));
+        assert!(!ctx.iterate(false));
+        assert_eq!(sink.late.borrow().len(), 1);
+        drop(ctx);
+    }
+
+    #[test]
+    fn clock_matches_g_get_monotonic_time() {
+        // SAFETY: no arguments.
+        let before = unsafe { ffi::g_get_monotonic_time() };
+        let c = Clock::now().unwrap();
+        let us = c.ready_us(c.at);
+        // SAFETY: no arguments.
+        let after = unsafe { ffi::g_get_monotonic_time() };
+        assert!(before <= us && us <= after + 1, "{before} {us} {after}");
+        let later = c.ready_us(c.at + Duration::from_nanos(1_000_001));
+        assert!((1000..=1001).contains(&(later - us)), "{us} {later}");
+        if let Some(early) = c.at.checked_sub(Duration::from_secs(1 << 30)) {
+            assert_eq!(c.ready_us(early), 0);
+        }
+    }
+
+    #[test]
+    fn lateness_sequential_and_spread() {
+        let l = lateness(Pattern::Sequential(5), 1).unwrap();
+        assert_eq!(l.len(), 5);
+        assert!(l.iter().all(|&v| v >= 0.0), "{l:?}");
+        let l = lateness(Pattern::Spread(20), 7).unwrap();
+        assert_eq!(l.len(), 20);
+        assert!(l.iter().all(|&v| v >= 0.0), "{l:?}");
+    }
+
+    #[test]
+    fn lateness_of_none_is_empty() {
+        assert!(lateness(Pattern::Spread(0), 1).unwrap().is_empty());
+    }
+}

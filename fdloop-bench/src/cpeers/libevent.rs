@@ -1,0 +1,1030 @@
+//! libevent 2.1 (`event2/event.h`, `event2/thread.h`), through a
+//! hand-written binding of just the calls used here.
+//!
+//! What each contender measures:
+//!
+//! * [`round_trips`]: two threads, each running its own `event_base`
+//!   (`event_base_loop(EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY)`), each with
+//!   one user event (`event_new(base, -1, 0, …)`, never added) that the
+//!   *other* thread fires with `event_active`. That is libevent's way of
+//!   waking a loop from another thread: with locking enabled
+//!   (`evthread_use_pthreads`) every base gets a notify eventfd, and
+//!   `event_active` from a foreign thread writes it when the base is
+//!   blocked in `epoll_wait`. B's callback activates A's event; A's counts
+//!   and activates B's. One round trip = two cross-thread activations.
+//! * [`throughput`]: producers push onto a `Mutex<VecDeque<u64>>` (ours:
+//!   libevent has no queue) and call `event_active` after every push; the
+//!   consumer runs `event_base_loop(EVLOOP_ONCE | …)` and its callback
+//!   drains the queue. `event_active` coalesces: an event already active is
+//!   not queued again, and the notify eventfd is written only while the
+//!   base sleeps and no notification is pending.
+//! * [`Dispatch`]: one `event_base` (epoll backend), one
+//!   `EV_READ | EV_PERSIST` event per always-ready eventfd (level
+//!   triggered), one turn = `event_base_loop(EVLOOP_ONCE | EVLOOP_NONBLOCK)`:
+//!   one `epoll_wait(…, 0)`, then every reported event's callback.
+//! * [`Arm`]: K pending timers (`event_new(base, -1, 0, …)` +
+//!   `event_add(ev, &tv)`), then per deadline `event_new` + `event_add` +
+//!   `event_del` + `event_free` (libevent keeps timers in a binary min-heap).
+//! * [`lateness`] / [`lateness_precise`]: how late a timer's callback runs
+//!   on an otherwise idle base, default configuration vs
+//!   `EVENT_BASE_FLAG_PRECISE_TIMER`.
+//!
+//! The single-threaded contenders ([`Dispatch`], [`Arm`], the lateness
+//! runs) use bases made with `EVENT_BASE_FLAG_NOLOCK`: they never leave
+//! their thread and pay for no lock. `evthread_use_pthreads` is
+//! process-wide and permanent, and libevent wants it called before anything
+//! else, so every constructor here calls it (once per process) first; a
+//! NOLOCK base is the same with or without it.
+//!
+//! Timing caveats of the default base (libevent 2.1 `evutil_time.c`,
+//! `epoll.c`, `util.c`): its clock is `CLOCK_MONOTONIC_COARSE` (one tick,
+//! 4 ms at HZ=250, per reading); timeouts are relative `timeval`s added to
+//! that coarse "now"; and `epoll_wait`'s timeout is in ms, rounded **up**
+//! (`evutil_tv_to_msec_`: `sec * 1000 + (usec + 999) / 1000`). A timer can
+//! therefore fire up to a tick *early* against `CLOCK_MONOTONIC` (when the
+//! coarse clock lagged more at `event_add` than at the check), and is
+//! usually late by up to a tick. With `EVENT_BASE_FLAG_PRECISE_TIMER` the
+//! clock is `CLOCK_MONOTONIC` and the epoll backend sleeps on a timerfd
+//! (relative, µs precision) instead of the ms timeout.
+//!
+//! Every function returns `io::Result`; a libevent call that fails becomes
+//! an `io::Error` naming it. Callbacks are `extern "C"` and cannot panic.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::ffi::CStr;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::raw::{c_int, c_short, c_void};
+use std::ptr::{self, NonNull};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::dispatch::{Contender, Work};
+use crate::threads::{join_producers, spawn_producers, two_sides, Acc};
+use crate::timers::{late_ns, spread_deadlines, ArmCancel, Late, Pattern, STEP};
+use crate::Pin;
+
+/// The C declarations (from `event2/event.h` and `event2/thread.h` of
+/// libevent 2.1). Linked by `build.rs` (`-levent -levent_pthreads`).
+#[allow(non_camel_case_types)]
+mod ffi {
+    use std::marker::{PhantomData, PhantomPinned};
+    use std::os::raw::{c_char, c_int, c_short, c_void};
+
+    /// `struct event_base` (opaque).
+    #[repr(C)]
+    pub struct event_base {
+        _data: [u8; 0],
+        _marker: PhantomData<(*mut u8, PhantomPinned)>,
+    }
+
+    /// `struct event` (opaque: only ever handled through `event_new`).
+    #[repr(C)]
+    pub struct event {
+        _data: [u8; 0],
+        _marker: PhantomData<(*mut u8, PhantomPinned)>,
+    }
+
+    /// `struct event_config` (opaque).
+    #[repr(C)]
+    pub struct event_config {
+        _data: [u8; 0],
+        _marker: PhantomData<(*mut u8, PhantomPinned)>,
+    }
+
+    /// `event_callback_fn`: `void (*)(evutil_socket_t, short, void *)`
+    /// (`evutil_socket_t` is `int` on Linux).
+    pub type event_callback_fn = extern "C" fn(fd: c_int, what: c_short, arg: *mut c_void);
+
+    pub const EV_READ: c_short = 0x02;
+    pub const EV_PERSIST: c_short = 0x10;
+
+    pub const EVLOOP_ONCE: c_int = 0x01;
+    pub const EVLOOP_NONBLOCK: c_int = 0x02;
+    pub const EVLOOP_NO_EXIT_ON_EMPTY: c_int = 0x04;
+
+    pub const EVENT_BASE_FLAG_NOLOCK: c_int = 0x01;
+    pub const EVENT_BASE_FLAG_PRECISE_TIMER: c_int = 0x20;
+
+    extern "C" {
+        pub fn evthread_use_pthreads() -> c_int;
+        pub fn evthread_make_base_notifiable(base: *mut event_base) -> c_int;
+
+        pub fn event_config_new() -> *mut event_config;
+        pub fn event_config_free(cfg: *mut event_config);
+        pub fn event_config_set_flag(cfg: *mut event_config, flag: c_int) -> c_int;
+
+        pub fn event_base_new() -> *mut event_base;
+        pub fn event_base_new_with_config(cfg: *const event_config) -> *mut event_base;
+        pub fn event_base_free(base: *mut event_base);
+        pub fn event_base_get_method(base: *const event_base) -> *const c_char;
+        pub fn event_base_loop(base: *mut event_base, flags: c_int) -> c_int;
+
+        pub fn event_new(
+            base: *mut event_base,
+            fd: c_int,
+            events: c_short,
+            cb: Option<event_callback_fn>,
+            arg: *mut c_void,
+        ) -> *mut event;
+        pub fn event_free(ev: *mut event);
+        pub fn event_add(ev: *mut event, timeout: *const libc::timeval) -> c_int;
+        pub fn event_del(ev: *mut event) -> c_int;
+        pub fn event_active(ev: *mut event, res: c_int, ncalls: c_short);
+    }
+}
+
+/// An error for a libevent call that reported failure (libevent returns -1
+/// or NULL and may leave errno set; it is quoted, not trusted).
+fn failed(what: &str) -> io::Error {
+    let os = io::Error::last_os_error();
+    io::Error::other(format!("libevent: {what} failed (errno says: {os})"))
+}
+
+/// Switches libevent to pthreads locking, once per process; every base
+/// created afterwards without `EVENT_BASE_FLAG_NOLOCK` has a lock and a
+/// notify fd.
+///
+/// # Errors
+///
+/// `evthread_use_pthreads` returning non-zero (libevent built without
+/// thread support, or out of memory).
+fn use_pthreads() -> io::Result<()> {
+    static RC: OnceLock<c_int> = OnceLock::new();
+    // SAFETY: evthread_use_pthreads only installs libevent's global lock,
+    // condition and thread-id callbacks; OnceLock makes it run once per
+    // process, and it takes no pointers.
+    let rc = *RC.get_or_init(|| unsafe { ffi::evthread_use_pthreads() });
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "libevent: evthread_use_pthreads returned {rc}"
+        )))
+    }
+}
+
+/// An `event_config` (RAII: `event_config_free`).
+struct Config(NonNull<ffi::event_config>);
+
+impl Config {
+    fn new() -> io::Result<Config> {
+        // SAFETY: plain allocation; the result is checked before use.
+        let p = unsafe { ffi::event_config_new() };
+        NonNull::new(p)
+            .map(Config)
+            .ok_or_else(|| failed("event_config_new"))
+    }
+
+    fn set_flag(&self, flag: c_int) -> io::Result<()> {
+        // SAFETY: the config is live (owned by self).
+        if unsafe { ffi::event_config_set_flag(self.0.as_ptr(), flag) } != 0 {
+            return Err(failed("event_config_set_flag"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Config {
+    fn drop(&mut self) {
+        // SAFETY: the config is live and owned by self; a base made from it
+        // does not keep a pointer to it.
+        unsafe { ffi::event_config_free(self.0.as_ptr()) };
+    }
+}
+
+/// An `event_base` (RAII: `event_base_free`). Every [`Event`] made on it
+/// must be dropped first; the structs below order their fields so.
+struct Base(NonNull<ffi::event_base>);
+
+impl Base {
+    /// A base for cross-thread use: process-wide pthreads locking switched
+    /// on first, then the default configuration (locked, notifiable).
+    fn threaded() -> io::Result<Base> {
+        use_pthreads()?;
+        // SAFETY: plain constructor; the result is checked before use.
+        let p = unsafe { ffi::event_base_new() };
+        let base = NonNull::new(p)
+            .map(Base)
+            .ok_or_else(|| failed("event_base_new"))?;
+        // With locking on, event_base_new already made the base notifiable
+        // (then this returns 0 at once); asking again checks it.
+        // SAFETY: the base is live (owned by `base`).
+        if unsafe { ffi::evthread_make_base_notifiable(base.0.as_ptr()) } != 0 {
+            return Err(failed("evthread_make_base_notifiable"));
+        }
+        Ok(base)
+    }
+
+    /// A base for one thread: `EVENT_BASE_FLAG_NOLOCK`, plus
+    /// `EVENT_BASE_FLAG_PRECISE_TIMER` if `precise`.
+    fn single_thread(precise: bool) -> io::Result<Base> {
+        // libevent wants its thread callbacks set before any other call;
+        // switching them on first keeps a later `threaded()` (possibly on
+        // another thread, as in the tests) from racing this base's set-up.
+        // A NOLOCK base has no lock either way.
+        use_pthreads()?;
+        let cfg = Config::new()?;
+        cfg.set_flag(ffi::EVENT_BASE_FLAG_NOLOCK)?;
+        if precise {
+            cfg.set_flag(ffi::EVENT_BASE_FLAG_PRECISE_TIMER)?;
+        }
+        // SAFETY: the config is live for the call; libevent copies what it
+        // needs from it.
+        let p = unsafe { ffi::event_base_new_with_config(cfg.0.as_ptr()) };
+        NonNull::new(p)
+            .map(Base)
+            .ok_or_else(|| failed("event_base_new_with_config"))
+    }
+
+    /// The backend's name (`"epoll"` on Linux unless disabled by the
+    /// environment).
+    fn method(&self) -> String {
+        // SAFETY: the base is live; libevent returns a pointer to a static
+        // NUL-terminated name (or NULL, checked).
+        let p = unsafe { ffi::event_base_get_method(self.0.as_ptr()) };
+        if p.is_null() {
+            return String::new();
+        }
+        // SAFETY: non-NULL, NUL-terminated and static (see above).
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+
+    /// One `event_base_loop(flags)`. Returns false when libevent exited
+    /// because no events were pending or active (return value 1).
+    fn run(&self, flags: c_int) -> io::Result<bool> {
+        // SAFETY: the base is live; callbacks of its events run inside this
+        // call, and every event's argument outlives the event (see
+        // `Event::new`'s contract).
+        match unsafe { ffi::event_base_loop(self.0.as_ptr(), flags) } {
+            0 => Ok(true),
+            1 => Ok(false),
+            _ => Err(failed("event_base_loop")),
+        }
+    }
+}
+
+impl Drop for Base {
+    fn drop(&mut self) {
+        // SAFETY: the base is live and owned by self; its events were freed
+        // before (field order of the owners), and no thread runs its loop.
+        unsafe { ffi::event_base_free(self.0.as_ptr()) };
+    }
+}
+
+/// An `event` from `event_new` (RAII: `event_free`, which deletes it from
+/// its base first).
+struct Event(NonNull<ffi::event>);
+
+impl Event {
+    /// `event_new(base, fd, what, cb, arg)`.
+    ///
+    /// # Safety
+    ///
+    /// `base` must outlive the event, and `arg` must stay valid for what
+    /// `cb` does with it for as long as the event lives (`cb` may run
+    /// during any `event_base_loop` of `base` while the event is pending or
+    /// active).
+    unsafe fn new(
+        base: &Base,
+        fd: c_int,
+        what: c_short,
+        cb: ffi::event_callback_fn,
+        arg: *mut c_void,
+    ) -> io::Result<Event> {
+        // SAFETY: the base is live; the caller guarantees `arg`'s validity.
+        let p = unsafe { ffi::event_new(base.0.as_ptr(), fd, what, Some(cb), arg) };
+        NonNull::new(p)
+            .map(Event)
+            .ok_or_else(|| failed("event_new"))
+    }
+
+    /// `event_add(ev, timeout)`: pending, with a relative timeout if given.
+    fn add(&self, timeout: Option<&libc::timeval>) -> io::Result<()> {
+        let tv = timeout.map_or(ptr::null(), |t| t as *const libc::timeval);
+        // SAFETY: the event is live; `tv` is NULL or points to a timeval
+        // that libevent only reads during the call.
+        if unsafe { ffi::event_add(self.0.as_ptr(), tv) } != 0 {
+            return Err(failed("event_add"));
+        }
+        Ok(())
+    }
+
+    /// `event_del(ev)`: no longer pending.
+    fn del(&self) -> io::Result<()> {
+        // SAFETY: the event is live.
+        if unsafe { ffi::event_del(self.0.as_ptr()) } != 0 {
+            return Err(failed("event_del"));
+        }
+        Ok(())
+    }
+
+    /// `event_active(ev, EV_READ, 0)`: makes the event active (a no-op
+    /// beyond or-ing the flags if it already is); wakes its base's loop if
+    /// another thread is blocked in it and the base is notifiable.
+    fn activate(&self) {
+        // SAFETY: the event is live. Calls from a thread other than the
+        // base's loop happen only through the `Send`/`Sync` wrappers below,
+        // whose bases are locked (see their SAFETY notes).
+        unsafe { ffi::event_active(self.0.as_ptr(), c_int::from(ffi::EV_READ), 0) };
+    }
+}
+
+impl Drop for Event {
+    fn drop(&mut self) {
+        // SAFETY: the event is live and owned by self; its base is still
+        // live (field order of the owners).
+        unsafe { ffi::event_free(self.0.as_ptr()) };
+    }
+}
+
+/// `d` as a `timeval`, rounded **up** to the microsecond (a deadline must
+/// not move earlier).
+fn timeval_ceil(d: Duration) -> libc::timeval {
+    let mut secs = d.as_secs();
+    let mut us = d.subsec_nanos().div_ceil(1000);
+    if us >= 1_000_000 {
+        secs += 1;
+        us -= 1_000_000;
+    }
+    libc::timeval {
+        tv_sec: secs.min(i64::MAX as u64) as libc::time_t,
+        tv_usec: us as libc::suseconds_t,
+    }
+}
+
+// ---------------------------------------------------------------- round trips
+
+/// The callbacks' shared state in [`round_trips`].
+struct RtState {
+    /// Set when either side leaves (done, error or panic).
+    stop: AtomicBool,
+    /// Round trips completed (written by A's callback only).
+    got: AtomicU64,
+    /// When the timed round trips started.
+    start: OnceLock<Instant>,
+    warmup: u64,
+    total: u64,
+    /// A's and B's events, for the other side's callback to activate.
+    a_ev: AtomicPtr<ffi::event>,
+    b_ev: AtomicPtr<ffi::event>,
+}
+
+/// Both sides of [`round_trips`]. Fields drop in order: the events before
+/// the bases, the state (the events' callback argument) last.
+struct RtPair {
+    a_ev: Event,
+    b_ev: Event,
+    a_base: Base,
+    b_base: Base,
+    st: Box<RtState>,
+}
+
+// SAFETY: the bases were created after `evthread_use_pthreads`, without
+// NOLOCK, so they are locked and notifiable. Each base's loop is run by one
+// thread only (side A runs `a_base`, side B `b_base`); the only call made
+// on the other side's objects is `event_active`, which libevent makes safe
+// from any thread under that locking. `RtState` is atomics and a OnceLock.
+// The pair is freed when the last `Arc` goes, i.e. after both sides have
+// stopped touching it.
+unsafe impl Send for RtPair {}
+// SAFETY: as for `Send` above.
+unsafe impl Sync for RtPair {}
+
+/// Sets `stop` and activates the other side's event when a side leaves
+/// (normally, with an error, or unwinding), so that the other side wakes
+/// and leaves too.
+struct Bye<'a> {
+    st: &'a RtState,
+    peer: &'a Event,
+}
+
+impl Drop for Bye<'_> {
+    fn drop(&mut self) {
+        self.st.stop.store(true, Ordering::Release);
+        self.peer.activate();
+    }
+}
+
+/// A's callback: one round trip done; start the clock after the warm-up;
+/// activate B's event unless all are done.
+extern "C" fn rt_ping_cb(_fd: c_int, _what: c_short, arg: *mut c_void) {
+    // SAFETY: `arg` is the `RtState` boxed in the `RtPair` that owns this
+    // event, so it outlives every run of this callback.
+    let st = unsafe { &*(arg as *const RtState) };
+    let got = st.got.load(Ordering::Relaxed) + 1;
+    st.got.store(got, Ordering::Relaxed);
+    if got == st.warmup {
+        let _ = st.start.set(Instant::now());
+    }
+    if got < st.total {
+        let peer = st.b_ev.load(Ordering::Relaxed);
+        // SAFETY: `peer` is B's live event (owned by the same `RtPair`);
+        // its base is locked, so activating it from this thread is allowed.
+        unsafe { ffi::event_active(peer, c_int::from(ffi::EV_READ), 0) };
+    }
+}
+
+/// B's callback: echo by activating A's event, unless A has left.
+extern "C" fn rt_echo_cb(_fd: c_int, _what: c_short, arg: *mut c_void) {
+    // SAFETY: as in `rt_ping_cb`.
+    let st = unsafe { &*(arg as *const RtState) };
+    if !st.stop.load(Ordering::Acquire) {
+        let peer = st.a_ev.load(Ordering::Relaxed);
+        // SAFETY: `peer` is A's live event (same `RtPair`), locked base.
+        unsafe { ffi::event_active(peer, c_int::from(ffi::EV_READ), 0) };
+    }
+}
+
+/// Creates both bases and both (never added) user events.
+fn rt_pair(rts: u64, warmup: u64) -> io::Result<RtPair> {
+    let st = Box::new(RtState {
+        stop: AtomicBool::new(false),
+        got: AtomicU64::new(0),
+        start: OnceLock::new(),
+        warmup,
+        total: rts + warmup,
+        a_ev: AtomicPtr::new(ptr::null_mut()),
+        b_ev: AtomicPtr::new(ptr::null_mut()),
+    });
+    let a_base = Base::threaded()?;
+    let b_base = Base::threaded()?;
+    let arg = &*st as *const RtState as *mut c_void;
+    // SAFETY: the events are stored in the `RtPair` with their bases and
+    // `st` (the argument), and dropped before both (field order).
+    let a_ev = unsafe { Event::new(&a_base, -1, 0, rt_ping_cb, arg)? };
+    // SAFETY: as above.
+    let b_ev = unsafe { Event::new(&b_base, -1, 0, rt_echo_cb, arg)? };
+    st.a_ev.store(a_ev.0.as_ptr(), Ordering::Relaxed);
+    st.b_ev.store(b_ev.0.as_ptr(), Ordering::Relaxed);
+    Ok(RtPair {
+        a_ev,
+        b_ev,
+        a_base,
+        b_base,
+        st,
+    })
+}
+
+/// The flags of a loop that blocks until at least one (non-internal)
+/// callback ran, even with no event added (the user events never are).
+const BLOCK_ONCE: c_int = ffi::EVLOOP_ONCE | ffi::EVLOOP_NO_EXIT_ON_EMPTY;
+
+/// Two threads, each running its own `event_base`, ping-pong by activating
+/// each other's user event with `event_active` (libevent's cross-thread
+/// wake-up: the base's notify eventfd). Returns the time of the `rts`
+/// timed round trips after `warmup` untimed ones, measured on side A.
+///
+/// `evthread_use_pthreads` is called once per process first (needed for
+/// `event_active` from another thread).
+///
+/// # Errors
+///
+/// Enabling threads, creating a base or an event, `event_base_loop`
+/// failing, spawning or pinning a thread, or a side panicking.
+pub fn round_trips(pin: Pin, rts: u64, warmup: u64) -> io::Result<Duration> {
+    let pair = Arc::new(rt_pair(rts, warmup)?);
+    let (pa, pb) = (pair.clone(), pair);
+    let a = move || -> io::Result<Duration> {
+        let st = &*pa.st;
+        let _bye = Bye { st, peer: &pa.b_ev };
+        if st.total == 0 {
+            return Ok(Duration::ZERO);
+        }
+        if st.warmup == 0 {
+            let _ = st.start.set(Instant::now());
+        }
+        pa.b_ev.activate();
+        while st.got.load(Ordering::Relaxed) < st.total {
+            if st.stop.load(Ordering::Acquire) {
+                return Err(io::Error::other("libevent round trip: echo side stopped"));
+            }
+            pa.a_base.run(BLOCK_ONCE)?;
+        }
+        Ok(st.start.get().map_or(Duration::ZERO, |s| s.elapsed()))
+    };
+    let b = move || -> io::Result<()> {
+        let _bye = Bye {
+            st: &pb.st,
+            peer: &pb.a_ev,
+        };
+        while !pb.st.stop.load(Ordering::Acquire) {
+            pb.b_base.run(BLOCK_ONCE)?;
+        }
+        Ok(())
+    };
+    two_sides(pin, a, b)
+}
+
+// ---------------------------------------------------------------- throughput
+
+/// What the producers share with the consumer in [`throughput`]. Fields
+/// drop in order: the event before the base.
+struct TpShared {
+    /// The consumer's user event (set once, right after creation).
+    ev: OnceLock<Event>,
+    /// Our queue: libevent has none.
+    q: Mutex<VecDeque<u64>>,
+    base: Base,
+}
+
+// SAFETY: the base is locked (created after `evthread_use_pthreads`,
+// without NOLOCK) and its loop runs only on the consumer thread; producers
+// only call `event_active` on `ev`, which that locking makes safe from any
+// thread, and lock `q`. Whoever drops the last `Arc` frees event then base,
+// when no thread uses them any more.
+unsafe impl Send for TpShared {}
+// SAFETY: as for `Send` above.
+unsafe impl Sync for TpShared {}
+
+/// The consumer's callback state (lives on the consumer's stack).
+struct Consumer {
+    sh: Arc<TpShared>,
+    acc: RefCell<Acc>,
+    /// Swapped with the shared queue, so the lock is held only for a swap.
+    spare: RefCell<VecDeque<u64>>,
+}
+
+/// A producer's send: push, then activate the consumer's event.
+fn tp_send(sh: &Arc<TpShared>, v: u64) -> bool {
+    sh.q.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push_back(v);
+    match sh.ev.get() {
+        Some(ev) => {
+            ev.activate();
+            true
+        }
+        None => false,
+    }
+}
+
+/// The consumer's callback: take everything queued and count it.
+extern "C" fn tp_drain_cb(_fd: c_int, _what: c_short, arg: *mut c_void) {
+    // SAFETY: `arg` is the `Consumer` on `throughput`'s stack; the callback
+    // only runs inside that function's `event_base_loop` calls.
+    let c = unsafe { &*(arg as *const Consumer) };
+    // No borrow is held while the loop runs, so these cannot fail; if one
+    // did, the messages would wait for the next activation.
+    let (Ok(mut spare), Ok(mut acc)) = (c.spare.try_borrow_mut(), c.acc.try_borrow_mut()) else {
+        return;
+    };
+    std::mem::swap(
+        &mut *c.sh.q.lock().unwrap_or_else(PoisonError::into_inner),
+        &mut *spare,
+    );
+    for v in spare.drain(..) {
+        acc.add(v);
+    }
+}
+
+/// `producers` threads send `0..msgs` through a `Mutex<VecDeque>` plus an
+/// `event_active` per message to a consumer running
+/// `event_base_loop(EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY)`, whose callback
+/// drains the queue. Returns the time from before the producers are
+/// spawned until the last message is counted; the sum is checked.
+///
+/// # Errors
+///
+/// Enabling threads, creating the base or the event, `event_base_loop`
+/// failing, spawning a producer, a producer panicking, or a wrong sum.
+pub fn throughput(producers: usize, msgs: u64) -> io::Result<Duration> {
+    const NAME: &str = "libevent event_active + Mutex<VecDeque>";
+    let sh = Arc::new(TpShared {
+        ev: OnceLock::new(),
+        q: Mutex::new(VecDeque::new()),
+        base: Base::threaded()?,
+    });
+    let cons = Consumer {
+        sh: sh.clone(),
+        acc: RefCell::new(Acc::default()),
+        spare: RefCell::new(VecDeque::new()),
+    };
+    let arg = &cons as *const Consumer as *mut c_void;
+    // SAFETY: the callback runs only inside `event_base_loop` calls made
+    // below, while `cons` lives; after this function returns, a producer
+    // still holding `sh` can only activate the event, never run it.
+    let ev = unsafe { Event::new(&sh.base, -1, 0, tp_drain_cb, arg)? };
+    if sh.ev.set(ev).is_err() {
+        return Err(io::Error::other("libevent: consumer event set twice"));
+    }
+    let start = Instant::now();
+    let hs = spawn_producers(producers, msgs, sh.clone(), tp_send)?;
+    let mut res = Ok(());
+    while cons.acc.borrow().n < msgs {
+        if let Err(e) = sh.base.run(BLOCK_ONCE) {
+            res = Err(e);
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    join_producers(hs, NAME)?;
+    res?;
+    cons.acc.borrow().check(msgs, NAME)?;
+    Ok(elapsed)
+}
+
+// ---------------------------------------------------------------- dispatch
+
+/// One callback's argument in [`Dispatch`]: its key and where the current
+/// [`Work`] is.
+struct Slot {
+    key: u32,
+    cur: *const Cell<*mut Work>,
+}
+
+/// The dispatch callback: record the key in the current `Work`.
+extern "C" fn dispatch_cb(_fd: c_int, _what: c_short, arg: *mut c_void) {
+    // SAFETY: `arg` is a `Slot` in the owning `Dispatch`'s `slots`, which
+    // outlive its events; `cur` points to that `Dispatch`'s boxed cell.
+    let slot = unsafe { &*(arg as *const Slot) };
+    // SAFETY: as above.
+    let w = unsafe { &*slot.cur }.get();
+    if !w.is_null() {
+        // SAFETY: non-null only during `turn`, where it is the `&mut Work`
+        // passed in, which nothing else touches during the loop call.
+        unsafe { (*w).record(slot.key) };
+    }
+}
+
+/// libevent: one `event_base` (epoll backend, `EVENT_BASE_FLAG_NOLOCK`),
+/// one `EV_READ | EV_PERSIST` event per descriptor (level-triggered, as
+/// libevent's epoll backend always is), whose callback does the [`Work`].
+/// A turn is `event_base_loop(EVLOOP_ONCE | EVLOOP_NONBLOCK)`.
+pub struct Dispatch {
+    // Drop order: events, then the base, then the callbacks' arguments,
+    // then the descriptors (kept open until libevent has deleted them).
+    events: Vec<Event>,
+    base: Base,
+    slots: Box<[Slot]>,
+    cur: Box<Cell<*mut Work>>,
+    _fds: Vec<Rc<OwnedFd>>,
+}
+
+impl Dispatch {
+    /// A base watching every descriptor of `fds` for reading.
+    ///
+    /// # Errors
+    ///
+    /// Creating the base or an event, `event_add` failing, or the base not
+    /// using epoll (`EVENT_NOEPOLL` in the environment).
+    pub fn new(fds: &[Rc<OwnedFd>]) -> io::Result<Dispatch> {
+        let base = Base::single_thread(false)?;
+        let method = base.method();
+        if method != "epoll" {
+            return Err(io::Error::other(format!(
+                "libevent: backend is {method:?}, not epoll"
+            )));
+        }
+        let cur: Box<Cell<*mut Work>> = Box::new(Cell::new(ptr::null_mut()));
+        let slots: Box<[Slot]> = (0..fds.len())
+            .map(|i| Slot {
+                key: i as u32,
+                cur: &*cur,
+            })
+            .collect();
+        let mut events = Vec::with_capacity(fds.len());
+        for (fd, slot) in fds.iter().zip(slots.iter()) {
+            let arg = slot as *const Slot as *mut c_void;
+            // SAFETY: the event is stored in `events`, dropped before
+            // `base` and `slots` (field order); `slots` is never resized.
+            let ev = unsafe {
+                Event::new(
+                    &base,
+                    fd.as_raw_fd(),
+                    ffi::EV_READ | ffi::EV_PERSIST,
+                    dispatch_cb,
+                    arg,
+                )?
+            };
+            ev.add(None)?;
+            events.push(ev);
+        }
+        Ok(Dispatch {
+            events,
+            base,
+            slots,
+            cur,
+            _fds: fds.to_vec(),
+        })
+    }
+}
+
+impl fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("libevent::Dispatch")
+            .field("events", &self.events.len())
+            .field("slots", &self.slots.len())
+            .finish()
+    }
+}
+
+impl Contender for Dispatch {
+    fn name(&self) -> &'static str {
+        "libevent event_base_loop(ONCE|NONBLOCK)"
+    }
+
+    fn turn(&mut self, work: &mut Work) -> io::Result<u64> {
+        let before = work.hits;
+        self.cur.set(work as *mut Work);
+        let r = self.base.run(ffi::EVLOOP_ONCE | ffi::EVLOOP_NONBLOCK);
+        self.cur.set(ptr::null_mut());
+        r?;
+        Ok(work.hits - before)
+    }
+
+    fn batch(&self) -> usize {
+        // epoll.c: the epoll_event array starts at INITIAL_NEVENT = 32 and
+        // doubles after every epoll_wait that fills it, up to
+        // MAX_NEVENT = 4096.
+        4096
+    }
+}
+
+// ---------------------------------------------------------------- timers
+
+/// A timer callback that does nothing (the [`Arm`] base never runs).
+extern "C" fn noop_cb(_fd: c_int, _what: c_short, _arg: *mut c_void) {}
+
+/// libevent: a base (`EVENT_BASE_FLAG_NOLOCK`, default timer) with K
+/// timers pending. One operation is `event_new` + `event_add(ev, &tv)` +
+/// `event_del` + `event_free`: a fresh timer each time, as fdloop's
+/// `insert(Timer::at)` + `remove` creates and destroys one (re-adding a
+/// preallocated event would skip an allocation the others pay).
+///
+/// libevent takes relative timeouts, so each `run` reads `Instant::now()`
+/// once and passes `deadline - now` (rounded up to the µs); libevent adds
+/// that to its own (coarse) clock.
+pub struct Arm {
+    // Drop order: the events before their base.
+    pending: Vec<Event>,
+    base: Base,
+}
+
+impl Arm {
+    /// A base with one pending timer per deadline of `pending`.
+    ///
+    /// # Errors
+    ///
+    /// Creating the base or an event, or `event_add` failing.
+    pub fn new(pending: &[Instant]) -> io::Result<Arm> {
+        let base = Base::single_thread(false)?;
+        let now = Instant::now();
+        let mut evs = Vec::with_capacity(pending.len());
+        for &d in pending {
+            // SAFETY: the argument is NULL (unused by `noop_cb`); the event
+            // is dropped before `base` (field order of `Arm`).
+            let ev = unsafe { Event::new(&base, -1, 0, noop_cb, ptr::null_mut())? };
+            ev.add(Some(&timeval_ceil(d.saturating_duration_since(now))))?;
+            evs.push(ev);
+        }
+        Ok(Arm { pending: evs, base })
+    }
+}
+
+impl fmt::Debug for Arm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("libevent::Arm")
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+impl ArmCancel for Arm {
+    fn name(&self) -> &'static str {
+        "libevent event_new + event_add + event_del + event_free"
+    }
+
+    fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
+        let now = Instant::now();
+        for &d in deadlines {
+            // SAFETY: NULL argument (unused); the event is freed at the end
+            // of this iteration, while `self.base` lives.
+            let ev = unsafe { Event::new(&self.base, -1, 0, noop_cb, ptr::null_mut())? };
+            ev.add(Some(&timeval_ceil(d.saturating_duration_since(now))))?;
+            ev.del()?;
+        }
+        Ok(())
+    }
+}
+
+/// A lateness timer's argument: its deadline and where to put the result.
+struct Fire {
+    deadline: Instant,
+    sink: *const RefCell<Late>,
+}
+
+/// A lateness timer's callback: push how late it runs.
+extern "C" fn fire_cb(_fd: c_int, _what: c_short, arg: *mut c_void) {
+    // SAFETY: `arg` is a `Fire` that outlives its event, and `sink` the
+    // `RefCell` of the running `late_run`, which outlives both.
+    let f = unsafe { &*(arg as *const Fire) };
+    // SAFETY: as above.
+    let sink = unsafe { &*f.sink };
+    // No borrow is held while the loop runs; on the impossible failure the
+    // firing would go unrecorded and `late_run` would report it missing.
+    if let Ok(mut l) = sink.try_borrow_mut() {
+        l.push(late_ns(f.deadline));
+    }
+}
+
+/// Runs the base until `sink` holds `want` results.
+fn run_until(base: &Base, sink: &RefCell<Late>, want: usize) -> io::Result<()> {
+    while sink.borrow().len() < want {
+        if !base.run(ffi::EVLOOP_ONCE)? {
+            return Err(io::Error::other(format!(
+                "libevent: loop empty with {} of {want} timers fired",
+                sink.borrow().len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Arms a one-shot timer at `f.deadline` (relative to now, rounded up).
+fn arm_fire(base: &Base, f: &Fire) -> io::Result<Event> {
+    let arg = f as *const Fire as *mut c_void;
+    // SAFETY: every caller drops the event before `f` and `base`.
+    let ev = unsafe { Event::new(base, -1, 0, fire_cb, arg)? };
+    ev.add(Some(&timeval_ceil(
+        f.deadline.saturating_duration_since(Instant::now()),
+    )))?;
+    Ok(ev)
+}
+
+fn late_run(pat: Pattern, seed: u64, precise: bool) -> io::Result<Late> {
+    let base = Base::single_thread(precise)?;
+    let sink: RefCell<Late> = RefCell::new(Vec::new());
+    match pat {
+        Pattern::Sequential(n) => {
+            sink.borrow_mut().reserve(n);
+            for i in 0..n {
+                let f = Fire {
+                    deadline: Instant::now() + STEP,
+                    sink: &sink,
+                };
+                let ev = arm_fire(&base, &f)?;
+                run_until(&base, &sink, i + 1)?;
+                drop(ev);
+            }
+        }
+        Pattern::Spread(n) => {
+            sink.borrow_mut().reserve(n);
+            let fires: Vec<Fire> = spread_deadlines(n, seed)
+                .into_iter()
+                .map(|deadline| Fire {
+                    deadline,
+                    sink: &sink,
+                })
+                .collect();
+            let evs = fires
+                .iter()
+                .map(|f| arm_fire(&base, f))
+                .collect::<io::Result<Vec<Event>>>()?;
+            run_until(&base, &sink, n)?;
+            drop(evs);
+        }
+    }
+    drop(base);
+    Ok(sink.into_inner())
+}
+
+/// How late each timer's callback runs on an idle libevent base with the
+/// default timer configuration (`EVENT_BASE_FLAG_NOLOCK` only): the clock
+/// is `CLOCK_MONOTONIC_COARSE` and `epoll_wait`'s timeout is in ms, rounded
+/// up (see the module docs: early firings, reported as -1, are possible).
+/// Each timer is `event_new(base, -1, 0, cb, …)` + `event_add` with
+/// `deadline - now` rounded up to the µs; the base runs
+/// `event_base_loop(EVLOOP_ONCE)` until all have fired.
+///
+/// # Errors
+///
+/// Creating the base or an event, `event_add` or `event_base_loop`
+/// failing, or the loop running out of events before every timer fired.
+pub fn lateness(pat: Pattern, seed: u64) -> io::Result<Late> {
+    late_run(pat, seed, false)
+}
+
+/// As [`lateness`], on a base with `EVENT_BASE_FLAG_PRECISE_TIMER`: the
+/// clock is `CLOCK_MONOTONIC`, and the epoll backend sleeps on a timerfd
+/// (armed relative, µs precision, one `timerfd_settime` per loop
+/// iteration) instead of a ms `epoll_wait` timeout.
+///
+/// # Errors
+///
+/// As [`lateness`].
+pub fn lateness_precise(pat: Pattern, seed: u64) -> io::Result<Late> {
+    late_run(pat, seed, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::run_turns;
+    use std::os::fd::FromRawFd;
+
+    /// `n` eventfds with counter 1 (readable), made here.
+    fn readable_eventfds(n: usize) -> Vec<Rc<OwnedFd>> {
+        (0..n)
+            .map(|_| {
+                // SAFETY: plain syscall; checked below.
+                let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+                assert!(fd >= 0);
+                // SAFETY: fresh descriptor, owned by nobody else.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                let one = 1u64.to_ne_bytes();
+                // SAFETY: open eventfd; 8 bytes from `one`.
+                let w = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), 8) };
+                assert_eq!(w, 8);
+                Rc::new(fd)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trips_complete() {
+        let d = round_trips(Pin::Off, 200, 20).unwrap();
+        assert!(d > Duration::ZERO);
+        assert_eq!(round_trips(Pin::Off, 0, 0).unwrap(), Duration::ZERO);
+    }
+
+    #[test]
+    fn throughput_counts_every_message() {
+        for p in [1, 4] {
+            let d = throughput(p, 20_000).unwrap();
+            assert!(d > Duration::ZERO, "{p} producers");
+        }
+    }
+
+    #[test]
+    fn dispatch_runs_every_ready_fd_once_per_turn() {
+        let fds = readable_eventfds(3);
+        let mut c = Dispatch::new(&fds).unwrap();
+        assert!(c.batch() >= 32);
+        for _ in 0..2 {
+            let mut w = Work::default();
+            assert_eq!(c.turn(&mut w).unwrap(), 3);
+            assert_eq!(w.hits, 3);
+            // Keys 0 + 1 + 2.
+            assert_eq!(w.acc, 3);
+        }
+        let mut w = Work::default();
+        assert_eq!(run_turns(&mut c, &mut w, 4).unwrap(), 12);
+        assert_eq!(w.hits, 12);
+    }
+
+    #[test]
+    fn arm_and_cancel_with_timers_pending() {
+        let base = Instant::now() + Duration::from_secs(3600);
+        let pending: Vec<Instant> = (0..100)
+            .map(|i| base + Duration::from_millis(i * 7))
+            .collect();
+        let seq: Vec<Instant> = (0..64)
+            .map(|i| base + Duration::from_millis(i * 13))
+            .collect();
+        let mut a = Arm::new(&pending).unwrap();
+        a.run(&seq).unwrap();
+        a.run(&seq).unwrap();
+        assert!(!a.name().is_empty());
+    }
+
+    fn check_late(l: &Late, n: usize, allow_early: bool) {
+        assert_eq!(l.len(), n);
+        if !allow_early {
+            assert!(l.iter().all(|&x| x >= 0.0), "early firing: {l:?}");
+        }
+    }
+
+    #[test]
+    fn lateness_default_fires_every_timer() {
+        // The coarse clock may fire a timer early (see the module docs).
+        check_late(&lateness(Pattern::Sequential(5), 1).unwrap(), 5, true);
+        check_late(&lateness(Pattern::Spread(20), 2).unwrap(), 20, true);
+    }
+
+    #[test]
+    fn lateness_precise_fires_every_timer_never_early() {
+        check_late(
+            &lateness_precise(Pattern::Sequential(5), 1).unwrap(),
+            5,
+            false,
+        );
+        check_late(
+            &lateness_precise(Pattern::Spread(20), 2).unwrap(),
+            20,
+            false,
+        );
+    }
+
+    #[test]
+    fn timeval_rounds_up() {
+        let t = timeval_ceil(Duration::from_nanos(1_999_999_001));
+        assert_eq!((t.tv_sec, t.tv_usec), (2, 0));
+        let t = timeval_ceil(Duration::from_nanos(1_500));
+        assert_eq!((t.tv_sec, t.tv_usec), (0, 2));
+    }
+}

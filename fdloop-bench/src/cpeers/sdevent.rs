@@ -1,0 +1,796 @@
+//! systemd's sd-event (`systemd/sd-event.h`, libsystemd 252), through a
+//! hand-written binding of just the calls used here.
+//!
+//! What each contender measures:
+//!
+//! * [`round_trips`]: two threads, each running its own `sd_event`
+//!   (`sd_event_run(e, UINT64_MAX)`) with an eventfd watched by
+//!   `sd_event_add_io(EPOLLIN)`. sd-event has no way to wake a loop from
+//!   another thread, so the other thread writes that eventfd; the io
+//!   callback reads it (resetting it) and echoes (B) or counts and pings
+//!   again (A). Every `sd_event` and source is created, used and freed in
+//!   its own thread (sd-event objects are single-threaded, which the
+//!   non-`Send` wrappers here enforce); only the eventfds cross threads.
+//! * [`Dispatch`]: one `sd_event`, one io source per always-ready eventfd
+//!   (`EPOLLIN`, level-triggered), one turn = `sd_event_run(e, 0)`. sd-event
+//!   dispatches **one** source per iteration (`sd_event_dispatch` takes the
+//!   first of its pending queue): each turn is an `epoll_wait(…, 0)` (plus
+//!   the prepare step) and a single callback, the sources taking turns
+//!   round-robin (a source dispatched goes behind those still pending). So
+//!   [`Contender::batch`] is 1 and N ready sources need N turns.
+//! * [`Arm`]: K pending time sources (`sd_event_add_time` on
+//!   `CLOCK_MONOTONIC`, absolute µs, accuracy 1 µs), then per deadline
+//!   `sd_event_add_time` + `sd_event_source_disable_unref` (sd-event keeps
+//!   two priority queues per clock, earliest and latest).
+//! * [`lateness`]: how late a time source's callback runs on an idle loop.
+//!   The accuracy is 1 µs: the default (0) means 250 ms, within which
+//!   sd-event coalesces wake-ups, so a timer could run up to 250 ms late by
+//!   design. sd-event sleeps on a timerfd armed at an absolute time.
+//!
+//! `Instant` is `CLOCK_MONOTONIC` on Linux, so deadlines are converted by
+//! reading both clocks once (`Instant::now()`, then `clock_gettime`) and
+//! rounding up to the µs: a converted deadline is never earlier than the
+//! `Instant` (at most ~1 µs plus the gap between the two reads later).
+//!
+//! sd-event calls return a negative errno; each becomes an `io::Error` of
+//! that errno, naming the call. Callbacks are `extern "C"` and cannot
+//! panic.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::raw::{c_int, c_void};
+use std::ptr::{self, NonNull};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::dispatch::{Contender, Work};
+use crate::pingpong::signal;
+use crate::threads::two_sides;
+use crate::timers::{late_ns, spread_deadlines, ArmCancel, Late, Pattern, STEP};
+use crate::Pin;
+
+/// The C declarations (from `systemd/sd-event.h`). Linked by `build.rs`
+/// (`-lsystemd`).
+#[allow(non_camel_case_types)]
+mod ffi {
+    use std::marker::{PhantomData, PhantomPinned};
+    use std::os::raw::{c_int, c_void};
+
+    /// `sd_event` (opaque).
+    #[repr(C)]
+    pub struct sd_event {
+        _data: [u8; 0],
+        _marker: PhantomData<(*mut u8, PhantomPinned)>,
+    }
+
+    /// `sd_event_source` (opaque).
+    #[repr(C)]
+    pub struct sd_event_source {
+        _data: [u8; 0],
+        _marker: PhantomData<(*mut u8, PhantomPinned)>,
+    }
+
+    /// `sd_event_io_handler_t`.
+    pub type sd_event_io_handler_t = extern "C" fn(
+        s: *mut sd_event_source,
+        fd: c_int,
+        revents: u32,
+        userdata: *mut c_void,
+    ) -> c_int;
+
+    /// `sd_event_time_handler_t`.
+    pub type sd_event_time_handler_t =
+        extern "C" fn(s: *mut sd_event_source, usec: u64, userdata: *mut c_void) -> c_int;
+
+    extern "C" {
+        pub fn sd_event_new(e: *mut *mut sd_event) -> c_int;
+        pub fn sd_event_unref(e: *mut sd_event) -> *mut sd_event;
+        pub fn sd_event_add_io(
+            e: *mut sd_event,
+            s: *mut *mut sd_event_source,
+            fd: c_int,
+            events: u32,
+            callback: Option<sd_event_io_handler_t>,
+            userdata: *mut c_void,
+        ) -> c_int;
+        pub fn sd_event_add_time(
+            e: *mut sd_event,
+            s: *mut *mut sd_event_source,
+            clock: libc::clockid_t,
+            usec: u64,
+            accuracy: u64,
+            callback: Option<sd_event_time_handler_t>,
+            userdata: *mut c_void,
+        ) -> c_int;
+        pub fn sd_event_run(e: *mut sd_event, usec: u64) -> c_int;
+        pub fn sd_event_source_disable_unref(s: *mut sd_event_source) -> *mut sd_event_source;
+    }
+}
+
+/// `r` if non-negative, else the `io::Error` of errno `-r`, naming `what`.
+fn check(r: c_int, what: &str) -> io::Result<c_int> {
+    if r >= 0 {
+        return Ok(r);
+    }
+    let e = io::Error::from_raw_os_error(r.saturating_neg());
+    Err(io::Error::new(e.kind(), format!("{what}: {e}")))
+}
+
+/// An `sd_event` (RAII: `sd_event_unref`). Not `Send`: an `sd_event` is
+/// used only by the thread that made it.
+struct Loop(NonNull<ffi::sd_event>);
+
+impl Loop {
+    fn new() -> io::Result<Loop> {
+        let mut p = ptr::null_mut();
+        // SAFETY: `p` is a valid out-pointer for the call.
+        check(unsafe { ffi::sd_event_new(&mut p) }, "sd_event_new")?;
+        NonNull::new(p)
+            .map(Loop)
+            .ok_or_else(|| io::Error::other("sd_event_new: returned NULL"))
+    }
+
+    /// `sd_event_add_io(e, &s, fd, events, cb, userdata)`.
+    ///
+    /// # Safety
+    ///
+    /// `fd` must stay open, and `userdata` valid for what `cb` does with it,
+    /// until the returned source is dropped (`cb` may run during any
+    /// `sd_event_run` of this loop until then).
+    unsafe fn add_io(
+        &self,
+        fd: c_int,
+        events: u32,
+        cb: ffi::sd_event_io_handler_t,
+        userdata: *mut c_void,
+    ) -> io::Result<Source> {
+        let mut s = ptr::null_mut();
+        // SAFETY: the loop is live, `s` a valid out-pointer; the caller
+        // guarantees `fd` and `userdata`.
+        let r = unsafe {
+            ffi::sd_event_add_io(self.0.as_ptr(), &mut s, fd, events, Some(cb), userdata)
+        };
+        check(r, "sd_event_add_io")?;
+        Source::from_raw(s, "sd_event_add_io")
+    }
+
+    /// `sd_event_add_time(e, &s, CLOCK_MONOTONIC, usec, accuracy, cb,
+    /// userdata)`.
+    ///
+    /// # Safety
+    ///
+    /// `userdata` must stay valid for what `cb` does with it until the
+    /// returned source is dropped.
+    unsafe fn add_time(
+        &self,
+        usec: u64,
+        accuracy: u64,
+        cb: ffi::sd_event_time_handler_t,
+        userdata: *mut c_void,
+    ) -> io::Result<Source> {
+        let mut s = ptr::null_mut();
+        // SAFETY: the loop is live, `s` a valid out-pointer; the caller
+        // guarantees `userdata`.
+        let r = unsafe {
+            ffi::sd_event_add_time(
+                self.0.as_ptr(),
+                &mut s,
+                libc::CLOCK_MONOTONIC,
+                usec,
+                accuracy,
+                Some(cb),
+                userdata,
+            )
+        };
+        check(r, "sd_event_add_time")?;
+        Source::from_raw(s, "sd_event_add_time")
+    }
+
+    /// `sd_event_run(e, timeout_us)` (`u64::MAX`: no timeout): one
+    /// iteration, dispatching at most one source. Returns whether one was.
+    fn run(&self, timeout_us: u64) -> io::Result<bool> {
+        // SAFETY: the loop is live and used by this thread only; every
+        // source's userdata is valid while the source lives (the add_*
+        // contracts).
+        let r = unsafe { ffi::sd_event_run(self.0.as_ptr(), timeout_us) };
+        check(r, "sd_event_run").map(|r| r > 0)
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        // SAFETY: drops this handle's reference; the loop itself is freed
+        // once the sources (which hold references too) are gone.
+        unsafe { ffi::sd_event_unref(self.0.as_ptr()) };
+    }
+}
+
+/// An `sd_event_source` (RAII: `sd_event_source_disable_unref`, which
+/// also stops the callback from running again). Not `Send`, like its loop.
+struct Source(NonNull<ffi::sd_event_source>);
+
+impl Source {
+    fn from_raw(s: *mut ffi::sd_event_source, what: &str) -> io::Result<Source> {
+        NonNull::new(s)
+            .map(Source)
+            .ok_or_else(|| io::Error::other(format!("{what}: returned no source")))
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        // SAFETY: the source is live and this is the reference we hold.
+        unsafe { ffi::sd_event_source_disable_unref(self.0.as_ptr()) };
+    }
+}
+
+/// Reads an eventfd (resetting its counter); a spurious wake-up (`EAGAIN`)
+/// and `EINTR` are not errors.
+fn drain(fd: &OwnedFd) -> io::Result<()> {
+    let mut buf = [0u8; 8];
+    // SAFETY: the eventfd is open and `buf` holds the 8 bytes read.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// A non-blocking, close-on-exec eventfd with counter 0.
+fn new_eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; checked before use.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+// ---------------------------------------------------------------- round trips
+
+/// Side A's callback state (on A's stack).
+struct Ping<'a> {
+    own: &'a OwnedFd,
+    peer: &'a OwnedFd,
+    got: Cell<u64>,
+    warmup: u64,
+    total: u64,
+    start: Cell<Instant>,
+    err: Cell<Option<io::Error>>,
+}
+
+/// Side B's callback state (on B's stack).
+struct Echo<'a> {
+    own: &'a OwnedFd,
+    peer: &'a OwnedFd,
+    stop: &'a AtomicBool,
+    err: Cell<Option<io::Error>>,
+}
+
+/// A's io callback: reset the eventfd, count, ping B again unless done.
+extern "C" fn rt_ping_cb(
+    _s: *mut ffi::sd_event_source,
+    _fd: c_int,
+    _revents: u32,
+    userdata: *mut c_void,
+) -> c_int {
+    // SAFETY: `userdata` is the `Ping` on side A's stack, which outlives
+    // the source (dropped first) and so every run of this callback.
+    let p = unsafe { &*(userdata as *const Ping<'_>) };
+    if let Err(e) = drain(p.own) {
+        p.err.set(Some(e));
+        return 0;
+    }
+    let got = p.got.get() + 1;
+    p.got.set(got);
+    if got == p.warmup {
+        p.start.set(Instant::now());
+    }
+    if got < p.total {
+        if let Err(e) = signal(p.peer) {
+            p.err.set(Some(e));
+        }
+    }
+    0
+}
+
+/// B's io callback: reset the eventfd and echo, unless A has left.
+extern "C" fn rt_echo_cb(
+    _s: *mut ffi::sd_event_source,
+    _fd: c_int,
+    _revents: u32,
+    userdata: *mut c_void,
+) -> c_int {
+    // SAFETY: `userdata` is the `Echo` on side B's stack, which outlives
+    // the source.
+    let e = unsafe { &*(userdata as *const Echo<'_>) };
+    if let Err(err) = drain(e.own) {
+        e.err.set(Some(err));
+        return 0;
+    }
+    if !e.stop.load(Ordering::Acquire) {
+        if let Err(err) = signal(e.peer) {
+            e.err.set(Some(err));
+        }
+    }
+    0
+}
+
+/// Sets `stop` and writes the other side's eventfd when a side leaves
+/// (normally, with an error, or unwinding), so the other side wakes and
+/// leaves too.
+struct Bye<'a> {
+    stop: &'a AtomicBool,
+    peer: &'a OwnedFd,
+}
+
+impl Drop for Bye<'_> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = signal(self.peer);
+    }
+}
+
+/// Side A: its own `sd_event`; sends the first ping, runs until `total`
+/// round trips, returns the time of those after `warmup`.
+fn side_a(
+    a_fd: &OwnedFd,
+    b_fd: &OwnedFd,
+    stop: &AtomicBool,
+    rts: u64,
+    warmup: u64,
+) -> io::Result<Duration> {
+    let _bye = Bye { stop, peer: b_fd };
+    let total = rts + warmup;
+    if total == 0 {
+        return Ok(Duration::ZERO);
+    }
+    let ev = Loop::new()?;
+    let ping = Ping {
+        own: a_fd,
+        peer: b_fd,
+        got: Cell::new(0),
+        warmup,
+        total,
+        start: Cell::new(Instant::now()),
+        err: Cell::new(None),
+    };
+    let arg = &ping as *const Ping<'_> as *mut c_void;
+    // SAFETY: `a_fd` stays open and `ping` lives until after `_src` is
+    // dropped (declared later, dropped earlier).
+    let _src = unsafe { ev.add_io(a_fd.as_raw_fd(), libc::EPOLLIN as u32, rt_ping_cb, arg)? };
+    signal(b_fd)?;
+    while ping.got.get() < total {
+        if stop.load(Ordering::Acquire) {
+            return Err(io::Error::other("sd-event round trip: echo side stopped"));
+        }
+        ev.run(u64::MAX)?;
+        if let Some(e) = ping.err.take() {
+            return Err(e);
+        }
+    }
+    Ok(ping.start.get().elapsed())
+}
+
+/// Side B: its own `sd_event`; echoes until A leaves.
+fn side_b(b_fd: &OwnedFd, a_fd: &OwnedFd, stop: &AtomicBool) -> io::Result<()> {
+    let _bye = Bye { stop, peer: a_fd };
+    let ev = Loop::new()?;
+    let echo = Echo {
+        own: b_fd,
+        peer: a_fd,
+        stop,
+        err: Cell::new(None),
+    };
+    let arg = &echo as *const Echo<'_> as *mut c_void;
+    // SAFETY: `b_fd` stays open and `echo` lives until after `_src` is
+    // dropped.
+    let _src = unsafe { ev.add_io(b_fd.as_raw_fd(), libc::EPOLLIN as u32, rt_echo_cb, arg)? };
+    while !stop.load(Ordering::Acquire) {
+        ev.run(u64::MAX)?;
+        if let Some(e) = echo.err.take() {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Two threads, each running its own `sd_event` with an eventfd io source,
+/// ping-pong by writing each other's eventfd. Returns the time of the
+/// `rts` timed round trips after `warmup` untimed ones, measured on side A.
+///
+/// # Errors
+///
+/// Creating an eventfd, a loop or a source, `sd_event_run` or an eventfd
+/// read/write failing, spawning or pinning a thread, or a side panicking.
+pub fn round_trips(pin: Pin, rts: u64, warmup: u64) -> io::Result<Duration> {
+    let a_fd = Arc::new(new_eventfd()?);
+    let b_fd = Arc::new(new_eventfd()?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (a1, b1, s1) = (a_fd.clone(), b_fd.clone(), stop.clone());
+    let a = move || side_a(&a1, &b1, &s1, rts, warmup);
+    let b = move || side_b(&b_fd, &a_fd, &stop);
+    two_sides(pin, a, b)
+}
+
+// ---------------------------------------------------------------- dispatch
+
+/// One callback's userdata in [`Dispatch`]: its key and where the current
+/// [`Work`] is.
+struct Slot {
+    key: u32,
+    cur: *const Cell<*mut Work>,
+}
+
+/// The dispatch callback: record the key in the current `Work`.
+extern "C" fn dispatch_cb(
+    _s: *mut ffi::sd_event_source,
+    _fd: c_int,
+    _revents: u32,
+    userdata: *mut c_void,
+) -> c_int {
+    // SAFETY: `userdata` is a `Slot` of the owning `Dispatch`, which
+    // outlives its sources; `cur` points to that `Dispatch`'s boxed cell.
+    let slot = unsafe { &*(userdata as *const Slot) };
+    // SAFETY: as above.
+    let w = unsafe { &*slot.cur }.get();
+    if !w.is_null() {
+        // SAFETY: non-null only during `turn`, where it is the `&mut Work`
+        // passed in, which nothing else touches during `sd_event_run`.
+        unsafe { (*w).record(slot.key) };
+    }
+    0
+}
+
+/// sd-event: one `sd_event`, one io source per descriptor (`EPOLLIN`,
+/// level-triggered), whose callback does the [`Work`]. A turn is
+/// `sd_event_run(e, 0)`, which dispatches at most **one** source.
+pub struct Dispatch {
+    // Drop order: sources, loop, callbacks' userdata, then the descriptors
+    // (kept open until sd-event has removed them from its epoll set).
+    sources: Vec<Source>,
+    ev: Loop,
+    slots: Box<[Slot]>,
+    cur: Box<Cell<*mut Work>>,
+    _fds: Vec<Rc<OwnedFd>>,
+}
+
+impl Dispatch {
+    /// A loop watching every descriptor of `fds` for reading.
+    ///
+    /// # Errors
+    ///
+    /// `sd_event_new` or `sd_event_add_io` failing.
+    pub fn new(fds: &[Rc<OwnedFd>]) -> io::Result<Dispatch> {
+        let ev = Loop::new()?;
+        let cur: Box<Cell<*mut Work>> = Box::new(Cell::new(ptr::null_mut()));
+        let slots: Box<[Slot]> = (0..fds.len())
+            .map(|i| Slot {
+                key: i as u32,
+                cur: &*cur,
+            })
+            .collect();
+        let mut sources = Vec::with_capacity(fds.len());
+        for (fd, slot) in fds.iter().zip(slots.iter()) {
+            let arg = slot as *const Slot as *mut c_void;
+            // SAFETY: the source is stored in `sources`, dropped before
+            // `slots` and `_fds` (field order); `slots` is never resized.
+            let s = unsafe { ev.add_io(fd.as_raw_fd(), libc::EPOLLIN as u32, dispatch_cb, arg)? };
+            sources.push(s);
+        }
+        Ok(Dispatch {
+            sources,
+            ev,
+            slots,
+            cur,
+            _fds: fds.to_vec(),
+        })
+    }
+}
+
+impl fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("sdevent::Dispatch")
+            .field("sources", &self.sources.len())
+            .field("slots", &self.slots.len())
+            .finish()
+    }
+}
+
+impl Contender for Dispatch {
+    fn name(&self) -> &'static str {
+        "sd-event sd_event_run(0) (one source per iteration)"
+    }
+
+    fn turn(&mut self, work: &mut Work) -> io::Result<u64> {
+        let before = work.hits;
+        self.cur.set(work as *mut Work);
+        let r = self.ev.run(0);
+        self.cur.set(ptr::null_mut());
+        r?;
+        Ok(work.hits - before)
+    }
+
+    fn batch(&self) -> usize {
+        // sd_event_dispatch runs the first pending source only.
+        1
+    }
+}
+
+// ---------------------------------------------------------------- timers
+
+/// A reading of `Instant` and of `CLOCK_MONOTONIC` (its clock on Linux),
+/// to turn `Instant`s into sd-event's absolute µs.
+#[derive(Clone, Copy)]
+struct Mono {
+    at: Instant,
+    ns: u128,
+}
+
+impl Mono {
+    /// Reads `Instant::now()` first, then `CLOCK_MONOTONIC`: the second
+    /// reading is not earlier, so converted deadlines never move earlier.
+    fn now() -> io::Result<Mono> {
+        let at = Instant::now();
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let ns = (ts.tv_sec.max(0) as u128) * 1_000_000_000 + ts.tv_nsec.max(0) as u128;
+        Ok(Mono { at, ns })
+    }
+
+    /// `d` in µs of `CLOCK_MONOTONIC`, rounded up.
+    fn us_ceil(&self, d: Instant) -> u64 {
+        let ns = match d.checked_duration_since(self.at) {
+            Some(after) => self.ns + after.as_nanos(),
+            None => self.ns.saturating_sub(self.at.duration_since(d).as_nanos()),
+        };
+        u64::try_from(ns.div_ceil(1000)).unwrap_or(u64::MAX - 1)
+    }
+}
+
+/// The accuracy given to every time source: 1 µs (0 would mean sd-event's
+/// default of 250 ms).
+const ACCURACY_US: u64 = 1;
+
+/// A time callback that does nothing (the [`Arm`] loop never runs).
+extern "C" fn noop_time_cb(_s: *mut ffi::sd_event_source, _usec: u64, _u: *mut c_void) -> c_int {
+    0
+}
+
+/// sd-event: a loop with K time sources pending (`CLOCK_MONOTONIC`,
+/// absolute, accuracy 1 µs). One operation is `sd_event_add_time` +
+/// `sd_event_source_disable_unref`. Each `run` converts the deadlines
+/// with one clock reading. The loop never runs.
+pub struct Arm {
+    // Drop order: the sources before the loop.
+    pending: Vec<Source>,
+    ev: Loop,
+}
+
+impl Arm {
+    /// A loop with one pending time source per deadline of `pending`.
+    ///
+    /// # Errors
+    ///
+    /// `sd_event_new`, `sd_event_add_time` or `clock_gettime` failing.
+    pub fn new(pending: &[Instant]) -> io::Result<Arm> {
+        let ev = Loop::new()?;
+        let now = Mono::now()?;
+        let mut srcs = Vec::with_capacity(pending.len());
+        for &d in pending {
+            // SAFETY: NULL userdata, unused by `noop_time_cb`.
+            let s =
+                unsafe { ev.add_time(now.us_ceil(d), ACCURACY_US, noop_time_cb, ptr::null_mut())? };
+            srcs.push(s);
+        }
+        Ok(Arm { pending: srcs, ev })
+    }
+}
+
+impl fmt::Debug for Arm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("sdevent::Arm")
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+impl ArmCancel for Arm {
+    fn name(&self) -> &'static str {
+        "sd-event sd_event_add_time + disable_unref"
+    }
+
+    fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
+        let now = Mono::now()?;
+        for &d in deadlines {
+            // SAFETY: NULL userdata, unused by `noop_time_cb`; the source is
+            // disabled and unreferenced at the end of this iteration.
+            let s = unsafe {
+                self.ev
+                    .add_time(now.us_ceil(d), ACCURACY_US, noop_time_cb, ptr::null_mut())?
+            };
+            drop(s);
+        }
+        Ok(())
+    }
+}
+
+/// A lateness timer's userdata: its deadline and where to put the result.
+struct Fire {
+    deadline: Instant,
+    sink: *const RefCell<Late>,
+}
+
+/// A lateness timer's callback: push how late it runs.
+extern "C" fn fire_cb(_s: *mut ffi::sd_event_source, _usec: u64, userdata: *mut c_void) -> c_int {
+    // SAFETY: `userdata` is a `Fire` that outlives its source, and `sink`
+    // the `RefCell` of the running `lateness`, which outlives both.
+    let f = unsafe { &*(userdata as *const Fire) };
+    // SAFETY: as above.
+    let sink = unsafe { &*f.sink };
+    // No borrow is held while the loop runs; on the impossible failure the
+    // firing would go unrecorded and the loop would keep waiting.
+    if let Ok(mut l) = sink.try_borrow_mut() {
+        l.push(late_ns(f.deadline));
+    }
+    0
+}
+
+/// Adds a one-shot time source at `f.deadline`.
+fn arm_fire(ev: &Loop, f: &Fire, now: &Mono) -> io::Result<Source> {
+    let arg = f as *const Fire as *mut c_void;
+    // SAFETY: every caller drops the source before `f`.
+    unsafe { ev.add_time(now.us_ceil(f.deadline), ACCURACY_US, fire_cb, arg) }
+}
+
+/// Runs the loop until `sink` holds `want` results.
+fn run_until(ev: &Loop, sink: &RefCell<Late>, want: usize) -> io::Result<()> {
+    while sink.borrow().len() < want {
+        ev.run(u64::MAX)?;
+    }
+    Ok(())
+}
+
+/// How late each time source's callback runs on an idle `sd_event`
+/// (`CLOCK_MONOTONIC`, absolute deadline rounded up to the µs, accuracy
+/// 1 µs — the default accuracy of 0 would allow 250 ms of coalescing),
+/// driven by `sd_event_run(e, UINT64_MAX)` until all have fired.
+///
+/// # Errors
+///
+/// `sd_event_new`, `sd_event_add_time`, `sd_event_run` or `clock_gettime`
+/// failing.
+pub fn lateness(pat: Pattern, seed: u64) -> io::Result<Late> {
+    let ev = Loop::new()?;
+    let sink: RefCell<Late> = RefCell::new(Vec::new());
+    match pat {
+        Pattern::Sequential(n) => {
+            sink.borrow_mut().reserve(n);
+            for i in 0..n {
+                let f = Fire {
+                    deadline: Instant::now() + STEP,
+                    sink: &sink,
+                };
+                let src = arm_fire(&ev, &f, &Mono::now()?)?;
+                run_until(&ev, &sink, i + 1)?;
+                drop(src);
+            }
+        }
+        Pattern::Spread(n) => {
+            sink.borrow_mut().reserve(n);
+            let fires: Vec<Fire> = spread_deadlines(n, seed)
+                .into_iter()
+                .map(|deadline| Fire {
+                    deadline,
+                    sink: &sink,
+                })
+                .collect();
+            let now = Mono::now()?;
+            let srcs = fires
+                .iter()
+                .map(|f| arm_fire(&ev, f, &now))
+                .collect::<io::Result<Vec<Source>>>()?;
+            run_until(&ev, &sink, n)?;
+            drop(srcs);
+        }
+    }
+    drop(ev);
+    Ok(sink.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::run_turns;
+
+    /// `n` eventfds with counter 1 (readable), made here.
+    fn readable_eventfds(n: usize) -> Vec<Rc<OwnedFd>> {
+        (0..n)
+            .map(|_| {
+                let fd = new_eventfd().unwrap();
+                signal(&fd).unwrap();
+                Rc::new(fd)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trips_complete() {
+        let d = round_trips(Pin::Off, 200, 20).unwrap();
+        assert!(d > Duration::ZERO);
+        assert_eq!(round_trips(Pin::Off, 0, 0).unwrap(), Duration::ZERO);
+    }
+
+    #[test]
+    fn dispatch_runs_one_source_per_turn_round_robin() {
+        let fds = readable_eventfds(3);
+        let mut c = Dispatch::new(&fds).unwrap();
+        assert_eq!(c.batch(), 1);
+        for _ in 0..3 {
+            let mut w = Work::default();
+            for _ in 0..3 {
+                assert_eq!(c.turn(&mut w).unwrap(), 1);
+            }
+            // One full round: every key once (0 + 1 + 2).
+            assert_eq!(w.hits, 3);
+            assert_eq!(w.acc, 3);
+        }
+        let mut w = Work::default();
+        assert_eq!(run_turns(&mut c, &mut w, 6).unwrap(), 6);
+        assert_eq!(w.hits, 6);
+    }
+
+    #[test]
+    fn arm_and_cancel_with_timers_pending() {
+        let base = Instant::now() + Duration::from_secs(3600);
+        let pending: Vec<Instant> = (0..100)
+            .map(|i| base + Duration::from_millis(i * 7))
+            .collect();
+        let seq: Vec<Instant> = (0..64)
+            .map(|i| base + Duration::from_millis(i * 13))
+            .collect();
+        let mut a = Arm::new(&pending).unwrap();
+        a.run(&seq).unwrap();
+        a.run(&seq).unwrap();
+        assert!(!a.name().is_empty());
+    }
+
+    #[test]
+    fn lateness_fires_every_timer_never_early() {
+        for (pat, n) in [(Pattern::Sequential(5), 5), (Pattern::Spread(20), 20)] {
+            let l = lateness(pat, 3).unwrap();
+            assert_eq!(l.len(), n);
+            assert!(l.iter().all(|&x| x >= 0.0), "early firing: {l:?}");
+        }
+    }
+
+    #[test]
+    fn deadlines_convert_upwards() {
+        let m = Mono::now().unwrap();
+        let d = m.at + Duration::from_nanos(1_001);
+        assert_eq!(m.us_ceil(d), (m.ns + 1_001).div_ceil(1000) as u64);
+        assert!(m.us_ceil(m.at) as u128 * 1000 >= m.ns);
+    }
+
+    #[test]
+    fn negative_errno_becomes_an_error() {
+        let e = check(-libc::EINVAL, "sd_event_demo").unwrap_err();
+        assert_eq!(e.raw_os_error(), None);
+        assert!(e.to_string().starts_with("sd_event_demo: "));
+        assert_eq!(check(2, "x").unwrap(), 2);
+    }
+}
