@@ -54,6 +54,8 @@ pub struct Config {
     pub only: Vec<String>,
     /// Only contenders whose name contains this (the floor always runs).
     pub contender: Option<String>,
+    /// Dispatch group sizes (ready fds) instead of the default ones.
+    pub sizes: Option<Vec<usize>>,
     /// Count system calls per operation (one extra untimed run each).
     pub syscalls: bool,
     /// Where to write the JSON records (charts go beside it).
@@ -475,6 +477,8 @@ and system calls per operation.
                      chart per group beside it (PATH-stem-GROUP.svg)
   --reps R           repetitions per contender (default 5; quick 3)
   --contender S      only contenders whose name contains S (and the floor)
+  --sizes LIST       dispatch group: these numbers of ready fds (default
+                     1,100,10000)
   --no-syscalls      skip the untimed runs that count system calls
   --smoke            tiny sizes, 1 rep: checks that everything runs (figures
                      meaningless; used by the tests)
@@ -497,6 +501,7 @@ pub fn parse_args(
         reps: 0,
         only: forced.map(|g| vec![g.to_string()]).unwrap_or_default(),
         contender: None,
+        sizes: None,
         syscalls: true,
         json: None,
     };
@@ -522,6 +527,15 @@ pub fn parse_args(
             "--pin" => cfg.pin = value("--pin")?.parse()?,
             "--json" => cfg.json = Some(PathBuf::from(value("--json")?)),
             "--contender" => cfg.contender = Some(value("--contender")?),
+            "--sizes" => {
+                let v = value("--sizes")?;
+                let sizes = v
+                    .split(',')
+                    .map(|s| s.trim().parse::<usize>().ok().filter(|&n| n > 0))
+                    .collect::<Option<Vec<usize>>>()
+                    .ok_or(format!("--sizes: {v:?} is not a list of positive numbers"))?;
+                cfg.sizes = Some(sizes);
+            }
             "--reps" => {
                 let v = value("--reps")?;
                 cfg.reps = v
@@ -592,6 +606,9 @@ mod tests {
         assert!(parse(&["--reps", "0"]).is_err());
         assert!(parse(&["--json"]).is_err());
         assert!(parse(&["--fast"]).is_err());
+        let s = parse(&["--sizes", "1,50"]).unwrap().unwrap();
+        assert_eq!(s.sizes, Some(vec![1, 50]));
+        assert!(parse(&["--sizes", "1,0"]).is_err());
         let b = parse_args(["--bench".to_string()], Some("dispatch"))
             .unwrap()
             .unwrap();

@@ -935,3 +935,33 @@ fn stats_count_iterations_events_wakeups_and_time() {
     assert!(s.in_callbacks + tick >= Duration::from_millis(40), "{s:?}");
     assert!(s.in_callbacks <= Duration::from_secs(2), "{s:?}");
 }
+
+#[test]
+fn zero_timeout_batches_are_timed_by_sampling_without_bias() {
+    // 32 dispatch_pending iterations, each running a 5 ms callback: 160 ms
+    // in callbacks. One batch in 8 is timed and counted 8 times, each
+    // measured in coarse ticks (4 or 8 ms for 5 ms at HZ = 250), so the
+    // estimate lands between about 128 and 256 ms; counting the timed
+    // batches once (20–40 ms) or timing every batch eight times (~1.3 s)
+    // both fall outside.
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let efd = Arc::new(quiet_efd());
+    efd.write(1).unwrap();
+    ev.insert(
+        Io::new(efd.clone(), Interest::READABLE, Mode::Level),
+        |_, _, _| {
+            thread::sleep(Duration::from_millis(5));
+            Action::Continue
+        },
+    )
+    .unwrap();
+    for _ in 0..32 {
+        assert_eq!(ev.dispatch_pending(&mut ()).unwrap(), 1);
+    }
+    let s = ev.stats();
+    assert_eq!(s.events, 32);
+    assert!(
+        (Duration::from_millis(100)..=Duration::from_millis(450)).contains(&s.in_callbacks),
+        "{s:?}"
+    );
+}
