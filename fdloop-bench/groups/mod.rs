@@ -60,6 +60,8 @@ pub struct Config {
     pub syscalls: bool,
     /// Where to write the JSON records (charts go beside it).
     pub json: Option<PathBuf>,
+    /// Run nothing: redraw the tables and charts of a saved JSON file.
+    pub redraw: Option<PathBuf>,
 }
 
 impl Config {
@@ -391,6 +393,9 @@ impl<'c> Ctx<'c> {
 ///
 /// A contender's error, or writing the JSON or a chart failing.
 pub fn run(cfg: &Config) -> io::Result<Report> {
+    if let Some(path) = &cfg.redraw {
+        return redraw(path);
+    }
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_or_else(|_| "?".into(), |s| s.trim().to_string());
@@ -430,6 +435,39 @@ pub fn run(cfg: &Config) -> io::Result<Report> {
         write_outputs(&ctx.report, path)?;
     }
     Ok(ctx.report)
+}
+
+/// Prints the tables of the records saved at `path` and rewrites the
+/// charts beside it.
+///
+/// # Errors
+///
+/// Reading or parsing the file, or writing a chart, failing.
+pub fn redraw(path: &std::path::Path) -> io::Result<Report> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let report = Report::from_json(&text).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })?;
+    for g in report.groups() {
+        println!("## {g}\n");
+        for case in report.cases(g) {
+            println!("{}", report.table(g, case));
+        }
+    }
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "report".into(), |s| s.to_string_lossy().into_owned());
+    for g in report.groups() {
+        let svg = path.with_file_name(format!("{stem}-{g}.svg"));
+        std::fs::write(&svg, report.svg(g))
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", svg.display())))?;
+        println!("wrote {}", svg.display());
+    }
+    Ok(report)
 }
 
 /// Writes `report` as JSON to `path` and one SVG chart per group beside
@@ -480,6 +518,8 @@ and system calls per operation.
   --sizes LIST       dispatch group: these numbers of ready fds (default
                      1,100,10000)
   --no-syscalls      skip the untimed runs that count system calls
+  --redraw PATH      run nothing: print the tables of a saved --json file and
+                     redraw its charts beside it
   --smoke            tiny sizes, 1 rep: checks that everything runs (figures
                      meaningless; used by the tests)
   -h, --help         print this help";
@@ -504,6 +544,7 @@ pub fn parse_args(
         sizes: None,
         syscalls: true,
         json: None,
+        redraw: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -526,6 +567,7 @@ pub fn parse_args(
             "--no-syscalls" => cfg.syscalls = false,
             "--pin" => cfg.pin = value("--pin")?.parse()?,
             "--json" => cfg.json = Some(PathBuf::from(value("--json")?)),
+            "--redraw" => cfg.redraw = Some(PathBuf::from(value("--redraw")?)),
             "--contender" => cfg.contender = Some(value("--contender")?),
             "--sizes" => {
                 let v = value("--sizes")?;
@@ -644,6 +686,11 @@ mod tests {
         }
         let text = std::fs::read_to_string(&json).expect("json");
         assert_eq!(text.matches("\"group\"").count(), report.records.len());
+        let cfg = parse(&["--redraw", json.to_str().unwrap()])
+            .unwrap()
+            .unwrap();
+        let again = run(&cfg).expect("redraw");
+        assert_eq!(again.records.len(), report.records.len());
         #[cfg(feature = "c-peers")]
         for name in ["GLib", "libevent", "sd-event"] {
             assert!(

@@ -295,12 +295,67 @@ impl Report {
         out
     }
 
+    /// Reads back what [`to_json`](Report::to_json) wrote (so charts and
+    /// tables can be redrawn from a saved run).
+    ///
+    /// # Errors
+    ///
+    /// A message naming what is malformed: only this writer's format (one
+    /// flat object per record, string and number fields) is accepted.
+    pub fn from_json(text: &str) -> Result<Report, String> {
+        let mut records = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim().trim_end_matches(',');
+            if line.is_empty() || line == "[" || line == "]" {
+                continue;
+            }
+            let fields = parse_object(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+            let get = |k: &str| {
+                fields
+                    .iter()
+                    .find(|(name, _)| name == k)
+                    .map(|(_, v)| v.as_str())
+                    .ok_or(format!("line {}: no field {k:?}", n + 1))
+            };
+            let num = |k: &str| -> Result<f64, String> {
+                let v = get(k)?;
+                if v == "null" {
+                    return Ok(f64::NAN);
+                }
+                v.parse().map_err(|e| format!("line {}: {k}: {e}", n + 1))
+            };
+            records.push(Record {
+                group: get("group")?.into(),
+                case: get("case")?.into(),
+                contender: get("contender")?.into(),
+                metric: get("metric")?.into(),
+                unit: get("unit")?.into(),
+                median: num("median")?,
+                min: num("min")?,
+                max: num("max")?,
+                reps: num("reps")? as usize,
+                role: match get("role")? {
+                    "floor" => Role::Floor,
+                    "fdloop" => Role::Fdloop,
+                    "peer" => Role::Peer,
+                    other => return Err(format!("line {}: role {other:?}", n + 1)),
+                },
+                better: match get("better")? {
+                    "lower" => Better::Lower,
+                    "higher" => Better::Higher,
+                    other => return Err(format!("line {}: better {other:?}", n + 1)),
+                },
+            });
+        }
+        Ok(Report { records })
+    }
+
     /// One SVG chart for `group`: a panel per case, a horizontal bar per
     /// contender (the primary metric's median, with a min–max whisker),
     /// fdloop in orange, the floor in grey, peers in blue.
     pub fn svg(&self, group: &str) -> String {
-        const W: f64 = 900.0;
-        const LABEL: f64 = 330.0;
+        const W: f64 = 1000.0;
+        const LABEL: f64 = 420.0;
         const BAR: f64 = 18.0;
         const GAP: f64 = 6.0;
         const HEAD: f64 = 34.0;
@@ -360,7 +415,7 @@ impl Report {
                      <text x=\"{:.1}\" y=\"{:.0}\">{}</text>",
                     LABEL - 8.0,
                     y + 14.0,
-                    xml(&r.contender),
+                    xml(&short(&r.contender, 62)),
                     x_of(r.min),
                     x_of(r.max),
                     y + BAR / 2.0,
@@ -387,6 +442,16 @@ impl Report {
             W - 420.0,
         )
     }
+}
+
+/// `s` cut to `max` characters, with an ellipsis if cut.
+fn short(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
 }
 
 /// The distinct items of `it`, in first-seen order.
@@ -454,6 +519,70 @@ fn json_str(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Splits one flat JSON object into (name, value) pairs; string values
+/// are unescaped, others kept as written.
+fn parse_object(s: &str) -> Result<Vec<(String, String)>, String> {
+    let body = s
+        .strip_prefix('{')
+        .and_then(|b| b.strip_suffix('}'))
+        .ok_or("not an object")?;
+    let mut out = Vec::new();
+    let mut it = body.chars().peekable();
+    loop {
+        while it.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+            it.next();
+        }
+        if it.peek().is_none() {
+            return Ok(out);
+        }
+        let name = read_string(&mut it)?;
+        if it.next() != Some(':') {
+            return Err(format!("no ':' after {name:?}"));
+        }
+        let value = if it.peek() == Some(&'"') {
+            read_string(&mut it)?
+        } else {
+            let mut v = String::new();
+            while let Some(&c) = it.peek() {
+                if c == ',' {
+                    break;
+                }
+                v.push(c);
+                it.next();
+            }
+            v.trim().to_string()
+        };
+        out.push((name, value));
+    }
+}
+
+fn read_string(it: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<String, String> {
+    if it.next() != Some('"') {
+        return Err("expected a string".into());
+    }
+    let mut out = String::new();
+    loop {
+        match it.next() {
+            None => return Err("unterminated string".into()),
+            Some('"') => return Ok(out),
+            Some('\\') => match it.next() {
+                Some('n') => out.push('\n'),
+                Some('u') => {
+                    let hex: String = it.by_ref().take(4).collect();
+                    let c = u32::from_str_radix(&hex, 16)
+                        .ok()
+                        .and_then(char::from_u32)
+                        .ok_or(format!("bad escape \\u{hex}"))?;
+                    out.push(c);
+                }
+                Some(c) => out.push(c),
+                None => return Err("unterminated escape".into()),
+            },
+            Some(c) => out.push(c),
+        }
+    }
 }
 
 fn json_num(v: f64) -> String {
@@ -570,6 +699,25 @@ mod tests {
              \"median\":100,\"min\":90,\"max\":110,\"reps\":3,\"role\":\"floor\",\"better\":\"lower\"}"
         ), "{j}");
         assert_eq!(json_str("a\"b\\\n\u{1}"), "\"a\\\"b\\\\\\n\\u0001\"");
+    }
+
+    #[test]
+    fn json_reads_back_what_it_wrote() {
+        let mut r = sample();
+        r.add(
+            "g",
+            "q\"uo\\te\n\u{1}",
+            "x",
+            Role::Peer,
+            "t",
+            "ns",
+            Better::Lower,
+            &[1.5],
+        );
+        let back = Report::from_json(&r.to_json()).unwrap();
+        assert_eq!(back.records, r.records);
+        assert!(Report::from_json("[\n  {\"group\":\"g\"}\n]").is_err());
+        assert!(Report::from_json("{\"group\":\"g").is_err());
     }
 
     #[test]

@@ -120,8 +120,12 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// assert_eq!(fmt_ns(850.0), "850 ns");
 /// assert_eq!(fmt_ns(14_200.0), "14.2 µs");
 /// assert_eq!(fmt_ns(1_250_000.0), "1.25 ms");
+/// assert_eq!(fmt_ns(-1_250_000.0), "-1.25 ms");
 /// ```
 pub fn fmt_ns(ns: f64) -> String {
+    if ns < 0.0 {
+        return format!("-{}", fmt_ns(-ns));
+    }
     if ns >= 1_000_000.0 {
         format!("{:.2} ms", ns / 1e6)
     } else if ns >= 10_000.0 {

@@ -58,7 +58,8 @@ pub trait ArmCancel {
     fn run(&mut self, deadlines: &[Instant]) -> io::Result<()>;
 }
 
-/// Lateness of every timer of one run, in ns (-1 for one that fired early).
+/// Lateness of every timer of one run, in ns (negative for one that fired
+/// early: by that much).
 pub type Late = Vec<f64>;
 
 /// The pattern of deadlines of a lateness run.
@@ -92,16 +93,22 @@ pub fn spread_deadlines(n: usize, seed: u64) -> Vec<Instant> {
     (0..n).map(|_| start + rng.within(SPREAD)).collect()
 }
 
-/// ns from `deadline` to now; -1 if now is before it (an early firing).
+/// ns from `deadline` to now: negative if now is before it (an early
+/// firing, by that much).
 ///
 /// # Examples
 ///
 /// ```
-/// let d = std::time::Instant::now();
+/// use std::time::{Duration, Instant};
+/// let d = Instant::now();
 /// assert!(fdloop_bench::timers::late_ns(d) >= 0.0);
+/// let ahead = Instant::now() + Duration::from_secs(1);
+/// assert!(fdloop_bench::timers::late_ns(ahead) < -0.9e9);
 /// ```
 pub fn late_ns(deadline: Instant) -> f64 {
-    Instant::now()
-        .checked_duration_since(deadline)
-        .map_or(-1.0, |d| d.as_nanos() as f64)
+    let now = Instant::now();
+    match now.checked_duration_since(deadline) {
+        Some(d) => d.as_nanos() as f64,
+        None => -(deadline.duration_since(now).as_nanos() as f64),
+    }
 }
