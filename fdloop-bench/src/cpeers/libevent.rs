@@ -50,7 +50,7 @@
 //! Every function returns `io::Result`; a libevent call that fails becomes
 //! an `io::Error` naming it. Callbacks are `extern "C"` and cannot panic.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::ffi::CStr;
 use std::fmt;
@@ -630,25 +630,12 @@ pub fn throughput(producers: usize, msgs: u64) -> io::Result<Duration> {
 
 // ---------------------------------------------------------------- dispatch
 
-/// One callback's argument in [`Dispatch`]: its key and where the current
-/// [`Work`] is.
-struct Slot {
-    key: u32,
-    cur: *const Cell<*mut Work>,
-}
-
 /// The dispatch callback: record the key in the current `Work`.
 extern "C" fn dispatch_cb(_fd: c_int, _what: c_short, arg: *mut c_void) {
-    // SAFETY: `arg` is a `Slot` in the owning `Dispatch`'s `slots`, which
-    // outlive its events; `cur` points to that `Dispatch`'s boxed cell.
-    let slot = unsafe { &*(arg as *const Slot) };
-    // SAFETY: as above.
-    let w = unsafe { &*slot.cur }.get();
-    if !w.is_null() {
-        // SAFETY: non-null only during `turn`, where it is the `&mut Work`
-        // passed in, which nothing else touches during the loop call.
-        unsafe { (*w).record(slot.key) };
-    }
+    // SAFETY: `arg` is what `Dispatch::new` registered: a slot of the
+    // owning `Dispatch`'s `WorkSlots`, which outlive its registrations; the
+    // loop calls back from inside `turn`.
+    unsafe { super::record(arg) };
 }
 
 /// libevent: one `event_base` (epoll backend, `EVENT_BASE_FLAG_NOLOCK`),
@@ -660,8 +647,7 @@ pub struct Dispatch {
     // then the descriptors (kept open until libevent has deleted them).
     events: Vec<Event>,
     base: Base,
-    slots: Box<[Slot]>,
-    cur: Box<Cell<*mut Work>>,
+    slots: super::WorkSlots,
     _fds: Vec<Rc<OwnedFd>>,
 }
 
@@ -680,16 +666,12 @@ impl Dispatch {
                 "libevent: backend is {method:?}, not epoll"
             )));
         }
-        let cur: Box<Cell<*mut Work>> = Box::new(Cell::new(ptr::null_mut()));
-        let slots: Box<[Slot]> = (0..fds.len())
-            .map(|i| Slot {
-                key: i as u32,
-                cur: &*cur,
-            })
-            .collect();
+        let slots = super::WorkSlots::new(fds.len());
         let mut events = Vec::with_capacity(fds.len());
-        for (fd, slot) in fds.iter().zip(slots.iter()) {
-            let arg = slot as *const Slot as *mut c_void;
+        for (i, fd) in fds.iter().enumerate() {
+            let arg = slots
+                .arg(i)
+                .ok_or_else(|| io::Error::other("dispatch: fewer slots than descriptors"))?;
             // SAFETY: the event is stored in `events`, dropped before
             // `base` and `slots` (field order); `slots` is never resized.
             let ev = unsafe {
@@ -708,7 +690,6 @@ impl Dispatch {
             events,
             base,
             slots,
-            cur,
             _fds: fds.to_vec(),
         })
     }
@@ -729,12 +710,12 @@ impl Contender for Dispatch {
     }
 
     fn turn(&mut self, work: &mut Work) -> io::Result<u64> {
-        let before = work.hits;
-        self.cur.set(work as *mut Work);
-        let r = self.base.run(ffi::EVLOOP_ONCE | ffi::EVLOOP_NONBLOCK);
-        self.cur.set(ptr::null_mut());
+        let slots = &self.slots;
+        let (r, ran) = slots.turn(work, || {
+            self.base.run(ffi::EVLOOP_ONCE | ffi::EVLOOP_NONBLOCK)
+        });
         r?;
-        Ok(work.hits - before)
+        Ok(ran)
     }
 
     fn batch(&self) -> usize {

@@ -30,3 +30,80 @@
 pub mod glib;
 pub mod libevent;
 pub mod sdevent;
+
+use std::cell::Cell;
+use std::os::raw::c_void;
+use std::ptr;
+
+use crate::dispatch::Work;
+
+/// The callback arguments of a C loop's dispatch contender: one slot per
+/// descriptor, each knowing its key and where the [`Work`] of the current
+/// turn is (null between turns). The C library gets a slot's address as
+/// its callback argument and hands it back to [`record`].
+pub(crate) struct WorkSlots {
+    slots: Box<[Slot]>,
+    // Boxed so that its address, stored in every slot, stays put.
+    cur: Box<Cell<*mut Work>>,
+}
+
+struct Slot {
+    key: u32,
+    cur: *const Cell<*mut Work>,
+}
+
+impl WorkSlots {
+    /// `n` slots, keys `0..n`.
+    pub(crate) fn new(n: usize) -> WorkSlots {
+        let cur: Box<Cell<*mut Work>> = Box::new(Cell::new(ptr::null_mut()));
+        let slots = (0..n)
+            .map(|i| Slot {
+                key: i as u32,
+                cur: &*cur,
+            })
+            .collect();
+        WorkSlots { slots, cur }
+    }
+
+    /// How many slots.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The callback argument of slot `i` (valid while `self` lives; the
+    /// slots are never resized), or `None` past the end.
+    pub(crate) fn arg(&self, i: usize) -> Option<*mut c_void> {
+        self.slots.get(i).map(|s| s as *const Slot as *mut c_void)
+    }
+
+    /// Runs `f` (one turn of the C loop) with `work` as the current
+    /// [`Work`], and returns its result and the callbacks it recorded.
+    pub(crate) fn turn<R>(&self, work: &mut Work, f: impl FnOnce() -> R) -> (R, u64) {
+        let before = work.hits;
+        self.cur.set(work as *mut Work);
+        let r = f();
+        self.cur.set(ptr::null_mut());
+        (r, work.hits - before)
+    }
+}
+
+/// The body of every dispatch callback: records the slot's key in the
+/// current [`Work`], if a turn is running.
+///
+/// # Safety
+///
+/// `arg` must come from [`WorkSlots::arg`] of a `WorkSlots` that is still
+/// alive, and the call must happen on the thread running
+/// [`WorkSlots::turn`] (the C loops call back from inside their run call).
+pub(crate) unsafe fn record(arg: *mut c_void) {
+    // SAFETY: the caller promises `arg` is a live slot; its `cur` points to
+    // the same `WorkSlots`' boxed cell.
+    let slot = unsafe { &*(arg as *const Slot) };
+    // SAFETY: as above.
+    let w = unsafe { &*slot.cur }.get();
+    if !w.is_null() {
+        // SAFETY: non-null only inside `turn`, where it is the `&mut Work`
+        // passed in, which nothing else touches during the loop call.
+        unsafe { (*w).record(slot.key) };
+    }
+}

@@ -423,13 +423,6 @@ pub fn round_trips(pin: Pin, rts: u64, warmup: u64) -> io::Result<Duration> {
 
 // ---------------------------------------------------------------- dispatch
 
-/// One callback's userdata in [`Dispatch`]: its key and where the current
-/// [`Work`] is.
-struct Slot {
-    key: u32,
-    cur: *const Cell<*mut Work>,
-}
-
 /// The dispatch callback: record the key in the current `Work`.
 extern "C" fn dispatch_cb(
     _s: *mut ffi::sd_event_source,
@@ -437,16 +430,10 @@ extern "C" fn dispatch_cb(
     _revents: u32,
     userdata: *mut c_void,
 ) -> c_int {
-    // SAFETY: `userdata` is a `Slot` of the owning `Dispatch`, which
-    // outlives its sources; `cur` points to that `Dispatch`'s boxed cell.
-    let slot = unsafe { &*(userdata as *const Slot) };
-    // SAFETY: as above.
-    let w = unsafe { &*slot.cur }.get();
-    if !w.is_null() {
-        // SAFETY: non-null only during `turn`, where it is the `&mut Work`
-        // passed in, which nothing else touches during `sd_event_run`.
-        unsafe { (*w).record(slot.key) };
-    }
+    // SAFETY: `userdata` is what `Dispatch::new` registered: a slot of the
+    // owning `Dispatch`'s `WorkSlots`, which outlive its registrations; the
+    // loop calls back from inside `turn`.
+    unsafe { super::record(userdata) };
     0
 }
 
@@ -458,8 +445,7 @@ pub struct Dispatch {
     // (kept open until sd-event has removed them from its epoll set).
     sources: Vec<Source>,
     ev: Loop,
-    slots: Box<[Slot]>,
-    cur: Box<Cell<*mut Work>>,
+    slots: super::WorkSlots,
     _fds: Vec<Rc<OwnedFd>>,
 }
 
@@ -471,16 +457,12 @@ impl Dispatch {
     /// `sd_event_new` or `sd_event_add_io` failing.
     pub fn new(fds: &[Rc<OwnedFd>]) -> io::Result<Dispatch> {
         let ev = Loop::new()?;
-        let cur: Box<Cell<*mut Work>> = Box::new(Cell::new(ptr::null_mut()));
-        let slots: Box<[Slot]> = (0..fds.len())
-            .map(|i| Slot {
-                key: i as u32,
-                cur: &*cur,
-            })
-            .collect();
+        let slots = super::WorkSlots::new(fds.len());
         let mut sources = Vec::with_capacity(fds.len());
-        for (fd, slot) in fds.iter().zip(slots.iter()) {
-            let arg = slot as *const Slot as *mut c_void;
+        for (i, fd) in fds.iter().enumerate() {
+            let arg = slots
+                .arg(i)
+                .ok_or_else(|| io::Error::other("dispatch: fewer slots than descriptors"))?;
             // SAFETY: the source is stored in `sources`, dropped before
             // `slots` and `_fds` (field order); `slots` is never resized.
             let s = unsafe { ev.add_io(fd.as_raw_fd(), libc::EPOLLIN as u32, dispatch_cb, arg)? };
@@ -490,7 +472,6 @@ impl Dispatch {
             sources,
             ev,
             slots,
-            cur,
             _fds: fds.to_vec(),
         })
     }
@@ -511,12 +492,10 @@ impl Contender for Dispatch {
     }
 
     fn turn(&mut self, work: &mut Work) -> io::Result<u64> {
-        let before = work.hits;
-        self.cur.set(work as *mut Work);
-        let r = self.ev.run(0);
-        self.cur.set(ptr::null_mut());
+        let slots = &self.slots;
+        let (r, ran) = slots.turn(work, || self.ev.run(0));
         r?;
-        Ok(work.hits - before)
+        Ok(ran)
     }
 
     fn batch(&self) -> usize {
