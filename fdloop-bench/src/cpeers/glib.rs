@@ -894,44 +894,14 @@ unsafe extern "C" fn never_fired(_data: gpointer) -> gboolean {
     ffi::G_SOURCE_REMOVE
 }
 
-/// Converts [`Instant`]s to GLib ready times (µs of `CLOCK_MONOTONIC`).
-#[derive(Clone, Copy, Debug)]
-struct Clock {
-    at: Instant,
-    /// `CLOCK_MONOTONIC` in ns, read just after `at`.
-    ns: i128,
-}
+use super::MonoClock as Clock;
 
 impl Clock {
-    fn now() -> io::Result<Clock> {
-        let at = Instant::now();
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec.
-        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // time_t and c_long are i32 on some targets.
-        #[allow(clippy::unnecessary_cast)]
-        let ns = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
-        Ok(Clock { at, ns })
-    }
-
-    /// The ready time of `deadline`, rounded up to the µs so that GLib
+    /// The GLib ready time of `deadline`, rounded up to the µs so that GLib
     /// (which compares with the clock truncated to µs) never fires early.
-    /// Since `ns` was read after `at`, the conversion errs late by the few
-    /// ns between the two reads. Past deadlines give at least 0 (GLib's -1
-    /// would mean "never").
+    /// Past deadlines give at least 0 (GLib's -1 would mean "never").
     fn ready_us(&self, deadline: Instant) -> i64 {
-        let off = match deadline.checked_duration_since(self.at) {
-            Some(d) => d.as_nanos() as i128,
-            None => -(self.at.duration_since(deadline).as_nanos() as i128),
-        };
-        let ns = self.ns + off;
-        let us = ns.div_euclid(1000) + i128::from(ns.rem_euclid(1000) != 0);
-        us.clamp(0, i128::from(i64::MAX)) as i64
+        i64::try_from(self.us_ceil(deadline)).unwrap_or(i64::MAX)
     }
 }
 

@@ -32,8 +32,10 @@ pub mod libevent;
 pub mod sdevent;
 
 use std::cell::Cell;
+use std::io;
 use std::os::raw::c_void;
 use std::ptr;
+use std::time::Instant;
 
 use crate::dispatch::Work;
 
@@ -105,5 +107,47 @@ pub(crate) unsafe fn record(arg: *mut c_void) {
         // SAFETY: non-null only inside `turn`, where it is the `&mut Work`
         // passed in, which nothing else touches during the loop call.
         unsafe { (*w).record(slot.key) };
+    }
+}
+
+/// A reading of `Instant::now()` and then of `CLOCK_MONOTONIC` (the clock
+/// `Instant` uses on Linux), to turn `Instant` deadlines into the absolute
+/// µs that GLib and sd-event take. The second reading is not earlier than
+/// the first, so converted deadlines err late by a few ns, never early.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MonoClock {
+    pub(crate) at: Instant,
+    /// `CLOCK_MONOTONIC` in ns, read just after `at`.
+    pub(crate) ns: u128,
+}
+
+impl MonoClock {
+    /// Takes the two readings.
+    ///
+    /// # Errors
+    ///
+    /// `clock_gettime` failing.
+    pub(crate) fn now() -> io::Result<MonoClock> {
+        let at = Instant::now();
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let ns = (ts.tv_sec.max(0) as u128) * 1_000_000_000 + ts.tv_nsec.max(0) as u128;
+        Ok(MonoClock { at, ns })
+    }
+
+    /// `d` in µs of `CLOCK_MONOTONIC`, rounded up (a library comparing with
+    /// the clock truncated to µs never fires early); 0 at the earliest.
+    pub(crate) fn us_ceil(&self, d: Instant) -> u64 {
+        let ns = match d.checked_duration_since(self.at) {
+            Some(after) => self.ns + after.as_nanos(),
+            None => self.ns.saturating_sub(self.at.duration_since(d).as_nanos()),
+        };
+        u64::try_from(ns.div_ceil(1000)).unwrap_or(u64::MAX - 1)
     }
 }

@@ -506,40 +506,7 @@ impl Contender for Dispatch {
 
 // ---------------------------------------------------------------- timers
 
-/// A reading of `Instant` and of `CLOCK_MONOTONIC` (its clock on Linux),
-/// to turn `Instant`s into sd-event's absolute µs.
-#[derive(Clone, Copy)]
-struct Mono {
-    at: Instant,
-    ns: u128,
-}
-
-impl Mono {
-    /// Reads `Instant::now()` first, then `CLOCK_MONOTONIC`: the second
-    /// reading is not earlier, so converted deadlines never move earlier.
-    fn now() -> io::Result<Mono> {
-        let at = Instant::now();
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec.
-        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let ns = (ts.tv_sec.max(0) as u128) * 1_000_000_000 + ts.tv_nsec.max(0) as u128;
-        Ok(Mono { at, ns })
-    }
-
-    /// `d` in µs of `CLOCK_MONOTONIC`, rounded up.
-    fn us_ceil(&self, d: Instant) -> u64 {
-        let ns = match d.checked_duration_since(self.at) {
-            Some(after) => self.ns + after.as_nanos(),
-            None => self.ns.saturating_sub(self.at.duration_since(d).as_nanos()),
-        };
-        u64::try_from(ns.div_ceil(1000)).unwrap_or(u64::MAX - 1)
-    }
-}
+use super::MonoClock as Mono;
 
 /// The accuracy given to every time source: 1 µs (0 would mean sd-event's
 /// default of 250 ms).
