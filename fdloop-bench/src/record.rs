@@ -701,6 +701,73 @@ mod tests {
         assert_eq!(json_str("a\"b\\\n\u{1}"), "\"a\\\"b\\\\\\n\\u0001\"");
     }
 
+    /// Lateness is signed: a contender whose timers fire early has a
+    /// negative median. It gets no ratio (a ratio of a negative time means
+    /// nothing), can't be the best peer, draws as an empty bar, and survives
+    /// the JSON round trip.
+    #[test]
+    fn a_negative_median_is_shown_but_never_ratioed() {
+        let mut r = Report::default();
+        r.add(
+            "g",
+            "late",
+            "tfd",
+            Role::Floor,
+            "p50 lateness",
+            "ns",
+            Better::Lower,
+            &[40e3],
+        );
+        r.add(
+            "g",
+            "late",
+            "fd",
+            Role::Fdloop,
+            "p50 lateness",
+            "ns",
+            Better::Lower,
+            &[44e3],
+        );
+        r.add(
+            "g",
+            "late",
+            "early",
+            Role::Peer,
+            "p50 lateness",
+            "ns",
+            Better::Lower,
+            &[-250e3, 90e3, -300e3],
+        );
+        r.add(
+            "g",
+            "late",
+            "slow",
+            Role::Peer,
+            "p50 lateness",
+            "ns",
+            Better::Lower,
+            &[88e3],
+        );
+        assert_eq!(
+            r.best_peer("g", "late").map(|b| b.contender.as_str()),
+            Some("slow")
+        );
+        let t = r.table("g", "late");
+        assert!(
+            t.contains("| early | -250.0 µs | -300.0 µs–90.0 µs | – | – |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| **fd** | 44.0 µs | 44.0 µs–44.0 µs | 0.50 | 1.10 |"),
+            "{t}"
+        );
+        let svg = r.svg("g");
+        assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+        assert!(!svg.contains("width=\"-"), "{svg}");
+        let back = Report::from_json(&r.to_json()).unwrap();
+        assert_eq!(back.records, r.records);
+    }
+
     #[test]
     fn json_reads_back_what_it_wrote() {
         let mut r = sample();
