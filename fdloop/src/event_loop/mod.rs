@@ -591,10 +591,14 @@ impl<S> Inner<S> {
 /// work is waiting, or an outer loop polling it (or the next `run_once`)
 /// would sleep through it.
 ///
-/// A zero-timeout iteration (`dispatch_pending`) is not marked awake up
-/// front — it cannot block, so it has nothing to protect — and stays asleep
-/// (a waker writes once) unless it drains a wake-up, which marks it awake
-/// first (see `dispatch_batch`).
+/// `run_once` is not marked awake up front. An iteration that may block
+/// and has callbacks to run before its wait (deferred, idle, timers) is
+/// marked awake when it starts them (`iterate_full`); one with nothing to
+/// run before the wait is not, because the wait's L3 would follow L1 at
+/// once. Either is marked awake after a wait that could block (L1,
+/// `mark_awake_after_wait`), and any iteration when it drains a wake-up
+/// (see `dispatch_batch`); a zero-timeout iteration (`dispatch_pending`)
+/// that drains none stays asleep throughout (a waker writes once).
 struct AwakeGuard<'a> {
     wake: &'a WakeState,
     marked: &'a Cell<bool>,
@@ -615,6 +619,14 @@ fn mark_awake(wake: &WakeState, marked: &Cell<bool>) {
     if !marked.replace(true) {
         wake.awake();
     }
+}
+
+/// L1 after a wait that could block: its L3 marked the loop asleep whether
+/// or not an awake period was open, so the swap is unconditional.
+#[inline]
+fn mark_awake_after_wait(wake: &WakeState, marked: &Cell<bool>) {
+    wake.awake();
+    marked.set(true);
 }
 
 impl Drop for AwakeGuard<'_> {
@@ -1305,16 +1317,17 @@ impl<S: 'static> EventLoop<S> {
         inner.check_fork()?;
         self.core.stats.iterations += 1;
         self.core.last_end = None;
-        let could_block = timeout != Some(Duration::ZERO);
-        let _awake = AwakeGuard::new(&inner.wake, &inner.awake_marked, could_block);
+        let _awake = AwakeGuard::new(&inner.wake, &inner.awake_marked, false);
         self.core.iterate(inner, state, timeout)
     }
 }
 
 impl Core {
-    /// One iteration. The common case of a zero timeout with nothing left
-    /// over, deferred or scheduled takes a short path that does exactly what
-    /// [`iterate_full`](Core::iterate_full) would: poll, dispatch.
+    /// One iteration. The common cases — nothing left over, deferred or
+    /// scheduled, and either a zero timeout, or no idle callback and no stop
+    /// request — take short paths that do exactly what
+    /// [`iterate_full`](Core::iterate_full) would: poll and dispatch, or
+    /// L3, wait, L1 and dispatch.
     #[inline]
     fn iterate<S>(
         &mut self,
@@ -1324,11 +1337,25 @@ impl Core {
     ) -> Result<usize> {
         let leftovers =
             self.timer_cursor < self.timer_targets.len() || self.cursor < self.events.len();
-        if leftovers || timeout != Some(Duration::ZERO) || inner.has_chores() {
+        if leftovers || inner.has_chores() {
             return self.iterate_full(inner, state, timeout);
         }
-        self.poll(inner)?;
-        let ran = self.dispatch_batch(inner, state, None)?;
+        if timeout == Some(Duration::ZERO) {
+            self.poll(inner)?;
+            let ran = self.dispatch_batch(inner, state, None)?;
+            return self.run_fallback_timers(inner, state, ran);
+        }
+        if !inner.idles.borrow().is_empty() || self.stop_pending(inner) {
+            return self.iterate_full(inner, state, timeout);
+        }
+        let timeout = if inner.wake.prepare_sleep() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        let woke_at = self.wait(inner, timeout)?;
+        mark_awake_after_wait(&inner.wake, &inner.awake_marked);
+        let ran = self.dispatch_batch(inner, state, woke_at)?;
         self.run_fallback_timers(inner, state, ran)
     }
 
@@ -1338,6 +1365,12 @@ impl Core {
         state: &mut S,
         timeout: Option<Duration>,
     ) -> Result<usize> {
+        if timeout != Some(Duration::ZERO) {
+            // Deferred calls, idle callbacks and timers may run before the
+            // wait: wakes meanwhile cost no syscall (L1; the wait's L3 sees
+            // them).
+            mark_awake(&inner.wake, &inner.awake_marked);
+        }
         // Events left over from a batch interrupted by a panic or an error
         // come first.
         if self.timer_cursor < self.timer_targets.len() || self.cursor < self.events.len() {
@@ -1383,7 +1416,7 @@ impl Core {
         }
         let woke_at = self.wait(inner, timeout)?;
         if slept {
-            inner.wake.awake(); // L1
+            mark_awake_after_wait(&inner.wake, &inner.awake_marked);
         }
         ran += self.dispatch_batch(inner, state, woke_at)?;
         self.run_fallback_timers(inner, state, ran)
@@ -1477,18 +1510,19 @@ impl Core {
     /// Waits for events. Returns the (coarse) clock reading taken after the
     /// wait, if one was taken: only waits that could block are timed, so
     /// `dispatch_pending` reads no clock when nothing is ready.
+    #[inline(always)]
     fn wait<S>(&mut self, inner: &Inner<S>, timeout: Option<Duration>) -> Result<Option<u64>> {
-        let could_block = timeout != Some(Duration::ZERO);
-        if !could_block {
+        if timeout == Some(Duration::ZERO) {
             self.poll(inner)?;
             return Ok(None);
         }
-        let start = Some(self.last_end.take().unwrap_or_else(sys::timerfd::coarse_ns));
+        let start = self.last_end.take().unwrap_or_else(sys::timerfd::coarse_ns);
         // The deadline needs the precise clock (never early); statistics
-        // make do with the coarse one.
+        // make do with the coarse one. Without a timeout there is none, and
+        // only EINTR makes the wait start again.
         let deadline = match timeout {
-            Some(t) if !t.is_zero() => Instant::now().checked_add(t),
-            _ => None,
+            Some(t) => Instant::now().checked_add(t),
+            None => None,
         };
         let mut remaining = timeout;
         self.cursor = 0;
@@ -1502,9 +1536,7 @@ impl Core {
                 Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.events.clear();
-                    if let Some(s) = start {
-                        self.stats.add_blocked(s, sys::timerfd::coarse_ns());
-                    }
+                    self.stats.add_blocked(start, sys::timerfd::coarse_ns());
                     return Err(Error::io("epoll_wait", e));
                 }
             }
@@ -1518,22 +1550,20 @@ impl Core {
                 remaining = Some(d - now);
             }
         };
-        let end = start.map(|s| {
-            let now = sys::timerfd::coarse_ns();
-            self.stats.add_blocked(s, now);
-            now
-        });
-        // The internal timer firing is the timeout, not a wake-up.
-        if could_block
-            && self
-                .events
-                .iter()
-                .any(|e| sys::epoll::parts(e).1 != token::TIMER)
-        {
+        let end = sys::timerfd::coarse_ns();
+        self.stats.add_blocked(start, end);
+        // The internal timer firing is the timeout, not a wake-up: a batch
+        // is a wake-up unless it is that event alone.
+        let woken = match self.events.as_slice() {
+            [] => false,
+            [only] => sys::epoll::parts(only).1 != token::TIMER,
+            _ => true,
+        };
+        if woken {
             self.stats.wakeups += 1;
         }
         self.grow_if_full(n);
-        Ok(end)
+        Ok(Some(end))
     }
 
     /// [`wait`](Core::wait) with a zero timeout: nothing to time, no

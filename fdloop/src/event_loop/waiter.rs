@@ -105,20 +105,34 @@ impl Waiter {
     /// Returns the number of events (which may include the internal timer
     /// token). `EINTR` is returned to the caller, which retries with the
     /// time left.
+    #[inline]
     pub(crate) fn wait(
         &mut self,
         ep: BorrowedFd<'_>,
         events: &mut Vec<Event>,
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        let t = match timeout {
+        match timeout {
             None => {
-                self.disarm()?;
-                return sys::epoll::wait_ms(ep, events, -1);
+                if self.armed.is_some() {
+                    self.disarm()?;
+                }
+                sys::epoll::wait_ms(ep, events, -1)
             }
-            Some(t) if t.is_zero() => return sys::epoll::wait_ms(ep, events, 0),
-            Some(t) => t,
-        };
+            Some(t) if t.is_zero() => sys::epoll::wait_ms(ep, events, 0),
+            Some(t) => self.wait_for(ep, events, t),
+        }
+    }
+
+    /// [`wait`](Waiter::wait) with a non-zero timeout, kept out of line:
+    /// the common waits (none, or zero) need none of this.
+    #[inline(never)]
+    fn wait_for(
+        &mut self,
+        ep: BorrowedFd<'_>,
+        events: &mut Vec<Event>,
+        t: Duration,
+    ) -> io::Result<usize> {
         if self.precision == UNDECIDED {
             self.precision = process_best();
         }
