@@ -893,6 +893,71 @@ fn epoll_fd_is_pollable_for_nesting() {
     assert!(!util::readiness(ev.as_fd()).0);
 }
 
+/// Wakes made while a loop dispatches: `run_once` stays "asleep" after its
+/// wait, so the first of a burst writes the notifier and the rest cost
+/// nothing; afterwards the epoll fd is readable (an outer loop hears of it)
+/// and the next `run_once(None)` returns at once instead of blocking. `run`
+/// stays awake between its iterations, so the same burst costs no write.
+#[test]
+fn wakes_during_callbacks_are_kept_and_cost_one_write_at_most() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let remote = ev.remote();
+    let efd = Arc::new(quiet_efd());
+    let r2 = remote.clone();
+    ev.insert(
+        Io::new(efd.clone(), Interest::READABLE, Mode::Level),
+        move |_, io, _| {
+            io.fd().read().unwrap();
+            // From another thread, as a producer would.
+            let r3 = r2.clone();
+            thread::spawn(move || (0..100).try_for_each(|_| r3.wake()))
+                .join()
+                .unwrap()
+                .unwrap();
+            Action::Continue
+        },
+    )
+    .unwrap();
+    efd.write(1).unwrap();
+    let before = remote.writes();
+    assert_eq!(ev.run_once(&mut (), None).unwrap(), 1);
+    assert_eq!(remote.writes() - before, 1, "one write for the burst");
+    assert!(util::readiness(ev.as_fd()).0, "the wake is visible outside");
+    let start = Instant::now();
+    assert_eq!(
+        ev.run_once(&mut (), Some(Duration::from_secs(5))).unwrap(),
+        0
+    );
+    assert!(start.elapsed() < Duration::from_secs(4), "slept through it");
+    assert!(!util::readiness(ev.as_fd()).0);
+
+    // Inside `run`, the same burst is seen by the next iteration's L3: that
+    // iteration does not block, and nothing is written. Idle callbacks run
+    // before each wait: the first makes the fd ready, the third stops.
+    let h = ev.handle();
+    let idles = Rc::new(Cell::new(0));
+    let i2 = idles.clone();
+    ev.handle().insert_idle(move |_| {
+        i2.set(i2.get() + 1);
+        match i2.get() {
+            1 => efd.write(1).unwrap(),
+            3 => h.stop(),
+            _ => {}
+        }
+        Action::Continue
+    });
+    // A lost wake would block the second iteration for good: fail instead.
+    let watchdog = remote.clone();
+    thread::spawn(move || {
+        thread::sleep(Duration::from_secs(10));
+        watchdog.stop()
+    });
+    let before = remote.writes();
+    ev.run(&mut ()).unwrap();
+    assert_eq!(idles.get(), 3, "run ended by the watchdog: a wake was lost");
+    assert_eq!(remote.writes() - before, 0, "awake inside run: no write");
+}
+
 #[test]
 fn regular_files_are_refused_with_a_typed_error() {
     let f = std::fs::File::open("/proc/self/exe").unwrap();

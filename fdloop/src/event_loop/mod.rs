@@ -591,14 +591,18 @@ impl<S> Inner<S> {
 /// work is waiting, or an outer loop polling it (or the next `run_once`)
 /// would sleep through it.
 ///
-/// `run_once` is not marked awake up front. An iteration that may block
-/// and has callbacks to run before its wait (deferred, idle, timers) is
-/// marked awake when it starts them (`iterate_full`); one with nothing to
-/// run before the wait is not, because the wait's L3 would follow L1 at
-/// once. Either is marked awake after a wait that could block (L1,
-/// `mark_awake_after_wait`), and any iteration when it drains a wake-up
-/// (see `dispatch_batch`); a zero-timeout iteration (`dispatch_pending`)
-/// that drains none stays asleep throughout (a waker writes once).
+/// `run_once` is marked awake only while it has something to gain:
+/// * an iteration that may block and has callbacks to run before its wait
+///   (deferred, idle, timers) is marked awake when it starts them
+///   (`iterate_full`), so wakes meanwhile cost no syscall; one with nothing
+///   to run before the wait is not, because the wait's L3 would follow L1
+///   at once;
+/// * after a wait that could block it stays asleep (see `after_wait`);
+/// * any iteration is marked awake when it drains a wake-up (see
+///   `dispatch_batch`), so that a wake landing after the drain is turned
+///   into a write here rather than left as `NOTIFIED` with the fd empty.
+///
+/// `run` is marked awake for its whole length, and again after each wait.
 struct AwakeGuard<'a> {
     wake: &'a WakeState,
     marked: &'a Cell<bool>,
@@ -621,12 +625,21 @@ fn mark_awake(wake: &WakeState, marked: &Cell<bool>) {
     }
 }
 
-/// L1 after a wait that could block: its L3 marked the loop asleep whether
-/// or not an awake period was open, so the swap is unconditional.
+/// After a wait that could block, whose L3 marked the loop asleep: `run`
+/// (`stay_awake`) marks it awake again (L1, unconditionally), so wakes
+/// during its callbacks and up to its next wait cost no syscall — that
+/// wait's L3 sees them. `run_once` leaves it asleep: it returns after this
+/// batch, and its guard would turn a wake that came meanwhile into a write
+/// anyway. The waker making that write itself costs the same one write per
+/// sleep, and spares the loop two swaps (this L1 and the guard's L3).
 #[inline]
-fn mark_awake_after_wait(wake: &WakeState, marked: &Cell<bool>) {
-    wake.awake();
-    marked.set(true);
+fn after_wait(wake: &WakeState, marked: &Cell<bool>, stay_awake: bool) {
+    if stay_awake {
+        wake.awake();
+        marked.set(true);
+    } else {
+        marked.set(false);
+    }
 }
 
 impl Drop for AwakeGuard<'_> {
@@ -1250,7 +1263,7 @@ impl<S: 'static> EventLoop<S> {
                 return Ok(());
             }
             self.core.stats.iterations += 1;
-            self.core.iterate(&inner, state, None)?;
+            self.core.iterate(&inner, state, None, true)?;
         }
     }
 
@@ -1318,7 +1331,7 @@ impl<S: 'static> EventLoop<S> {
         self.core.stats.iterations += 1;
         self.core.last_end = None;
         let _awake = AwakeGuard::new(&inner.wake, &inner.awake_marked, false);
-        self.core.iterate(inner, state, timeout)
+        self.core.iterate(inner, state, timeout, false)
     }
 }
 
@@ -1327,18 +1340,19 @@ impl Core {
     /// scheduled, and either a zero timeout, or no idle callback and no stop
     /// request — take short paths that do exactly what
     /// [`iterate_full`](Core::iterate_full) would: poll and dispatch, or
-    /// L3, wait, L1 and dispatch.
+    /// L3, wait, (in `run`, `stay_awake`) L1, and dispatch.
     #[inline]
     fn iterate<S>(
         &mut self,
         inner: &Inner<S>,
         state: &mut S,
         timeout: Option<Duration>,
+        stay_awake: bool,
     ) -> Result<usize> {
         let leftovers =
             self.timer_cursor < self.timer_targets.len() || self.cursor < self.events.len();
         if leftovers || inner.has_chores() {
-            return self.iterate_full(inner, state, timeout);
+            return self.iterate_full(inner, state, timeout, stay_awake);
         }
         if timeout == Some(Duration::ZERO) {
             self.poll(inner)?;
@@ -1346,7 +1360,7 @@ impl Core {
             return self.run_fallback_timers(inner, state, ran);
         }
         if !inner.idles.borrow().is_empty() || self.stop_pending(inner) {
-            return self.iterate_full(inner, state, timeout);
+            return self.iterate_full(inner, state, timeout, stay_awake);
         }
         let timeout = if inner.wake.prepare_sleep() {
             timeout
@@ -1354,7 +1368,7 @@ impl Core {
             Some(Duration::ZERO)
         };
         let woke_at = self.wait(inner, timeout)?;
-        mark_awake_after_wait(&inner.wake, &inner.awake_marked);
+        after_wait(&inner.wake, &inner.awake_marked, stay_awake);
         let ran = self.dispatch_batch(inner, state, woke_at)?;
         self.run_fallback_timers(inner, state, ran)
     }
@@ -1364,6 +1378,7 @@ impl Core {
         inner: &Inner<S>,
         state: &mut S,
         timeout: Option<Duration>,
+        stay_awake: bool,
     ) -> Result<usize> {
         if timeout != Some(Duration::ZERO) {
             // Deferred calls, idle callbacks and timers may run before the
@@ -1416,7 +1431,7 @@ impl Core {
         }
         let woke_at = self.wait(inner, timeout)?;
         if slept {
-            mark_awake_after_wait(&inner.wake, &inner.awake_marked);
+            after_wait(&inner.wake, &inner.awake_marked, stay_awake);
         }
         ran += self.dispatch_batch(inner, state, woke_at)?;
         self.run_fallback_timers(inner, state, ran)

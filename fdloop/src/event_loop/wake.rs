@@ -32,8 +32,18 @@
 //!   `SLEEPING`; the wakers after it read `NOTIFIED`. (The fd is a
 //!   [`Notifier`], which coalesces on its own as well.)
 //!
-//! The loom model below checks this, and checks that it breaks when the
-//! loop skips L3's check or the waker's ordering is weakened.
+//! L1 is optional. `run` does it after every wait, so wakes during its
+//! callbacks cost nothing until its next L3. `run_once` skips it after its
+//! wait: the loop stays "asleep" while it dispatches and returns, and a wake
+//! meanwhile writes the fd (once per sleep, as above) so the next call or an
+//! outer loop sees it. The arguments above do not use L1: a loop that did
+//! not block learned of the wake from L3, which acquires it; one that
+//! blocked was woken by the write, and the work was published before W1,
+//! which precedes it.
+//!
+//! The loom model below checks this with and without L1, and checks that
+//! it breaks when the loop skips L3's check or the waker's ordering is
+//! weakened — or L3 is relaxed while the loop relies on it alone.
 
 use std::fmt;
 use std::io;
@@ -208,12 +218,21 @@ mod loom_tests {
         wake: std::sync::atomic::Ordering,
         sleep: std::sync::atomic::Ordering,
         check_before_sleep: bool,
+        /// L1 after the wait (`run`); `run_once` skips it.
+        awake_after_wait: bool,
     }
 
     const CORRECT: Variant = Variant {
         wake: AcqRel,
         sleep: AcqRel,
         check_before_sleep: true,
+        awake_after_wait: true,
+    };
+
+    /// The protocol as `run_once` runs it: no L1 after the wait.
+    const CORRECT_WITHOUT_L1: Variant = Variant {
+        awake_after_wait: false,
+        ..CORRECT
     };
 
     fn check(v: Variant) {
@@ -241,12 +260,16 @@ mod loom_tests {
                         readable,
                         "loop blocked and nobody wrote the fd: lost wake-up"
                     );
-                    state.swap(AWAKE, AcqRel);
+                    if v.awake_after_wait {
+                        state.swap(AWAKE, AcqRel);
+                    }
                     seen = work.load(Relaxed);
                     assert_eq!(seen, 1, "woken but the work is not visible");
                     return;
                 }
-                state.swap(AWAKE, AcqRel);
+                if v.awake_after_wait {
+                    state.swap(AWAKE, AcqRel);
+                }
                 seen = work.load(Relaxed);
                 assert_eq!(seen, 1, "told not to sleep but the work is not visible");
             }
@@ -257,6 +280,11 @@ mod loom_tests {
     #[test]
     fn loom_remote_wake_protocol_is_correct() {
         check(CORRECT);
+    }
+
+    #[test]
+    fn loom_remote_wake_protocol_is_correct_without_l1_after_the_wait() {
+        check(CORRECT_WITHOUT_L1);
     }
 
     fn must_fail(v: Variant) {
@@ -280,9 +308,25 @@ mod loom_tests {
         });
     }
 
-    // A relaxed L3 alone is not a bug in the whole protocol: the loop's next
-    // L1 swap (AcqRel) still acquires the waker's release through the release
-    // sequence before any work is looked at, so there is no mutant for it.
+    // A relaxed L3 is not a bug while L1 follows it: the L1 swap (AcqRel)
+    // still acquires the waker's release through the release sequence
+    // before any work is looked at. Without L1 (`run_once`), L3 is the only
+    // acquire, and relaxing it must fail:
+    #[test]
+    fn loom_catches_relaxed_sleep_without_l1() {
+        must_fail(Variant {
+            sleep: Relaxed,
+            ..CORRECT_WITHOUT_L1
+        });
+    }
+
+    #[test]
+    fn loom_catches_sleep_without_check_without_l1() {
+        must_fail(Variant {
+            check_before_sleep: false,
+            ..CORRECT_WITHOUT_L1
+        });
+    }
 
     // --- Remote::stop ------------------------------------------------------
 
