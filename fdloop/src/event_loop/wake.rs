@@ -111,10 +111,15 @@ impl WakeState {
 /// thread. `Send + Sync + Clone`; get one from
 /// [`EventLoop::remote`](crate::EventLoop::remote).
 ///
-/// Wakes are coalesced: a call makes a system call (one `write` to the
-/// loop's notifier) only when the loop may be blocked in `epoll_wait`, and
-/// then only the first call per sleep. Calls while the loop is running cost
-/// one atomic swap.
+/// Wakes are coalesced: the loop's notifier is written at most once per
+/// sleep, by the first call after the loop last prepared to block; every
+/// other call costs one atomic swap. Inside [`run`](crate::EventLoop::run)
+/// the loop counts as awake between its waits, so wakes from its callbacks
+/// or from other threads meanwhile make no system call (the next iteration
+/// sees them before it would block). Between `run_once` calls, and while
+/// `run_once` dispatches what its wait returned, it counts as asleep: the
+/// first wake writes, so the loop's epoll fd turns readable for an outer
+/// loop and the next `run_once` returns at once.
 ///
 /// # Examples
 ///
