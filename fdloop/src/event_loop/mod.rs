@@ -1336,11 +1336,11 @@ impl<S: 'static> EventLoop<S> {
 }
 
 impl Core {
-    /// One iteration. The common cases — nothing left over, deferred or
-    /// scheduled, and either a zero timeout, or no idle callback and no stop
-    /// request — take short paths that do exactly what
-    /// [`iterate_full`](Core::iterate_full) would: poll and dispatch, or
-    /// L3, wait, (in `run`, `stay_awake`) L1, and dispatch.
+    /// One iteration. The common case — nothing left over, deferred or
+    /// scheduled, and for a wait that could block no idle callback and no
+    /// stop request — goes straight to what
+    /// [`iterate_full`](Core::iterate_full) ends with:
+    /// [`wait_and_dispatch`](Core::wait_and_dispatch).
     #[inline]
     fn iterate<S>(
         &mut self,
@@ -1349,26 +1349,42 @@ impl Core {
         timeout: Option<Duration>,
         stay_awake: bool,
     ) -> Result<usize> {
-        let leftovers =
-            self.timer_cursor < self.timer_targets.len() || self.cursor < self.events.len();
-        if leftovers || inner.has_chores() {
+        if self.has_leftovers() || inner.has_chores() {
             return self.iterate_full(inner, state, timeout, stay_awake);
         }
-        if timeout == Some(Duration::ZERO) {
-            self.poll(inner)?;
-            let ran = self.dispatch_batch(inner, state, None)?;
-            return self.run_fallback_timers(inner, state, ran);
-        }
-        if !inner.idles.borrow().is_empty() || self.stop_pending(inner) {
+        if timeout != Some(Duration::ZERO)
+            && (!inner.idles.borrow().is_empty() || self.stop_pending(inner))
+        {
             return self.iterate_full(inner, state, timeout, stay_awake);
         }
-        let timeout = if inner.wake.prepare_sleep() {
-            timeout
-        } else {
-            Some(Duration::ZERO)
-        };
+        self.wait_and_dispatch(inner, state, timeout, stay_awake)
+    }
+
+    /// Events or due timers left over from a batch interrupted by a panic
+    /// or an error.
+    #[inline]
+    fn has_leftovers(&self) -> bool {
+        self.timer_cursor < self.timer_targets.len() || self.cursor < self.events.len()
+    }
+
+    /// The end of every iteration: L3 of the wake protocol (wake.rs) when
+    /// about to block, the wait, L1 after it in `run`, and the dispatch.
+    #[inline(always)]
+    fn wait_and_dispatch<S>(
+        &mut self,
+        inner: &Inner<S>,
+        state: &mut S,
+        mut timeout: Option<Duration>,
+        stay_awake: bool,
+    ) -> Result<usize> {
+        let slept = timeout != Some(Duration::ZERO);
+        if slept && !inner.wake.prepare_sleep() {
+            timeout = Some(Duration::ZERO);
+        }
         let woke_at = self.wait(inner, timeout)?;
-        after_wait(&inner.wake, &inner.awake_marked, stay_awake);
+        if slept {
+            after_wait(&inner.wake, &inner.awake_marked, stay_awake);
+        }
         let ran = self.dispatch_batch(inner, state, woke_at)?;
         self.run_fallback_timers(inner, state, ran)
     }
@@ -1388,7 +1404,7 @@ impl Core {
         }
         // Events left over from a batch interrupted by a panic or an error
         // come first.
-        if self.timer_cursor < self.timer_targets.len() || self.cursor < self.events.len() {
+        if self.has_leftovers() {
             let ran = self.dispatch_timer_targets(inner, state)?;
             return Ok(ran + self.dispatch_batch(inner, state, None)?);
         }
@@ -1424,17 +1440,7 @@ impl Core {
             ran += self.run_timers(inner, Clock::Realtime, true, state)?;
             timeout = Some(Duration::ZERO);
         }
-        // L3 of the wake protocol (wake.rs): only when about to block.
-        let slept = timeout != Some(Duration::ZERO);
-        if slept && !inner.wake.prepare_sleep() {
-            timeout = Some(Duration::ZERO);
-        }
-        let woke_at = self.wait(inner, timeout)?;
-        if slept {
-            after_wait(&inner.wake, &inner.awake_marked, stay_awake);
-        }
-        ran += self.dispatch_batch(inner, state, woke_at)?;
-        self.run_fallback_timers(inner, state, ran)
+        Ok(ran + self.wait_and_dispatch(inner, state, timeout, stay_awake)?)
     }
 
     /// Without timerfds, timers run after each batch. Returns `ran` plus
@@ -1583,7 +1589,7 @@ impl Core {
 
     /// [`wait`](Core::wait) with a zero timeout: nothing to time, no
     /// deadline to keep.
-    #[inline]
+    #[inline(always)]
     fn poll<S>(&mut self, inner: &Inner<S>) -> Result<()> {
         self.cursor = 0;
         let n = loop {
