@@ -85,6 +85,7 @@ pub mod signal;
 pub(crate) mod sync;
 mod sys;
 mod timer;
+mod trace;
 pub mod watch;
 
 pub use error::{Error, Result};

@@ -27,7 +27,8 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::event_loop::{Action, Interest, Mode, Readiness, Registrar, Source};
+use crate::event_loop::single_readable_fd;
+use crate::event_loop::{Action, Readiness, Registrar, Source};
 use crate::sys;
 
 const IN_ACCESS: u32 = 0x0000_0001;
@@ -822,13 +823,7 @@ impl Source for Watch {
     type Event = WatchEvent;
     type Metadata = Watch;
 
-    fn register(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
-        r.add(&self.fd, 0, Interest::READABLE, Mode::Level)
-    }
-
-    fn unregister(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
-        r.delete(&self.fd)
-    }
+    single_readable_fd!(fd);
 
     fn process(
         &mut self,

@@ -6,6 +6,7 @@ use std::io;
 use std::sync::Arc;
 
 use super::{Receiver, Shared, TryRecvError};
+use crate::event_loop::single_readable_fd;
 use crate::event_loop::{Action, Interest, Mode, Readiness, Registrar, Source};
 
 /// What a [`Receiver`]'s loop callback receives.
@@ -44,13 +45,7 @@ impl<T> Source for Receiver<T> {
     type Event = Event<T>;
     type Metadata = ();
 
-    fn register(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
-        r.add(&self.shared.rx_notify, 0, Interest::READABLE, Mode::Level)
-    }
-
-    fn unregister(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
-        r.delete(&self.shared.rx_notify)
-    }
+    single_readable_fd!(shared.rx_notify);
 
     fn process(
         &mut self,

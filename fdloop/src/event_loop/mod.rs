@@ -41,6 +41,7 @@ mod wake;
 
 pub use io::{Io, IoCtl};
 pub use ping::{Ping, PingHandle};
+pub(crate) use source::single_readable_fd;
 pub use source::{Action, Interest, Mode, Readiness, Registrar, Source, SourceId};
 pub use timers::FORCE_NO_TIMERFD_ENV;
 pub use waiter::{TimeoutPrecision, FORCE_TIMEOUT_ENV};

@@ -4,7 +4,8 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use super::source::{Action, Interest, Mode, Readiness, Registrar, Source};
+use super::source::{Action, Readiness, Registrar, Source};
+use crate::event_loop::single_readable_fd;
 use crate::notify::Notifier;
 
 /// A loop source backed by a [`Notifier`]: any thread holding a
@@ -85,13 +86,7 @@ impl Source for Ping {
     type Event = ();
     type Metadata = ();
 
-    fn register(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
-        r.add(&*self.notifier, 0, Interest::READABLE, Mode::Level)
-    }
-
-    fn unregister(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
-        r.delete(&*self.notifier)
-    }
+    single_readable_fd!(notifier);
 
     fn process(
         &mut self,

@@ -368,6 +368,24 @@ impl Registrar<'_> {
     }
 }
 
+/// Implements [`Source::register`] and [`Source::unregister`] for a source
+/// that watches one descriptor for readability, level-triggered, with sub
+/// token 0: `single_readable_fd!(field.path)` names the descriptor as a
+/// path from `self` (anything `AsFd`).
+macro_rules! single_readable_fd {
+    ($($fd:tt)+) => {
+        fn register(&mut self, r: &mut $crate::Registrar<'_>) -> ::std::io::Result<()> {
+            r.add(&self.$($fd)+, 0, $crate::Interest::READABLE, $crate::Mode::Level)
+        }
+
+        fn unregister(&mut self, r: &mut $crate::Registrar<'_>) -> ::std::io::Result<()> {
+            r.delete(&self.$($fd)+)
+        }
+    };
+}
+
+pub(crate) use single_readable_fd;
+
 /// Something the event loop can watch: one or more descriptors, and the
 /// logic that turns their raw readiness into typed events.
 ///
