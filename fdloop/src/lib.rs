@@ -78,7 +78,9 @@ compile_error!(
 pub mod channel;
 mod error;
 mod event_loop;
+mod io;
 mod notify;
+mod ping;
 pub mod process;
 pub mod signal;
 #[cfg_attr(loom, allow(dead_code))]
@@ -90,11 +92,12 @@ pub mod watch;
 
 pub use error::{Error, Result};
 pub use event_loop::{
-    Action, EventLoop, Interest, Io, IoCtl, LoopHandle, Mode, Ping, PingHandle, Readiness,
-    Registrar, Remote, Source, SourceId, Stats, TimeoutPrecision, FORCE_NO_TIMERFD_ENV,
-    FORCE_TIMEOUT_ENV,
+    Action, EventLoop, Interest, LoopHandle, Mode, Readiness, Registrar, Remote, Source, SourceId,
+    Stats, TimeoutPrecision, FORCE_NO_TIMERFD_ENV, FORCE_TIMEOUT_ENV,
 };
+pub use io::{Io, IoCtl};
 pub use notify::{Backend, EventFd, EventFdOptions, Notifier, FORCE_PIPE_ENV, MAX_COUNTER};
+pub use ping::{Ping, PingHandle};
 pub use timer::{Clock, Timer, TimerCtl, TimerEvent};
 
 #[cfg(not(loom))]

@@ -13,14 +13,9 @@ use std::fmt;
 use std::io;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::event_loop::{Action, Readiness, Registrar, Source};
+use crate::event_loop::{Action, Readiness, Registrar, Source, SUB_CLOCK_SET};
 use crate::sys;
 pub use crate::sys::timerfd::Clock;
-
-/// `sub` index the loop passes to a timer's `process`: the deadline passed.
-pub(crate) const SUB_DUE: u8 = 0;
-/// `sub` index: the realtime clock was set.
-pub(crate) const SUB_CLOCK_SET: u8 = 1;
 
 #[derive(Clone, Copy, Debug)]
 enum Start {

@@ -24,9 +24,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use rustix::event::epoll::EventFlags;
 
-use super::source::token;
+use super::token;
 use crate::sys;
 pub(crate) use crate::sys::timerfd::Clock;
+
+/// `sub` index the loop passes to a timer source's `process`: the deadline passed.
+pub(crate) const SUB_DUE: u8 = 0;
+/// `sub` index: the realtime clock was set.
+pub(crate) const SUB_CLOCK_SET: u8 = 1;
 
 /// The environment variable that makes loops run timers without timerfds
 /// (on the epoll timeout), for testing that fallback.

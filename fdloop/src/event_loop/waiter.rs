@@ -20,7 +20,7 @@ use std::time::Duration;
 use rustix::event::epoll::{Event, EventFlags};
 use rustix::event::Timespec;
 
-use super::source::token;
+use super::token;
 use crate::sys;
 
 /// The environment variable that forces a timeout fallback: `timerfd` or

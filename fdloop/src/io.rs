@@ -5,7 +5,7 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::AsFd;
 
-use super::source::{Action, Interest, Mode, Readiness, Registrar, Source};
+use crate::event_loop::{Action, Interest, Mode, Readiness, Registrar, Source};
 
 /// A descriptor watched for readiness: a socket, a pipe, a terminal, a
 /// [`Notifier`](crate::Notifier) — anything with [`AsFd`].

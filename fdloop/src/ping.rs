@@ -4,8 +4,8 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use super::source::{Action, Readiness, Registrar, Source};
 use crate::event_loop::single_readable_fd;
+use crate::event_loop::{Action, Readiness, Registrar, Source};
 use crate::notify::Notifier;
 
 /// A loop source backed by a [`Notifier`]: any thread holding a

@@ -1,0 +1,642 @@
+//! The loop thread's half of a loop: the event buffer and the cursor into
+//! it, the waiter, the counters, and the iteration that waits for events and
+//! dispatches them.
+
+use std::io as stdio;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use rustix::event::epoll::{Event, EventFlags};
+
+use super::awake::{after_wait, mark_awake};
+use super::registration::Dispatch;
+use super::shared::Shared;
+use super::slab::{Entry, Kind, Pending, SlotState};
+use super::source::{Action, Readiness, SourceId};
+use super::stats::{Counters, SAMPLE_EVERY};
+use super::timers;
+use super::token;
+use super::waiter::Waiter;
+use crate::error::{Error, Result};
+use crate::sys;
+use crate::sys::timerfd::Clock;
+
+/// The loop-thread-only half of an [`EventLoop`]: the event buffer and
+/// where dispatch got in it, the waiter, the counters. Kept apart from the
+/// shared `Shared` so that an iteration borrows both without cloning the
+/// `Rc`.
+pub(super) struct Driver {
+    pub(super) events: Vec<Event>,
+    pub(super) cursor: usize,
+    pub(super) waiter: Waiter,
+    pub(super) stats: Counters,
+    /// Timers taken due and not yet dispatched (slot, generation, sub), and
+    /// how far dispatch got; see `dispatch_timer_targets`.
+    pub(super) timer_targets: Vec<(u32, u32, u8)>,
+    pub(super) timer_cursor: usize,
+    /// Scratch for the timer store's slot lists.
+    pub(super) timer_slots: Vec<u32>,
+    /// The clock reading that ended the last batch, while nothing has run
+    /// since: inside one [`run`](EventLoop::run) it also starts the next
+    /// blocking wait, saving a read. Cleared by every `run_once` (the
+    /// caller's own work between calls is not loop time) and whenever
+    /// deferred calls, idle callbacks or timers run before the wait.
+    pub(super) last_end: Option<u64>,
+    /// Zero-timeout batches seen; one in [`SAMPLE_EVERY`] is timed.
+    pub(super) untimed: u64,
+}
+
+pub(super) const INITIAL_EVENTS: usize = 256;
+
+pub(super) const MAX_EVENTS: usize = 16 * 1024;
+
+impl Driver {
+    /// One iteration. The common case — nothing left over, deferred or
+    /// scheduled, and for a wait that could block no idle callback and no
+    /// stop request — goes straight to what
+    /// [`iterate_full`](Driver::iterate_full) ends with:
+    /// [`wait_and_dispatch`](Driver::wait_and_dispatch).
+    #[inline]
+    pub(super) fn iterate<S>(
+        &mut self,
+        inner: &Shared<S>,
+        state: &mut S,
+        timeout: Option<Duration>,
+        stay_awake: bool,
+    ) -> Result<usize> {
+        if self.has_leftovers() || inner.has_chores() {
+            return self.iterate_full(inner, state, timeout, stay_awake);
+        }
+        if timeout != Some(Duration::ZERO)
+            && (!inner.idles.borrow().is_empty() || self.stop_pending(inner))
+        {
+            return self.iterate_full(inner, state, timeout, stay_awake);
+        }
+        self.wait_and_dispatch(inner, state, timeout, stay_awake)
+    }
+
+    /// Events or due timers left over from a batch interrupted by a panic
+    /// or an error.
+    #[inline]
+    pub(super) fn has_leftovers(&self) -> bool {
+        self.timer_cursor < self.timer_targets.len() || self.cursor < self.events.len()
+    }
+
+    /// The end of every iteration: L3 of the wake protocol (wake.rs) when
+    /// about to block, the wait, L1 after it in `run`, and the dispatch.
+    #[inline(always)]
+    pub(super) fn wait_and_dispatch<S>(
+        &mut self,
+        inner: &Shared<S>,
+        state: &mut S,
+        mut timeout: Option<Duration>,
+        stay_awake: bool,
+    ) -> Result<usize> {
+        let slept = timeout != Some(Duration::ZERO);
+        if slept && !inner.wake.prepare_sleep() {
+            timeout = Some(Duration::ZERO);
+        }
+        let woke_at = self.wait(inner, timeout)?;
+        if slept {
+            after_wait(&inner.wake, &inner.awake_marked, stay_awake);
+        }
+        let ran = self.dispatch_batch(inner, state, woke_at)?;
+        self.run_fallback_timers(inner, state, ran)
+    }
+
+    pub(super) fn iterate_full<S>(
+        &mut self,
+        inner: &Shared<S>,
+        state: &mut S,
+        timeout: Option<Duration>,
+        stay_awake: bool,
+    ) -> Result<usize> {
+        if timeout != Some(Duration::ZERO) {
+            // Deferred calls, idle callbacks and timers may run before the
+            // wait: wakes meanwhile cost no syscall (L1; the wait's L3 sees
+            // them).
+            mark_awake(&inner.wake, &inner.awake_marked);
+        }
+        // Events left over from a batch interrupted by a panic or an error
+        // come first.
+        if self.has_leftovers() {
+            let ran = self.dispatch_timer_targets(inner, state)?;
+            return Ok(ran + self.dispatch_batch(inner, state, None)?);
+        }
+        let mut ran = self.run_defers(inner, state);
+        let mut timeout = timeout;
+        if ran > 0 || self.stop_pending(inner) {
+            timeout = Some(Duration::ZERO);
+        }
+        if ran > 0 || !inner.idles.borrow().is_empty() || !inner.timers.borrow().is_idle() {
+            // Callbacks (or timer bookkeeping) run before the wait: the
+            // last batch's end reading no longer starts it.
+            self.last_end = None;
+        }
+        if timeout != Some(Duration::ZERO) {
+            self.run_idles(inner, state)?;
+            if self.stop_pending(inner) || !inner.defers.borrow().is_empty() {
+                timeout = Some(Duration::ZERO);
+            }
+        }
+        let clock_set = {
+            let mut timers = inner.timers.borrow_mut();
+            if timers.is_idle() {
+                false
+            } else {
+                timers.arm().map_err(|e| Error::io("arming a timerfd", e))?;
+                if let Some(t) = timers.fallback_timeout() {
+                    timeout = Some(timeout.map_or(t, |u| u.min(t)));
+                }
+                timers.take_clock_set()
+            }
+        };
+        if clock_set {
+            ran += self.run_timers(inner, Clock::Realtime, true, state)?;
+            timeout = Some(Duration::ZERO);
+        }
+        Ok(ran + self.wait_and_dispatch(inner, state, timeout, stay_awake)?)
+    }
+
+    /// Without timerfds, timers run after each batch. Returns `ran` plus
+    /// the timer callbacks run.
+    #[inline(always)]
+    pub(super) fn run_fallback_timers<S>(
+        &mut self,
+        inner: &Shared<S>,
+        state: &mut S,
+        ran: usize,
+    ) -> Result<usize> {
+        if inner.timers.borrow().is_fallback() {
+            return self.run_all_timers(inner, state, ran);
+        }
+        Ok(ran)
+    }
+
+    #[inline(never)]
+    pub(super) fn run_all_timers<S>(
+        &mut self,
+        inner: &Shared<S>,
+        state: &mut S,
+        mut ran: usize,
+    ) -> Result<usize> {
+        for clock in [Clock::Monotonic, Clock::Boottime, Clock::Realtime] {
+            ran += self.run_timers(inner, clock, false, state)?;
+        }
+        Ok(ran)
+    }
+
+    /// Runs the timers of `clock` that are due (and, when the clock was
+    /// set, tells every realtime timer).
+    pub(super) fn run_timers<S>(
+        &mut self,
+        inner: &Shared<S>,
+        clock: Clock,
+        clock_set: bool,
+        state: &mut S,
+    ) -> Result<usize> {
+        // Scratch buffers live in the loop, so firing timers allocates
+        // nothing once they have grown.
+        let mut slots = std::mem::take(&mut self.timer_slots);
+        {
+            let mut timers = inner.timers.borrow_mut();
+            // Pair each slot with the registration it was scheduled under,
+            // before any callback runs: a callback may remove a due timer
+            // and a new source may take its slot; that source must not get
+            // the old timer's event (dispatch drops a token whose
+            // generation is not the slot's current one).
+            slots.clear();
+            timers.take_due(clock, sys::timerfd::now_ns(clock), &mut slots);
+            let due = timers::SUB_DUE;
+            self.timer_targets
+                .extend(slots.iter().map(|&s| (s, timers.reg_gen_of(s), due)));
+            if clock_set {
+                slots.clear();
+                timers.realtime_slots(&mut slots);
+                let set = timers::SUB_CLOCK_SET;
+                self.timer_targets
+                    .extend(slots.iter().map(|&s| (s, timers.reg_gen_of(s), set)));
+            }
+        }
+        self.timer_slots = slots;
+        self.dispatch_timer_targets(inner, state)
+    }
+
+    /// Dispatches the timers taken due. They have left the timer store, so
+    /// if a callback panics or a source fails, the rest stay here and the
+    /// next `run_once` dispatches them first — none is lost.
+    pub(super) fn dispatch_timer_targets<S>(
+        &mut self,
+        inner: &Shared<S>,
+        state: &mut S,
+    ) -> Result<usize> {
+        let mut ran = 0;
+        while let Some(&(slot, reg_gen, sub)) = self.timer_targets.get(self.timer_cursor) {
+            self.timer_cursor += 1;
+            let data = token::encode(slot, reg_gen, sub);
+            if self.dispatch_one(inner, EventFlags::empty(), data, state)? {
+                ran += 1;
+            }
+        }
+        self.timer_targets.clear();
+        self.timer_cursor = 0;
+        Ok(ran)
+    }
+
+    pub(super) fn stop_pending<S>(&self, inner: &Shared<S>) -> bool {
+        inner.stop.get() || inner.wake.stop.load(crate::sync::Ordering::Acquire)
+    }
+
+    /// Waits for events. Returns the (coarse) clock reading taken after the
+    /// wait, if one was taken: only waits that could block are timed, so
+    /// `dispatch_pending` reads no clock when nothing is ready.
+    #[inline(always)]
+    pub(super) fn wait<S>(
+        &mut self,
+        inner: &Shared<S>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<u64>> {
+        if timeout == Some(Duration::ZERO) {
+            self.poll(inner)?;
+            return Ok(None);
+        }
+        let start = self.last_end.take().unwrap_or_else(sys::timerfd::coarse_ns);
+        // The deadline needs the precise clock (never early); statistics
+        // make do with the coarse one. Without a timeout there is none, and
+        // only EINTR makes the wait start again.
+        let deadline = match timeout {
+            Some(t) => Instant::now().checked_add(t),
+            None => None,
+        };
+        let mut remaining = timeout;
+        self.cursor = 0;
+        let n = loop {
+            match self
+                .waiter
+                .wait(inner.epoll.as_fd(), &mut self.events, remaining)
+            {
+                Ok(0) if deadline.is_some_and(|d| Instant::now() < d) => {}
+                Ok(n) => break n,
+                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.events.clear();
+                    self.stats.add_blocked(start, sys::timerfd::coarse_ns());
+                    return Err(Error::io("epoll_wait", e));
+                }
+            }
+            // Interrupted or early: wait again for the time left.
+            if let Some(d) = deadline {
+                let now = Instant::now();
+                if now >= d {
+                    self.events.clear();
+                    break 0;
+                }
+                remaining = Some(d - now);
+            }
+        };
+        let end = sys::timerfd::coarse_ns();
+        self.stats.add_blocked(start, end);
+        // The internal timer firing is the timeout, not a wake-up: a batch
+        // is a wake-up unless it is that event alone.
+        let woken = match self.events.as_slice() {
+            [] => false,
+            [only] => sys::epoll::parts(only).1 != token::TIMER,
+            _ => true,
+        };
+        if woken {
+            self.stats.wakeups += 1;
+        }
+        self.grow_if_full(n);
+        Ok(Some(end))
+    }
+
+    /// [`wait`](Driver::wait) with a zero timeout: nothing to time, no
+    /// deadline to keep.
+    #[inline(always)]
+    pub(super) fn poll<S>(&mut self, inner: &Shared<S>) -> Result<()> {
+        self.cursor = 0;
+        let n = loop {
+            match sys::epoll::wait_ms(inner.epoll.as_fd(), &mut self.events, 0) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("epoll_wait", e)),
+            }
+        };
+        self.grow_if_full(n);
+        Ok(())
+    }
+
+    #[inline]
+    pub(super) fn grow_if_full(&mut self, n: usize) {
+        if n == self.events.capacity() && n < MAX_EVENTS {
+            // A full batch: more may be ready; fetch more next time.
+            self.events.reserve(n);
+        }
+    }
+
+    pub(super) fn dispatch_batch<S>(
+        &mut self,
+        inner: &Shared<S>,
+        state: &mut S,
+        now: Option<u64>,
+    ) -> Result<usize> {
+        if self.cursor >= self.events.len() {
+            return Ok(0);
+        }
+        // A blocking wait's end reading starts the batch; zero-timeout
+        // batches are timed one in SAMPLE_EVERY (weighted to match).
+        let (start, weight) = match now {
+            Some(t) => (Some(t), 1),
+            None => {
+                self.untimed = self.untimed.wrapping_add(1);
+                let timed = self.untimed % SAMPLE_EVERY == 1;
+                (timed.then(sys::timerfd::coarse_ns), SAMPLE_EVERY)
+            }
+        };
+        let mut ran = 0;
+        let result = loop {
+            let Some(ev) = self.events.get(self.cursor) else {
+                break Ok(ran);
+            };
+            let (flags, data) = sys::epoll::parts(ev);
+            self.cursor += 1;
+            if data < token::INTERNAL_MIN {
+                match self.dispatch_one(inner, flags, data, state) {
+                    Ok(true) => ran += 1,
+                    Ok(false) => {}
+                    Err(e) => break Err(e),
+                }
+                continue;
+            }
+            match data {
+                token::REMOTE => {
+                    // Wake-ups carry no work of their own; stop is checked
+                    // by `run`. Awake before draining, so a wake that lands
+                    // after the drain is turned into a write at the end of
+                    // the iteration instead of being lost.
+                    mark_awake(&inner.wake, &inner.awake_marked);
+                    if let Err(e) = inner.wake.notifier.drain() {
+                        break Err(Error::io("draining the loop's wake-up notifier", e));
+                    }
+                }
+                token::TIMER => self.waiter.on_timer(),
+                t if timers::token_clock(t).is_some() => {
+                    let Some(clock) = timers::token_clock(t) else {
+                        continue;
+                    };
+                    let set = inner.timers.borrow_mut().on_fired(clock);
+                    match self.run_timers(inner, clock, set, state) {
+                        Ok(n) => ran += n,
+                        Err(e) => break Err(e),
+                    }
+                }
+                _ => {}
+            }
+        };
+        self.stats.events += ran as u64;
+        self.last_end = None;
+        if let Some(start) = start {
+            let end = sys::timerfd::coarse_ns();
+            self.stats.add_callbacks(start, end, weight);
+            if weight == 1 {
+                self.last_end = Some(end);
+            }
+        }
+        result
+    }
+
+    #[inline(always)]
+    pub(super) fn dispatch_one<S>(
+        &self,
+        inner: &Shared<S>,
+        flags: EventFlags,
+        data: u64,
+        state: &mut S,
+    ) -> Result<bool> {
+        let (slot, reg_gen, sub) = token::decode(data);
+        let Some((id, d)) = inner.take_fd(slot, reg_gen) else {
+            return Ok(false); // removed, disabled or re-registered since
+        };
+        let mut guard = FdGuard {
+            inner,
+            id,
+            d: Some(d),
+        };
+        let mut r = inner.registrar(slot, reg_gen);
+        let outcome = match &mut guard.d {
+            Some(d) => d.dispatch(Readiness::from_flags(flags), sub, &mut r, state),
+            None => Ok(Action::Continue),
+        };
+        let pending = match guard.d.take() {
+            Some(d) => inner.restore_fd(slot, d),
+            None => Pending::default(),
+        };
+        if !pending.is_empty() {
+            inner.apply_pending(id, pending)?;
+        }
+        match outcome {
+            Ok(Action::Continue) => Ok(true),
+            Ok(action) => inner.apply_action(id, action).map(|()| true),
+            Err(e) => Err(Error::Source { id, source: e }),
+        }
+    }
+
+    pub(super) fn run_defers<S>(&self, inner: &Shared<S>, state: &mut S) -> usize {
+        if inner.defers.borrow().is_empty() {
+            return 0;
+        }
+        // Only the calls queued so far: those they queue wait for the next
+        // iteration.
+        let queued = std::mem::take(&mut *inner.defers.borrow_mut());
+        let mut ran = 0;
+        let mut keep = Vec::new();
+        for id in queued {
+            match inner.take_by_id(id) {
+                Taken::Entry(Entry {
+                    kind: Kind::Defer(f),
+                    ..
+                }) => {
+                    inner.slab.borrow_mut().release(id.slot);
+                    f(state);
+                    ran += 1;
+                }
+                Taken::Entry(other) => {
+                    // Not a deferred call (cannot happen); put it back.
+                    let _ = inner.put_back(id, other);
+                }
+                Taken::Disabled => keep.push(id),
+                Taken::Gone => {}
+            }
+        }
+        if !keep.is_empty() {
+            let mut d = inner.defers.borrow_mut();
+            keep.append(&mut d);
+            *d = keep;
+        }
+        ran
+    }
+
+    pub(super) fn run_idles<S>(&self, inner: &Shared<S>, state: &mut S) -> Result<()> {
+        if inner.idles.borrow().is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<SourceId> = inner.idles.borrow().clone();
+        for id in ids {
+            let Taken::Entry(entry) = inner.take_by_id(id) else {
+                continue;
+            };
+            let mut guard = RunGuard {
+                inner,
+                id,
+                entry: Some(entry),
+            };
+            let action = match guard.entry.as_mut().map(|e| &mut e.kind) {
+                Some(Kind::Idle(f)) => f(state),
+                _ => Action::Continue,
+            };
+            if let Some(entry) = guard.entry.take() {
+                inner.finish(id, entry, action)?;
+            }
+        }
+        // Forget removed idles (those added meanwhile stay).
+        let slab = &mut *inner.slab.borrow_mut();
+        inner
+            .idles
+            .borrow_mut()
+            .retain(|id| slab.get(*id).is_some());
+        Ok(())
+    }
+}
+
+impl<S> Shared<S> {
+    /// Takes the dispatcher of an enabled descriptor source out of its
+    /// slot for running, if the slot is still the registration `reg_gen`
+    /// names. The entry stays in place, marked busy (`Kind::Out`), so
+    /// nothing but the dispatcher's two words moves.
+    #[inline(always)]
+    pub(super) fn take_fd(
+        &self,
+        slot: u32,
+        reg_gen: u32,
+    ) -> Option<(SourceId, Box<dyn Dispatch<S>>)> {
+        let mut slab = self.slab.borrow_mut();
+        let s = slab.slots.get_mut(slot as usize)?;
+        if reg_gen != s.reg_gen {
+            return None;
+        }
+        let id = SourceId {
+            slot,
+            gen: s.id_gen,
+        };
+        let SlotState::Ready(e) = &mut s.state else {
+            return None;
+        };
+        if !e.enabled || !matches!(e.kind, Kind::Fd(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut e.kind, Kind::Out) {
+            Kind::Fd(d) => Some((id, d)),
+            other => {
+                e.kind = other;
+                None
+            }
+        }
+    }
+
+    /// Returns a dispatcher taken by [`take_fd`](Shared::take_fd) to its
+    /// entry, and hands back what was requested meanwhile.
+    #[inline(always)]
+    pub(super) fn restore_fd(&self, slot: u32, d: Box<dyn Dispatch<S>>) -> Pending {
+        let mut slab = self.slab.borrow_mut();
+        // The entry cannot have left: removal and disabling wait while it
+        // is busy, and nothing else frees or refills a slot.
+        match slab.slots.get_mut(slot as usize).map(|s| &mut s.state) {
+            Some(SlotState::Ready(e)) => {
+                let out = std::mem::replace(&mut e.kind, Kind::Fd(d));
+                // `out` is `Kind::Out`, which owns nothing; saying so spares
+                // the hot path `Kind`'s drop glue.
+                debug_assert!(matches!(out, Kind::Out));
+                if let Kind::Out = out {
+                    std::mem::forget(out);
+                } else {
+                    drop(out);
+                }
+                std::mem::take(&mut e.pending)
+            }
+            _ => Pending::default(),
+        }
+    }
+}
+
+/// What [`Shared::take_by_id`] found.
+pub(super) enum Taken<S> {
+    Entry(Entry<S>),
+    Disabled,
+    Gone,
+}
+
+impl<S> Shared<S> {
+    /// Takes the enabled entry named by `id` out for running (the slot turns
+    /// busy).
+    pub(super) fn take_by_id(&self, id: SourceId) -> Taken<S> {
+        let mut slab = self.slab.borrow_mut();
+        let Some(s) = slab.get(id) else {
+            return Taken::Gone;
+        };
+        match &s.state {
+            SlotState::Ready(Entry {
+                kind: Kind::Out, ..
+            }) => return Taken::Gone,
+            SlotState::Ready(e) if e.enabled => {}
+            SlotState::Ready(_) => return Taken::Disabled,
+            _ => return Taken::Gone,
+        }
+        match std::mem::replace(&mut s.state, SlotState::Busy(Pending::default())) {
+            SlotState::Ready(e) => Taken::Entry(e),
+            _ => Taken::Gone,
+        }
+    }
+}
+
+/// Puts a running source back if its callback unwinds.
+pub(super) struct RunGuard<'a, S> {
+    pub(super) inner: &'a Shared<S>,
+    pub(super) id: SourceId,
+    pub(super) entry: Option<Entry<S>>,
+}
+
+impl<S> Drop for RunGuard<'_, S> {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            // Only reached while unwinding: errors cannot be reported.
+            let _ = self.inner.put_back(self.id, entry);
+        }
+    }
+}
+
+/// Returns a running descriptor source's dispatcher to its slot if the
+/// callback unwinds, applying what was requested meanwhile.
+pub(super) struct FdGuard<'a, S> {
+    pub(super) inner: &'a Shared<S>,
+    pub(super) id: SourceId,
+    pub(super) d: Option<Box<dyn Dispatch<S>>>,
+}
+
+impl<S> Drop for FdGuard<'_, S> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(d) = self.d.take() {
+            self.unwind(d);
+        }
+    }
+}
+
+impl<S> FdGuard<'_, S> {
+    #[cold]
+    #[inline(never)]
+    pub(super) fn unwind(&self, d: Box<dyn Dispatch<S>>) {
+        let pending = self.inner.restore_fd(self.id.slot, d);
+        // Only reached while unwinding: errors cannot be reported.
+        let _ = self.inner.apply_pending(self.id, pending);
+    }
+}

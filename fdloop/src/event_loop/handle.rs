@@ -1,0 +1,233 @@
+//! [`LoopHandle`]: the loop's cloneable handle for callbacks.
+
+use std::fmt;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+
+use super::registration::Bound;
+use super::shared::Shared;
+use super::slab::Kind;
+use super::source::{Action, Source, SourceId};
+use super::wake::Remote;
+use crate::error::Result;
+
+/// A cloneable handle to an [`EventLoop`], for use inside callbacks (or
+/// anywhere on the loop's thread): insert, remove, enable, disable, stop.
+///
+/// Not `Send`: it lives on the loop's thread. From other threads use a
+/// [`Remote`].
+///
+/// # Examples
+///
+/// ```
+/// use fdloop::{Action, EventLoop};
+///
+/// let mut ev: EventLoop<Vec<&str>> = EventLoop::new()?;
+/// let handle = ev.handle();
+/// ev.handle().defer(move |log| {
+///     log.push("first");
+///     // Schedule more work from inside a callback.
+///     handle.defer(|log| log.push("second"));
+/// });
+/// let mut log = Vec::new();
+/// ev.dispatch_pending(&mut log)?;
+/// ev.dispatch_pending(&mut log)?;
+/// assert_eq!(log, ["first", "second"]);
+/// # Ok::<(), fdloop::Error>(())
+/// ```
+pub struct LoopHandle<S> {
+    pub(super) inner: Rc<Shared<S>>,
+}
+
+impl<S> Clone for LoopHandle<S> {
+    fn clone(&self) -> Self {
+        LoopHandle {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> fmt::Debug for LoopHandle<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopHandle")
+            .field("epoll", &self.inner.epoll.as_raw_fd())
+            .finish()
+    }
+}
+
+impl<S: 'static> LoopHandle<S> {
+    /// Inserts `source`; `callback` runs for each of its events with the
+    /// event, the source's metadata and the loop's state.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the source's descriptors cannot join the epoll set
+    /// (`EPERM` for regular files, `EEXIST` if already in this loop,
+    /// `ENOSPC`/`ENOMEM`); the source is dropped. [`Error::Forked`] in a
+    /// forked child. [`Error::TooManySources`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fdloop::{Action, EventLoop, Ping};
+    /// let mut ev: EventLoop<()> = EventLoop::new()?;
+    /// let (_h, ping) = Ping::new()?;
+    /// let id = ev.handle().insert(ping, |(), _, _| Action::Continue)?;
+    /// ev.remove(id)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert<Src, F>(&self, source: Src, callback: F) -> Result<SourceId>
+    where
+        Src: Source + 'static,
+        F: FnMut(Src::Event, &mut Src::Metadata, &mut S) -> Action + 'static,
+    {
+        self.inner
+            .add(Kind::Fd(Box::new(Bound { source, callback })))
+    }
+
+    /// Removes a source: its descriptors leave the epoll set, then it is
+    /// dropped (closing what it owns). Safe from inside any callback,
+    /// including the source's own (it is removed when the callback returns).
+    /// An event already fetched for it is not delivered.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchSource`] if `id` is not live; [`Error::Io`] if
+    /// `EPOLL_CTL_DEL` failed with something other than `ENOENT`/`EBADF`
+    /// (the source is removed and dropped all the same).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let id = ev.handle().defer(|_| unreachable!("removed before it ran"));
+    /// ev.handle().remove(id)?;
+    /// ev.dispatch_pending(&mut ())?;
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn remove(&self, id: SourceId) -> Result<()> {
+        self.inner.remove(id)
+    }
+
+    /// Re-enables a disabled source (its descriptors rejoin the epoll set).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchSource`]; [`Error::Io`] if registration fails (the
+    /// source stays disabled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ev: fdloop::EventLoop<u32> = fdloop::EventLoop::new()?;
+    /// let id = ev.handle().defer(|n| *n += 1);
+    /// ev.disable(id)?;
+    /// let mut n = 0;
+    /// ev.dispatch_pending(&mut n)?;
+    /// assert_eq!(n, 0);
+    /// ev.enable(id)?;
+    /// ev.dispatch_pending(&mut n)?;
+    /// assert_eq!(n, 1);
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn enable(&self, id: SourceId) -> Result<()> {
+        self.inner.set_enabled(id, true)
+    }
+
+    /// Disables a source without removing it: its descriptors leave the
+    /// epoll set, and an event already fetched for it is not delivered.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchSource`]; [`Error::Io`] if `EPOLL_CTL_DEL` fails.
+    ///
+    /// # Examples
+    ///
+    /// See [`enable`](LoopHandle::enable).
+    pub fn disable(&self, id: SourceId) -> Result<()> {
+        self.inner.set_enabled(id, false)
+    }
+
+    /// Runs `callback` each time the loop is about to block (after all
+    /// pending work, before `epoll_wait` with a non-zero timeout), until it
+    /// returns [`Action::Remove`]. Like Redis's `beforeSleep`: flush
+    /// buffers, publish statistics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fdloop::Action;
+    /// let mut ev: fdloop::EventLoop<u32> = fdloop::EventLoop::new()?;
+    /// ev.handle().insert_idle(|n| { *n += 1; Action::Continue });
+    /// let mut n = 0;
+    /// ev.run_once(&mut n, Some(Duration::from_micros(10)))?;
+    /// assert_eq!(n, 1);
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn insert_idle(&self, callback: impl FnMut(&mut S) -> Action + 'static) -> SourceId {
+        self.inner
+            .add(Kind::Idle(Box::new(callback)))
+            .unwrap_or_else(|_| dead_id())
+    }
+
+    /// Runs `callback` once, at the start of the next iteration (the loop
+    /// does not block while deferred calls wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ev: fdloop::EventLoop<u32> = fdloop::EventLoop::new()?;
+    /// ev.handle().defer(|n| *n = 7);
+    /// let mut n = 0;
+    /// assert_eq!(ev.dispatch_pending(&mut n)?, 1);
+    /// assert_eq!(n, 7);
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn defer(&self, callback: impl FnOnce(&mut S) + 'static) -> SourceId {
+        self.inner
+            .add(Kind::Defer(Box::new(callback)))
+            .unwrap_or_else(|_| dead_id())
+    }
+
+    /// Asks [`EventLoop::run`] to return after the current iteration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let h = ev.handle();
+    /// ev.handle().defer(move |_| h.stop());
+    /// ev.run(&mut ())?; // returns after the deferred call
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn stop(&self) {
+        self.inner.stop.set(true);
+    }
+
+    /// A [`Remote`] to wake or stop this loop from other threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let r = ev.handle().remote();
+    /// std::thread::spawn(move || r.wake()).join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remote(&self) -> Remote {
+        Remote {
+            shared: self.inner.wake.clone(),
+        }
+    }
+}
+
+/// The id returned for an idle or deferred call that could not be added
+/// (only in a forked child, or past 2^24 sources): it names nothing, so
+/// removing it reports [`Error::NoSuchSource`].
+pub(super) fn dead_id() -> SourceId {
+    SourceId {
+        slot: u32::MAX,
+        gen: u32::MAX,
+    }
+}

@@ -1,0 +1,239 @@
+//! Inserting, removing, enabling and disabling sources: the type-erased
+//! dispatcher the slab stores, and the operations on the shared half that
+//! put it in and take it out of the epoll set (deferred while the source is
+//! busy running).
+
+use std::io as stdio;
+
+use super::shared::Shared;
+use super::slab::{Entry, Kind, Pending, SlotState};
+use super::source::{Action, Readiness, Registrar, Source, SourceId};
+use crate::error::{Error, Result};
+
+/// The type-erased form in which the loop stores a source and its callback.
+pub(super) trait Dispatch<S> {
+    fn register(&mut self, r: &mut Registrar<'_>) -> stdio::Result<()>;
+    fn unregister(&mut self, r: &mut Registrar<'_>) -> stdio::Result<()>;
+    fn dispatch(
+        &mut self,
+        ready: Readiness,
+        sub: u8,
+        r: &mut Registrar<'_>,
+        state: &mut S,
+    ) -> stdio::Result<Action>;
+}
+
+pub(super) struct Bound<Src, F> {
+    pub(super) source: Src,
+    pub(super) callback: F,
+}
+
+impl<S, Src, F> Dispatch<S> for Bound<Src, F>
+where
+    Src: Source,
+    F: FnMut(Src::Event, &mut Src::Metadata, &mut S) -> Action,
+{
+    fn register(&mut self, r: &mut Registrar<'_>) -> stdio::Result<()> {
+        self.source.register(r)
+    }
+
+    fn unregister(&mut self, r: &mut Registrar<'_>) -> stdio::Result<()> {
+        self.source.unregister(r)
+    }
+
+    fn dispatch(
+        &mut self,
+        ready: Readiness,
+        sub: u8,
+        r: &mut Registrar<'_>,
+        state: &mut S,
+    ) -> stdio::Result<Action> {
+        let cb = &mut self.callback;
+        self.source
+            .process(ready, sub, r, &mut |ev, meta| cb(ev, meta, state))
+    }
+}
+
+impl<S> Shared<S> {
+    pub(super) fn add(&self, kind: Kind<S>) -> Result<SourceId> {
+        self.check_fork()?;
+        let id = self.slab.borrow_mut().reserve()?;
+        let mut kind = kind;
+        if let Kind::Fd(d) = &mut kind {
+            let reg_gen = self.slab.borrow_mut().next_reg(id.slot);
+            let mut r = self.registrar(id.slot, reg_gen);
+            if let Err(e) = d.register(&mut r) {
+                // Undo a partial registration (ENOENT for the rest is fine).
+                let _ = d.unregister(&mut r);
+                self.slab.borrow_mut().release(id.slot);
+                drop(kind);
+                return Err(Error::io("registering a new source with epoll", e));
+            }
+        }
+        let is_idle = matches!(kind, Kind::Idle(_));
+        let is_defer = matches!(kind, Kind::Defer(_));
+        let pending = {
+            let mut slab = self.slab.borrow_mut();
+            let s = &mut slab.slots[id.slot as usize];
+            let p = match s.state {
+                SlotState::Busy(p) => p,
+                _ => Pending::default(),
+            };
+            s.state = SlotState::Ready(Entry::new(kind));
+            p
+        };
+        if is_idle {
+            self.idles.borrow_mut().push(id);
+        }
+        if is_defer {
+            self.defers.borrow_mut().push(id);
+        }
+        // A registering source cannot know its own id, but be exact anyway.
+        if pending.remove {
+            self.remove(id)?;
+        } else if pending.enable == Some(false) {
+            self.set_enabled(id, false)?;
+        }
+        Ok(id)
+    }
+
+    pub(super) fn remove(&self, id: SourceId) -> Result<()> {
+        self.check_fork()?;
+        let entry = {
+            let mut slab = self.slab.borrow_mut();
+            let s = slab.get(id).ok_or(Error::NoSuchSource(id))?;
+            let reg_gen = s.reg_gen;
+            if let SlotState::Ready(e) = &mut s.state {
+                if e.is_busy() {
+                    e.pending.remove = true;
+                    return Ok(());
+                }
+            }
+            match std::mem::replace(&mut s.state, SlotState::Vacant) {
+                SlotState::Busy(mut p) => {
+                    p.remove = true;
+                    s.state = SlotState::Busy(p);
+                    return Ok(());
+                }
+                SlotState::Ready(entry) => {
+                    s.state = SlotState::Busy(Pending::default());
+                    (entry, reg_gen)
+                }
+                SlotState::Vacant => return Err(Error::NoSuchSource(id)),
+            }
+        };
+        let (mut entry, reg_gen) = entry;
+        // Leave epoll before the descriptors close (when `entry` drops).
+        let res = match (&mut entry.kind, entry.enabled) {
+            (Kind::Fd(d), true) => d.unregister(&mut self.registrar(id.slot, reg_gen)),
+            _ => Ok(()),
+        };
+        self.slab.borrow_mut().release(id.slot);
+        drop(entry);
+        res.map_err(|e| Error::io("removing a source from epoll", e))
+    }
+
+    pub(super) fn set_enabled(&self, id: SourceId, on: bool) -> Result<()> {
+        self.check_fork()?;
+        let (mut entry, reg_gen) = {
+            let mut slab = self.slab.borrow_mut();
+            let s = slab.get(id).ok_or(Error::NoSuchSource(id))?;
+            match &mut s.state {
+                SlotState::Busy(p) => {
+                    p.enable = Some(on);
+                    return Ok(());
+                }
+                SlotState::Ready(e) if e.is_busy() => {
+                    e.pending.enable = Some(on);
+                    return Ok(());
+                }
+                SlotState::Ready(e) if e.enabled == on => return Ok(()),
+                SlotState::Ready(e) if !matches!(e.kind, Kind::Fd(_)) => {
+                    e.enabled = on;
+                    return Ok(());
+                }
+                _ => {}
+            }
+            let SlotState::Ready(entry) =
+                std::mem::replace(&mut s.state, SlotState::Busy(Pending::default()))
+            else {
+                return Err(Error::NoSuchSource(id));
+            };
+            let reg_gen = if on {
+                slab.next_reg(id.slot)
+            } else {
+                slab.slots[id.slot as usize].reg_gen
+            };
+            (entry, reg_gen)
+        };
+        let mut r = self.registrar(id.slot, reg_gen);
+        let res = match &mut entry.kind {
+            Kind::Fd(d) if on => d.register(&mut r),
+            Kind::Fd(d) => d.unregister(&mut r),
+            _ => Ok(()),
+        };
+        if res.is_ok() {
+            entry.enabled = on;
+        }
+        self.put_back(id, entry)?;
+        res.map_err(|e| {
+            Error::io(
+                if on {
+                    "re-registering an enabled source with epoll"
+                } else {
+                    "removing a disabled source from epoll"
+                },
+                e,
+            )
+        })
+    }
+
+    /// Returns a taken-out entry to its busy slot and applies what was
+    /// requested meanwhile.
+    pub(super) fn put_back(&self, id: SourceId, entry: Entry<S>) -> Result<()> {
+        let pending = {
+            let mut slab = self.slab.borrow_mut();
+            let s = &mut slab.slots[id.slot as usize];
+            let p = match s.state {
+                SlotState::Busy(p) => p,
+                _ => Pending::default(),
+            };
+            s.state = SlotState::Ready(entry);
+            p
+        };
+        self.apply_pending(id, pending)
+    }
+
+    /// Applies a callback's returned action to a taken-out entry.
+    pub(super) fn finish(&self, id: SourceId, entry: Entry<S>, action: Action) -> Result<()> {
+        self.put_back(id, entry)?;
+        self.apply_action(id, action)
+    }
+
+    /// Applies what was requested while a source was busy.
+    #[cold]
+    pub(super) fn apply_pending(&self, id: SourceId, pending: Pending) -> Result<()> {
+        if pending.remove {
+            return self.remove(id);
+        }
+        if let Some(on) = pending.enable {
+            return self.set_enabled(id, on);
+        }
+        Ok(())
+    }
+
+    /// Applies a callback's returned action (after its pending operations).
+    pub(super) fn apply_action(&self, id: SourceId, action: Action) -> Result<()> {
+        match action {
+            Action::Continue => Ok(()),
+            Action::Disable => match self.set_enabled(id, false) {
+                Err(Error::NoSuchSource(_)) => Ok(()),
+                r => r,
+            },
+            Action::Remove => match self.remove(id) {
+                Err(Error::NoSuchSource(_)) => Ok(()),
+                r => r,
+            },
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The half of a loop shared (`Rc`) with every [`LoopHandle`]: the epoll
+//! set, the slab, the queues of idle and deferred calls, the stop flag, the
+//! wake state and the timer store.
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use super::slab::Slab;
+use super::source::{Registrar, SourceId};
+use super::timers::Timers;
+use super::wake::WakeState;
+use crate::error::{Error, Result};
+use crate::sys;
+
+pub(super) struct Shared<S> {
+    pub(super) epoll: OwnedFd,
+    pub(super) slab: RefCell<Slab<S>>,
+    pub(super) idles: RefCell<Vec<SourceId>>,
+    pub(super) defers: RefCell<Vec<SourceId>>,
+    pub(super) stop: Cell<bool>,
+    pub(super) wake: Arc<WakeState>,
+    pub(super) timers: RefCell<Timers>,
+    /// Whether this thread has marked the loop awake (wake.rs, L1).
+    pub(super) awake_marked: Cell<bool>,
+    pub(super) fork_gen: u64,
+}
+
+impl<S> Shared<S> {
+    pub(super) fn check_fork(&self) -> Result<()> {
+        if sys::process::fork_generation() != self.fork_gen {
+            return Err(Error::Forked);
+        }
+        Ok(())
+    }
+
+    /// Whether an iteration has work besides polling and dispatching:
+    /// deferred calls, or timers to arm or (without timerfds) to bound the
+    /// wait with.
+    #[inline]
+    pub(super) fn has_chores(&self) -> bool {
+        !self.defers.borrow().is_empty() || !self.timers.borrow().is_idle()
+    }
+
+    #[inline]
+    pub(super) fn registrar(&self, slot: u32, reg_gen: u32) -> Registrar<'_> {
+        Registrar {
+            epoll: self.epoll.as_fd(),
+            slot,
+            reg_gen,
+            timers: &self.timers,
+        }
+    }
+}
