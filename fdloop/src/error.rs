@@ -18,7 +18,7 @@ use crate::event_loop::SourceId;
 /// use fdloop::{Error, EventLoop};
 ///
 /// let mut ev: EventLoop<()> = EventLoop::new()?;
-/// let id = ev.handle().defer(|_| {});
+/// let id = ev.handle().defer(|_| {})?;
 /// ev.remove(id)?;
 /// match ev.remove(id) {
 ///     Err(Error::NoSuchSource(gone)) => assert_eq!(gone, id),

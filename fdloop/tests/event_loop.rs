@@ -454,7 +454,7 @@ fn forked_child_gets_a_clear_error() {
     let mut ev: EventLoop<()> = EventLoop::new().unwrap();
     // Make sure the fork detector is set up before forking.
     ev.dispatch_pending(&mut ()).unwrap();
-    let id = ev.handle().defer(|_| {});
+    let id = ev.handle().defer(|_| {}).unwrap();
     // SAFETY: the child only calls into code that does not allocate on the
     // paths taken (the fork check comes first), then _exit.
     let pid = unsafe { libc::fork() };
@@ -638,17 +638,19 @@ fn remote_wakes_cost_no_syscall_while_the_loop_is_awake_and_are_not_lost() {
     let before = remote.writes();
     // The idle callback runs when the loop is about to block: the riskiest
     // moment for a wake-up to be lost. Another thread hammers wake() then.
-    ev.handle().insert_idle(move |_| {
-        let r3 = r2.clone();
-        thread::spawn(move || {
-            for _ in 0..10_000 {
-                r3.wake().unwrap();
-            }
+    ev.handle()
+        .insert_idle(move |_| {
+            let r3 = r2.clone();
+            thread::spawn(move || {
+                for _ in 0..10_000 {
+                    r3.wake().unwrap();
+                }
+            })
+            .join()
+            .unwrap();
+            Action::Remove
         })
-        .join()
         .unwrap();
-        Action::Remove
-    });
     let start = Instant::now();
     assert_eq!(
         ev.run_once(&mut (), Some(Duration::from_secs(5))).unwrap(),
@@ -720,10 +722,13 @@ fn ping_bursts_run_the_callback_once() {
 fn idle_runs_only_when_about_to_block_and_defer_runs_next_iteration() {
     let mut ev: EventLoop<Vec<&'static str>> = EventLoop::new().unwrap();
     let h = ev.handle();
-    let idle = ev.handle().insert_idle(|log| {
-        log.push("idle");
-        Action::Continue
-    });
+    let idle = ev
+        .handle()
+        .insert_idle(|log| {
+            log.push("idle");
+            Action::Continue
+        })
+        .unwrap();
     let mut log = Vec::new();
     ev.dispatch_pending(&mut log).unwrap();
     assert!(log.is_empty(), "dispatch_pending never blocks, so no idle");
@@ -734,8 +739,10 @@ fn idle_runs_only_when_about_to_block_and_defer_runs_next_iteration() {
     let h2 = h.clone();
     h.defer(move |log: &mut Vec<&'static str>| {
         log.push("defer1");
-        h2.defer(|log: &mut Vec<&'static str>| log.push("defer2"));
-    });
+        h2.defer(|log: &mut Vec<&'static str>| log.push("defer2"))
+            .unwrap();
+    })
+    .unwrap();
     // A pending deferred call means no blocking, hence no idle.
     ev.run_once(&mut log, Some(Duration::from_secs(5))).unwrap();
     assert_eq!(log, ["defer1"]);
@@ -937,15 +944,17 @@ fn wakes_during_callbacks_are_kept_and_cost_one_write_at_most() {
     let h = ev.handle();
     let idles = Rc::new(Cell::new(0));
     let i2 = idles.clone();
-    ev.handle().insert_idle(move |_| {
-        i2.set(i2.get() + 1);
-        match i2.get() {
-            1 => efd.write(1).unwrap(),
-            3 => h.stop(),
-            _ => {}
-        }
-        Action::Continue
-    });
+    ev.handle()
+        .insert_idle(move |_| {
+            i2.set(i2.get() + 1);
+            match i2.get() {
+                1 => efd.write(1).unwrap(),
+                3 => h.stop(),
+                _ => {}
+            }
+            Action::Continue
+        })
+        .unwrap();
     // A lost wake would block the second iteration for good: fail instead.
     let watchdog = remote.clone();
     thread::spawn(move || {
@@ -967,9 +976,14 @@ fn regular_files_are_refused_with_a_typed_error() {
             Action::Continue
         })
         .unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+    assert_eq!(err.error.raw_os_error(), Some(libc::EPERM), "{err}");
     assert!(err.to_string().contains("epoll"), "{err}");
     assert!(ev.is_empty(), "a failed insert leaves nothing behind");
+    // The source comes back whole: its descriptor is still open and usable.
+    let mut f = err.inserted.into_inner();
+    let mut head = [0u8; 4];
+    std::io::Read::read_exact(&mut f, &mut head).unwrap();
+    assert_eq!(&head, b"\x7fELF");
 }
 
 #[test]

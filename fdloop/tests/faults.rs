@@ -269,10 +269,13 @@ fn attempts(
     out.push((
         "EventLoop::new+insert(Timer)",
         fresh.and_then(|mut l| {
-            loop_res(l.insert(
-                Timer::after(Duration::from_secs(3600)).clock(Clock::Boottime),
-                |_, _, _| Action::Continue,
-            ))
+            loop_res(
+                l.insert(
+                    Timer::after(Duration::from_secs(3600)).clock(Clock::Boottime),
+                    |_, _, _| Action::Continue,
+                )
+                .map_err(Error::from),
+            )
         }),
     ));
     // A new ping into the loop that is already running.
@@ -283,7 +286,7 @@ fn attempts(
             .and_then(|(_h, p)| {
                 let id = ev
                     .insert(p, |(), _, _| Action::Continue)
-                    .map_err(|e| (e.raw_os_error(), e.to_string()))?;
+                    .map_err(|e| (e.error.raw_os_error(), e.to_string()))?;
                 ev.remove(id).map_err(|e| (e.raw_os_error(), e.to_string()))
             }),
     ));
@@ -412,7 +415,7 @@ fn child_fork() {
     .unwrap();
     ev.dispatch_pending(&mut 0).unwrap();
     let signals = Signals::new(&[Signal::USR2]).unwrap();
-    let id = ev.handle().defer(|n| *n += 1);
+    let id = ev.handle().defer(|n| *n += 1).unwrap();
     let (_h, spare_ping) = Ping::new().unwrap();
     let mut spare = Some(spare_ping);
     // SAFETY: this scenario process runs one test; the other thread (the
@@ -428,12 +431,14 @@ fn child_fork() {
             forked(ev.run(&mut 0)),
             forked(
                 ev.insert(spare.take().unwrap(), |(), _, _| Action::Continue)
-                    .map(drop),
+                    .map(drop)
+                    .map_err(Error::from),
             ),
             forked(ev.remove(id)),
             forked(ev.disable(id)),
             forked(ev.enable(id)),
-            forked(ev.handle().remove(ev.handle().defer(|_| {}))),
+            forked(ev.handle().defer(|_| {}).map(drop)),
+            forked(ev.handle().insert_idle(|_| Action::Continue).map(drop)),
             signals.try_read().is_err(),
         ];
         for (i, ok) in checks.iter().enumerate() {

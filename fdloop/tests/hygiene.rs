@@ -122,7 +122,7 @@ fn event_loops_with_remote_timers_and_precise_waits() {
                 Action::Continue
             })
             .unwrap();
-            ev.handle().defer(|n| *n += 1);
+            ev.handle().defer(|n| *n += 1).unwrap();
         }
         let mut n = 0;
         if i % 8 == 0 {
@@ -251,6 +251,7 @@ fn every_source_inserted_into_a_loop_and_removed() {
                     *n += 1;
                     Action::Continue
                 })
+                .map_err(fdloop::Error::from)
             }
             1 => {
                 let (tx, rx) = channel::unbounded::<u64>().unwrap();
@@ -261,10 +262,12 @@ fn every_source_inserted_into_a_loop_and_removed() {
                     }
                     Action::Continue
                 })
+                .map_err(fdloop::Error::from)
             }
             2 => {
                 let (tx, _rx) = channel::bounded::<u64>(1).unwrap();
                 h.insert(tx.ready_source(), |(), _, _| Action::Continue)
+                    .map_err(fdloop::Error::from)
             }
             3 => {
                 let e = EventFd::options().nonblocking(true).open().unwrap();
@@ -273,29 +276,40 @@ fn every_source_inserted_into_a_loop_and_removed() {
                     let _ = io.read();
                     Action::Continue
                 })
+                .map_err(fdloop::Error::from)
             }
-            4 => h.insert(
-                Timer::after(Duration::from_secs(3600)).clock(Clock::Monotonic),
-                |_, _, _| Action::Continue,
-            ),
-            5 if i % 16 == 5 => h.insert(
-                Signals::new(&[Signal::USR2])
-                    .unwrap()
-                    .allow_unblocked_threads(true),
-                |_, _, _| Action::Continue,
-            ),
-            5 => h.insert(
-                Timer::every(Duration::from_secs(3600)).clock(Clock::Realtime),
-                |_, _, _| Action::Continue,
-            ),
-            6 => h.insert(
-                Child::with_backend(pid, ChildBackend::PidFd).unwrap(),
-                |_, _, _| Action::Continue,
-            ),
-            _ => h.insert(
-                Child::with_backend(pid, ChildBackend::Sigchld).unwrap(),
-                |_, _, _| Action::Continue,
-            ),
+            4 => h
+                .insert(
+                    Timer::after(Duration::from_secs(3600)).clock(Clock::Monotonic),
+                    |_, _, _| Action::Continue,
+                )
+                .map_err(fdloop::Error::from),
+            5 if i % 16 == 5 => h
+                .insert(
+                    Signals::new(&[Signal::USR2])
+                        .unwrap()
+                        .allow_unblocked_threads(true),
+                    |_, _, _| Action::Continue,
+                )
+                .map_err(fdloop::Error::from),
+            5 => h
+                .insert(
+                    Timer::every(Duration::from_secs(3600)).clock(Clock::Realtime),
+                    |_, _, _| Action::Continue,
+                )
+                .map_err(fdloop::Error::from),
+            6 => h
+                .insert(
+                    Child::with_backend(pid, ChildBackend::PidFd).unwrap(),
+                    |_, _, _| Action::Continue,
+                )
+                .map_err(fdloop::Error::from),
+            _ => h
+                .insert(
+                    Child::with_backend(pid, ChildBackend::Sigchld).unwrap(),
+                    |_, _, _| Action::Continue,
+                )
+                .map_err(fdloop::Error::from),
         }
         .unwrap();
         let mut n = 0;
@@ -317,11 +331,13 @@ fn idle_and_deferred_calls() {
     let mut ev: EventLoop<u64> = EventLoop::new().unwrap();
     check("idle/defer", |_| {
         let h = ev.handle();
-        let idle = h.insert_idle(|n| {
-            *n += 1;
-            Action::Remove
-        });
-        h.defer(|n| *n += 1);
+        let idle = h
+            .insert_idle(|n| {
+                *n += 1;
+                Action::Remove
+            })
+            .unwrap();
+        h.defer(|n| *n += 1).unwrap();
         let mut n = 0;
         ev.dispatch_pending(&mut n).unwrap();
         ev.run_once(&mut n, Some(Duration::from_nanos(1))).unwrap();

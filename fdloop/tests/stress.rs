@@ -277,6 +277,7 @@ impl Churn {
                         st.on_event(tag)
                     },
                 )
+                .map_err(fdloop::Error::from)
             }
             Kind::Timer => {
                 let d = Duration::from_micros(self.rng.below(3000) as u64);
@@ -284,11 +285,13 @@ impl Churn {
                 h.insert(Timer::after(d), move |_, _, st: &mut Churn| {
                     st.on_event(tag)
                 })
+                .map_err(fdloop::Error::from)
             }
             Kind::Ping => {
                 let (handle, ping) = Ping::new().unwrap();
                 rec.ping = Some(handle);
                 h.insert(ping, move |(), _, st: &mut Churn| st.on_event(tag))
+                    .map_err(fdloop::Error::from)
             }
         }
         .unwrap();

@@ -9,7 +9,7 @@ use super::shared::Shared;
 use super::slab::Kind;
 use super::source::{Action, Source, SourceId};
 use super::wake::Remote;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A cloneable handle to an [`EventLoop`], for use inside callbacks (or
 /// anywhere on the loop's thread): insert, remove, enable, disable, stop.
@@ -27,8 +27,8 @@ use crate::error::Result;
 /// ev.handle().defer(move |log| {
 ///     log.push("first");
 ///     // Schedule more work from inside a callback.
-///     handle.defer(|log| log.push("second"));
-/// });
+///     handle.defer(|log| log.push("second")).unwrap();
+/// })?;
 /// let mut log = Vec::new();
 /// ev.dispatch_pending(&mut log)?;
 /// ev.dispatch_pending(&mut log)?;
@@ -61,10 +61,15 @@ impl<S: 'static> LoopHandle<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if the source's descriptors cannot join the epoll set
-    /// (`EPERM` for regular files, `EEXIST` if already in this loop,
-    /// `ENOSPC`/`ENOMEM`); the source is dropped. [`Error::Forked`] in a
-    /// forked child. [`Error::TooManySources`].
+    /// An [`InsertError`] that hands `source` back (the callback is dropped),
+    /// so the caller can retry, insert it elsewhere, or close it properly.
+    /// Its [`error`](InsertError::error) is [`Error::Io`] if the source's
+    /// descriptors cannot join the epoll set (`EPERM` for regular files,
+    /// `EEXIST` if already in this loop, `ENOSPC`/`ENOMEM`), [`Error::Forked`]
+    /// in a forked child, or [`Error::TooManySources`]. Nothing stays
+    /// registered: a source that added some descriptors before one failed
+    /// has them deleted again. `?` converts an `InsertError` into an
+    /// [`Error`] or an `io::Error`, dropping the source.
     ///
     /// # Examples
     ///
@@ -76,13 +81,17 @@ impl<S: 'static> LoopHandle<S> {
     /// ev.remove(id)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn insert<Src, F>(&self, source: Src, callback: F) -> Result<SourceId>
+    pub fn insert<Src, F>(&self, source: Src, callback: F) -> Result<SourceId, InsertError<Src>>
     where
         Src: Source + 'static,
         F: FnMut(Src::Event, &mut Src::Metadata, &mut S) -> Action + 'static,
     {
         self.inner
-            .add(Kind::Fd(Box::new(Bound { source, callback })))
+            .add_fd(Bound { source, callback })
+            .map_err(|(bound, error)| InsertError {
+                inserted: bound.source,
+                error,
+            })
     }
 
     /// Removes a source: its descriptors leave the epoll set, then it is
@@ -100,7 +109,7 @@ impl<S: 'static> LoopHandle<S> {
     ///
     /// ```
     /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
-    /// let id = ev.handle().defer(|_| unreachable!("removed before it ran"));
+    /// let id = ev.handle().defer(|_| unreachable!("removed before it ran"))?;
     /// ev.handle().remove(id)?;
     /// ev.dispatch_pending(&mut ())?;
     /// # Ok::<(), fdloop::Error>(())
@@ -120,7 +129,7 @@ impl<S: 'static> LoopHandle<S> {
     ///
     /// ```
     /// let mut ev: fdloop::EventLoop<u32> = fdloop::EventLoop::new()?;
-    /// let id = ev.handle().defer(|n| *n += 1);
+    /// let id = ev.handle().defer(|n| *n += 1)?;
     /// ev.disable(id)?;
     /// let mut n = 0;
     /// ev.dispatch_pending(&mut n)?;
@@ -153,41 +162,48 @@ impl<S: 'static> LoopHandle<S> {
     /// returns [`Action::Remove`]. Like Redis's `beforeSleep`: flush
     /// buffers, publish statistics.
     ///
+    /// # Errors
+    ///
+    /// [`Error::Forked`] in a forked child; [`Error::TooManySources`].
+    ///
     /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
     /// use fdloop::Action;
     /// let mut ev: fdloop::EventLoop<u32> = fdloop::EventLoop::new()?;
-    /// ev.handle().insert_idle(|n| { *n += 1; Action::Continue });
+    /// ev.handle().insert_idle(|n| { *n += 1; Action::Continue })?;
     /// let mut n = 0;
     /// ev.run_once(&mut n, Some(Duration::from_micros(10)))?;
     /// assert_eq!(n, 1);
     /// # Ok::<(), fdloop::Error>(())
     /// ```
-    pub fn insert_idle(&self, callback: impl FnMut(&mut S) -> Action + 'static) -> SourceId {
-        self.inner
-            .add(Kind::Idle(Box::new(callback)))
-            .unwrap_or_else(|_| dead_id())
+    pub fn insert_idle(
+        &self,
+        callback: impl FnMut(&mut S) -> Action + 'static,
+    ) -> Result<SourceId> {
+        self.inner.add_callback(Kind::Idle(Box::new(callback)))
     }
 
     /// Runs `callback` once, at the start of the next iteration (the loop
     /// does not block while deferred calls wait).
     ///
+    /// # Errors
+    ///
+    /// [`Error::Forked`] in a forked child; [`Error::TooManySources`].
+    ///
     /// # Examples
     ///
     /// ```
     /// let mut ev: fdloop::EventLoop<u32> = fdloop::EventLoop::new()?;
-    /// ev.handle().defer(|n| *n = 7);
+    /// ev.handle().defer(|n| *n = 7)?;
     /// let mut n = 0;
     /// assert_eq!(ev.dispatch_pending(&mut n)?, 1);
     /// assert_eq!(n, 7);
     /// # Ok::<(), fdloop::Error>(())
     /// ```
-    pub fn defer(&self, callback: impl FnOnce(&mut S) + 'static) -> SourceId {
-        self.inner
-            .add(Kind::Defer(Box::new(callback)))
-            .unwrap_or_else(|_| dead_id())
+    pub fn defer(&self, callback: impl FnOnce(&mut S) + 'static) -> Result<SourceId> {
+        self.inner.add_callback(Kind::Defer(Box::new(callback)))
     }
 
     /// Asks [`EventLoop::run`] to return after the current iteration.
@@ -197,7 +213,7 @@ impl<S: 'static> LoopHandle<S> {
     /// ```
     /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
     /// let h = ev.handle();
-    /// ev.handle().defer(move |_| h.stop());
+    /// ev.handle().defer(move |_| h.stop())?;
     /// ev.run(&mut ())?; // returns after the deferred call
     /// # Ok::<(), fdloop::Error>(())
     /// ```
@@ -222,12 +238,64 @@ impl<S: 'static> LoopHandle<S> {
     }
 }
 
-/// The id returned for an idle or deferred call that could not be added
-/// (only in a forked child, or past 2^24 sources): it names nothing, so
-/// removing it reports [`Error::NoSuchSource`].
-pub(super) fn dead_id() -> SourceId {
-    SourceId {
-        slot: u32::MAX,
-        gen: u32::MAX,
+/// Why [`LoopHandle::insert`] (or [`EventLoop::insert`](crate::EventLoop::insert))
+/// failed, with the source handed back.
+///
+/// Converts into [`Error`] and into `io::Error` (dropping the source), so
+/// `?` works where the source is not wanted back.
+///
+/// # Examples
+///
+/// ```
+/// use fdloop::{Action, EventLoop, Io, Interest, Mode};
+///
+/// let mut ev: EventLoop<()> = EventLoop::new()?;
+/// // epoll refuses regular files (EPERM): the file comes back.
+/// let file = std::fs::File::open("/proc/self/status")?;
+/// let err = ev
+///     .insert(Io::new(file, Interest::READABLE, Mode::Level), |_, _, _| Action::Continue)
+///     .unwrap_err();
+/// assert_eq!(err.error.raw_os_error(), Some(libc::EPERM));
+/// let file: std::fs::File = err.inserted.into_inner();
+/// drop(file);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[non_exhaustive]
+pub struct InsertError<T> {
+    /// The source that was not inserted.
+    pub inserted: T,
+    /// Why.
+    pub error: Error,
+}
+
+impl<T> fmt::Debug for InsertError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InsertError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for InsertError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "inserting a source: {}", self.error)
+    }
+}
+
+impl<T> std::error::Error for InsertError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl<T> From<InsertError<T>> for Error {
+    fn from(e: InsertError<T>) -> Error {
+        e.error
+    }
+}
+
+impl<T> From<InsertError<T>> for std::io::Error {
+    fn from(e: InsertError<T>) -> std::io::Error {
+        e.error.into()
     }
 }

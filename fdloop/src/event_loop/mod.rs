@@ -45,7 +45,7 @@ mod token;
 mod waiter;
 mod wake;
 
-pub use handle::LoopHandle;
+pub use handle::{InsertError, LoopHandle};
 pub(crate) use source::single_readable_fd;
 pub use source::{Action, Interest, Mode, Readiness, Registrar, Source, SourceId};
 pub use stats::Stats;
@@ -196,7 +196,7 @@ impl<S: 'static> EventLoop<S> {
     /// ```
     /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
     /// let h = ev.handle();
-    /// h.defer(|_| {});
+    /// h.defer(|_| {})?;
     /// # Ok::<(), fdloop::Error>(())
     /// ```
     pub fn handle(&self) -> LoopHandle<S> {
@@ -233,7 +233,7 @@ impl<S: 'static> EventLoop<S> {
     /// ev.remove(id)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn insert<Src, F>(&mut self, source: Src, callback: F) -> Result<SourceId>
+    pub fn insert<Src, F>(&mut self, source: Src, callback: F) -> Result<SourceId, InsertError<Src>>
     where
         Src: Source + 'static,
         F: FnMut(Src::Event, &mut Src::Metadata, &mut S) -> Action + 'static,
@@ -287,7 +287,7 @@ impl<S: 'static> EventLoop<S> {
     ///
     /// ```
     /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
-    /// ev.handle().defer(|_| {});
+    /// ev.handle().defer(|_| {})?;
     /// assert_eq!(ev.len(), 1);
     /// # Ok::<(), fdloop::Error>(())
     /// ```

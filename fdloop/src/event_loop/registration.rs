@@ -55,46 +55,57 @@ where
 }
 
 impl<S> Shared<S> {
-    pub(super) fn add(&self, kind: Kind<S>) -> Result<SourceId> {
+    /// Inserts a descriptor source: reserves a slot, registers the
+    /// source's descriptors, then stores it boxed. On failure nothing stays
+    /// registered, the slot is free again, and the source comes back with
+    /// the error.
+    pub(super) fn add_fd<D>(&self, mut d: D) -> std::result::Result<SourceId, (D, Error)>
+    where
+        D: Dispatch<S> + 'static,
+    {
+        let id = match self
+            .check_fork()
+            .and_then(|()| self.slab.borrow_mut().reserve())
+        {
+            Ok(id) => id,
+            Err(e) => return Err((d, e)),
+        };
+        let reg_gen = self.slab.borrow_mut().next_reg(id.slot);
+        let mut r = self.registrar(id.slot, reg_gen);
+        if let Err(e) = d.register(&mut r) {
+            // Undo a partial registration (ENOENT for the rest is fine).
+            let _ = d.unregister(&mut r);
+            self.slab.borrow_mut().release(id.slot);
+            return Err((d, Error::io("registering a new source with epoll", e)));
+        }
+        self.fill(id, Kind::Fd(Box::new(d)));
+        Ok(id)
+    }
+
+    /// Inserts an idle or deferred callback.
+    pub(super) fn add_callback(&self, kind: Kind<S>) -> Result<SourceId> {
         self.check_fork()?;
         let id = self.slab.borrow_mut().reserve()?;
-        let mut kind = kind;
-        if let Kind::Fd(d) = &mut kind {
-            let reg_gen = self.slab.borrow_mut().next_reg(id.slot);
-            let mut r = self.registrar(id.slot, reg_gen);
-            if let Err(e) = d.register(&mut r) {
-                // Undo a partial registration (ENOENT for the rest is fine).
-                let _ = d.unregister(&mut r);
-                self.slab.borrow_mut().release(id.slot);
-                drop(kind);
-                return Err(Error::io("registering a new source with epoll", e));
-            }
-        }
-        let is_idle = matches!(kind, Kind::Idle(_));
-        let is_defer = matches!(kind, Kind::Defer(_));
-        let pending = {
-            let mut slab = self.slab.borrow_mut();
-            let s = &mut slab.slots[id.slot as usize];
-            let p = match s.state {
-                SlotState::Busy(p) => p,
-                _ => Pending::default(),
-            };
-            s.state = SlotState::Ready(Entry::new(kind));
-            p
+        let queue = match kind {
+            Kind::Idle(_) => Some(&self.idles),
+            Kind::Defer(_) => Some(&self.defers),
+            _ => None,
         };
-        if is_idle {
-            self.idles.borrow_mut().push(id);
-        }
-        if is_defer {
-            self.defers.borrow_mut().push(id);
-        }
-        // A registering source cannot know its own id, but be exact anyway.
-        if pending.remove {
-            self.remove(id)?;
-        } else if pending.enable == Some(false) {
-            self.set_enabled(id, false)?;
+        self.fill(id, kind);
+        if let Some(q) = queue {
+            q.borrow_mut().push(id);
         }
         Ok(id)
+    }
+
+    /// Stores a new entry in the slot `reserve` marked busy. Nothing can
+    /// have been requested on it meanwhile: its id was not handed out yet
+    /// (and a stale id of the slot has an older generation).
+    fn fill(&self, id: SourceId, kind: Kind<S>) {
+        let mut slab = self.slab.borrow_mut();
+        let s = &mut slab.slots[id.slot as usize];
+        debug_assert!(matches!(s.state, SlotState::Busy(p) if p.is_empty()));
+        s.state = SlotState::Ready(Entry::new(kind));
     }
 
     pub(super) fn remove(&self, id: SourceId) -> Result<()> {

@@ -220,9 +220,9 @@ pub enum Action {
 ///
 /// ```
 /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
-/// let a = ev.handle().defer(|_| {});
+/// let a = ev.handle().defer(|_| {})?;
 /// ev.remove(a)?;
-/// let b = ev.handle().defer(|_| {}); // may reuse a's slot
+/// let b = ev.handle().defer(|_| {})?; // may reuse a's slot
 /// assert_ne!(a, b);
 /// # Ok::<(), fdloop::Error>(())
 /// ```
