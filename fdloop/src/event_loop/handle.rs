@@ -242,7 +242,10 @@ impl<S: 'static> LoopHandle<S> {
 /// failed, with the source handed back.
 ///
 /// Converts into [`Error`] and into `io::Error` (dropping the source), so
-/// `?` works where the source is not wanted back.
+/// `?` works where the source is not wanted back. It is `Send`/`Sync` only
+/// when the source is: to return it as a `Box<dyn Error + Send + Sync>` (or
+/// an `anyhow::Error`) from a source that is not, keep only the error:
+/// `.map_err(|e| e.error)?`.
 ///
 /// # Examples
 ///
