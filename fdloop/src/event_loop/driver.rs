@@ -20,6 +20,7 @@ use super::waiter::Waiter;
 use crate::error::{Error, Result};
 use crate::sys;
 use crate::sys::timerfd::Clock;
+use crate::trace::notable;
 
 /// The loop-thread-only half of an [`EventLoop`]: the event buffer and
 /// where dispatch got in it, the waiter, the counters. Kept apart from the
@@ -608,6 +609,7 @@ pub(super) struct RunGuard<'a, S> {
 impl<S> Drop for RunGuard<'_, S> {
     fn drop(&mut self) {
         if let Some(entry) = self.entry.take() {
+            notable!(warn, source = ?self.id, "an idle callback panicked; it stays in the loop");
             // Only reached while unwinding: errors cannot be reported.
             let _ = self.inner.put_back(self.id, entry);
         }
@@ -635,6 +637,11 @@ impl<S> FdGuard<'_, S> {
     #[cold]
     #[inline(never)]
     pub(super) fn unwind(&self, d: Box<dyn Dispatch<S>>) {
+        notable!(
+            warn,
+            source = ?self.id,
+            "a callback panicked; its source stays in the loop, the rest of the batch waits for the next call"
+        );
         let pending = self.inner.restore_fd(self.id.slot, d);
         // Only reached while unwinding: errors cannot be reported.
         let _ = self.inner.apply_pending(self.id, pending);

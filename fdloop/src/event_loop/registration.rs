@@ -9,6 +9,7 @@ use super::shared::Shared;
 use super::slab::{Entry, Kind, Pending, SlotState};
 use super::source::{Action, Readiness, Registrar, Source, SourceId};
 use crate::error::{Error, Result};
+use crate::trace::notable;
 
 /// The type-erased form in which the loop stores a source and its callback.
 pub(super) trait Dispatch<S> {
@@ -185,6 +186,7 @@ impl<S> Shared<S> {
         };
         if res.is_ok() {
             entry.enabled = on;
+            notable!(debug, source = ?id, "source {}", if on { "resumed" } else { "paused" });
         }
         self.put_back(id, entry)?;
         res.map_err(|e| {
