@@ -1047,3 +1047,23 @@ fn zero_timeout_batches_are_timed_by_sampling_without_bias() {
         "{s:?}"
     );
 }
+
+#[test]
+fn a_panicking_deferred_call_loses_none_of_the_calls_queued_after_it() {
+    let mut ev: EventLoop<Vec<u32>> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    h.defer(|log| log.push(1)).unwrap();
+    h.defer(|_| panic!("deferred call 2")).unwrap();
+    h.defer(|log| log.push(3)).unwrap();
+    h.defer(|log| log.push(4)).unwrap();
+    let mut log = Vec::new();
+    let r = catch_unwind(AssertUnwindSafe(|| ev.dispatch_pending(&mut log)));
+    assert!(r.is_err(), "the panic propagates");
+    assert_eq!(log, [1]);
+    assert_eq!(ev.len(), 2, "the two calls after the panic wait");
+    // Queued after the panic: runs after the survivors.
+    h.defer(|log| log.push(5)).unwrap();
+    assert_eq!(ev.dispatch_pending(&mut log).unwrap(), 3);
+    assert_eq!(log, [1, 3, 4, 5]);
+    assert!(ev.is_empty());
+}

@@ -448,10 +448,15 @@ impl Driver {
         }
         // Only the calls queued so far: those they queue wait for the next
         // iteration.
-        let queued = std::mem::take(&mut *inner.defers.borrow_mut());
+        let mut q = DeferRun {
+            inner,
+            queued: std::mem::take(&mut *inner.defers.borrow_mut()),
+            next: 0,
+            keep: Vec::new(),
+        };
         let mut ran = 0;
-        let mut keep = Vec::new();
-        for id in queued {
+        while let Some(&id) = q.queued.get(q.next) {
+            q.next += 1;
             match inner.take_by_id(id) {
                 Taken::Entry(Entry {
                     kind: Kind::Defer(f),
@@ -465,14 +470,9 @@ impl Driver {
                     // Not a deferred call (cannot happen); put it back.
                     let _ = inner.put_back(id, other);
                 }
-                Taken::Disabled => keep.push(id),
+                Taken::Disabled => q.keep.push(id),
                 Taken::Gone => {}
             }
-        }
-        if !keep.is_empty() {
-            let mut d = inner.defers.borrow_mut();
-            keep.append(&mut d);
-            *d = keep;
         }
         ran
     }
@@ -645,5 +645,29 @@ impl<S> FdGuard<'_, S> {
         let pending = self.inner.restore_fd(self.id.slot, d);
         // Only reached while unwinding: errors cannot be reported.
         let _ = self.inner.apply_pending(self.id, pending);
+    }
+}
+
+/// The deferred calls one iteration took from the queue. When it ends —
+/// normally or because a call panicked — the calls kept (disabled) and
+/// those not yet run go back to the head of the queue, ahead of any queued
+/// meanwhile, so a panic loses none of them.
+struct DeferRun<'a, S> {
+    inner: &'a Shared<S>,
+    queued: Vec<SourceId>,
+    /// How many of `queued` were taken (run, kept or found gone).
+    next: usize,
+    keep: Vec<SourceId>,
+}
+
+impl<S> Drop for DeferRun<'_, S> {
+    fn drop(&mut self) {
+        let mut rest = std::mem::take(&mut self.keep);
+        rest.extend_from_slice(self.queued.get(self.next..).unwrap_or(&[]));
+        if !rest.is_empty() {
+            let mut d = self.inner.defers.borrow_mut();
+            rest.append(&mut d);
+            *d = rest;
+        }
     }
 }
