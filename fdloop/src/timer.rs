@@ -425,12 +425,16 @@ impl Timer {
             (n, _, _) => n,
         };
         self.period = ctl.period;
+        if let Some(n) = next {
+            // Also when disabled: enabling it again resumes on its grid
+            // instead of repeating the tick that just fired.
+            self.start = Start::Ns(n);
+        }
         if action != Action::Continue {
             return Ok(action);
         }
         match next {
             Some(n) => {
-                self.start = Start::Ns(n);
                 r.schedule_timer(self.clock, n, self.slack)?;
                 Ok(Action::Continue)
             }

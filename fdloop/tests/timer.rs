@@ -387,3 +387,28 @@ fn a_panicking_timer_callback_loses_no_other_due_timer() {
     assert_eq!(ev.run_once(&mut log, Some(ms(100))).unwrap(), 1);
     assert_eq!(log, ["first", "second"]);
 }
+
+#[test]
+fn a_periodic_timer_disabled_by_its_callback_resumes_on_its_grid() {
+    let mut ev: EventLoop<Vec<Instant>> = EventLoop::new().unwrap();
+    let start = Instant::now();
+    let id = ev
+        .insert(Timer::every(ms(50)), |_, _, fired: &mut Vec<Instant>| {
+            fired.push(Instant::now());
+            Action::Disable
+        })
+        .unwrap();
+    let mut fired = Vec::new();
+    while fired.is_empty() {
+        ev.run_once(&mut fired, Some(ms(1000))).unwrap();
+    }
+    ev.enable(id).unwrap();
+    while fired.len() < 2 {
+        ev.run_once(&mut fired, Some(ms(1000))).unwrap();
+    }
+    // The second tick is the grid's next one (100 ms), not a repeat of the
+    // first at once.
+    assert!(fired[0] - start >= ms(50), "{:?}", fired[0] - start);
+    assert!(fired[1] - start >= ms(100), "{:?}", fired[1] - start);
+    assert!(fired[1] - fired[0] >= ms(30), "{:?}", fired[1] - fired[0]);
+}
