@@ -81,8 +81,8 @@ fn write_u64_max_is_invalid_input() {
     e.write(2).unwrap();
     let err = e.write(u64::MAX).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    // Rejected before the kernel: no errno attached, counter untouched.
-    assert_eq!(err.raw_os_error(), None);
+    // EINVAL, as eventfd(2) says, errno intact; the counter is untouched.
+    assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
     assert_eq!(e.read().unwrap(), 2);
 }
 

@@ -171,8 +171,9 @@ impl EventFd {
     ///
     /// # Errors
     ///
-    /// * `n == u64::MAX`: [`io::ErrorKind::InvalidInput`], rejected before
-    ///   any system call (the kernel would answer `EINVAL`);
+    /// * `n == u64::MAX`: `EINVAL` ([`io::ErrorKind::InvalidInput`], with
+    ///   `raw_os_error() == Some(EINVAL)`), as eventfd(2) specifies; fdloop
+    ///   answers it before any system call, so it holds for every backend;
     /// * the sum would pass [`MAX_COUNTER`]: a blocking eventfd blocks until
     ///   a read makes room; a non-blocking one returns
     ///   [`io::ErrorKind::WouldBlock`] (`EAGAIN`) and the counter is unchanged;
@@ -183,18 +184,16 @@ impl EventFd {
     /// ```
     /// use std::io::ErrorKind;
     /// let efd = fdloop::EventFd::options().nonblocking(true).open()?;
-    /// assert_eq!(efd.write(u64::MAX).unwrap_err().kind(), ErrorKind::InvalidInput);
+    /// let e = efd.write(u64::MAX).unwrap_err();
+    /// assert_eq!((e.kind(), e.raw_os_error()), (ErrorKind::InvalidInput, Some(libc::EINVAL)));
     /// efd.write(fdloop::MAX_COUNTER)?;
     /// assert_eq!(efd.write(1).unwrap_err().kind(), ErrorKind::WouldBlock);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn write(&self, n: u64) -> io::Result<()> {
         if n == u64::MAX {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "eventfd write of u64::MAX (0xffffffffffffffff) is not allowed; \
-                 the largest addend is 0xfffffffffffffffe",
-            ));
+            // What the kernel answers (eventfd(2)), errno intact.
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         loop {
             match sys::eventfd::write_counter(&self.fd, n) {
@@ -330,6 +329,7 @@ mod tests {
         let fake = EventFd::from(r);
         let e = fake.write(u64::MAX).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
     }
 
     #[test]
