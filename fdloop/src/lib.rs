@@ -92,8 +92,8 @@ pub mod watch;
 
 pub use error::{Error, Result};
 pub use event_loop::{
-    Action, EventLoop, InsertError, Interest, LoopHandle, Mode, Readiness, Registrar, Remote,
-    Source, SourceId, Stats, TimeoutPrecision, FORCE_NO_TIMERFD_ENV, FORCE_TIMEOUT_ENV,
+    Action, AfterPanic, EventLoop, InsertError, Interest, LoopHandle, Mode, Readiness, Registrar,
+    Remote, Source, SourceId, Stats, TimeoutPrecision, FORCE_NO_TIMERFD_ENV, FORCE_TIMEOUT_ENV,
 };
 pub use io::{Io, IoCtl};
 pub use notify::{Backend, EventFd, EventFdOptions, Notifier, FORCE_PIPE_ENV, MAX_COUNTER};

@@ -13,7 +13,7 @@ use std::fmt;
 use std::io;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::event_loop::{Action, Readiness, Registrar, Source, SUB_CLOCK_SET};
+use crate::event_loop::{Action, AfterPanic, Readiness, Registrar, Source, SUB_CLOCK_SET};
 use crate::sys;
 pub use crate::sys::timerfd::Clock;
 
@@ -67,6 +67,10 @@ pub struct Timer {
     start: Start,
     period: Option<u64>,
     slack: u64,
+    /// While a due callback runs: the deadline to keep if it panics
+    /// (`Some(Some(next))`), or `Some(None)` for a timer that would have
+    /// ended; see `after_panic`.
+    in_flight: Option<Option<u64>>,
 }
 
 /// What a [`Timer`] callback receives.
@@ -208,6 +212,7 @@ impl Timer {
             start: Start::After(d),
             period: None,
             slack: 0,
+            in_flight: None,
         }
     }
 
@@ -226,6 +231,7 @@ impl Timer {
             start: Start::At(when),
             period: None,
             slack: 0,
+            in_flight: None,
         }
     }
 
@@ -247,6 +253,7 @@ impl Timer {
             start: Start::AtSystem(when),
             period: None,
             slack: 0,
+            in_flight: None,
         }
     }
 
@@ -374,6 +381,8 @@ impl Source for Timer {
                 late: Duration::ZERO,
                 clock_set: true,
             };
+            // Still scheduled: a panic leaves it as it is.
+            self.in_flight = None;
             let action = callback(ev, &mut ctl);
             return self.apply(r, action, ctl, deadline);
         }
@@ -400,8 +409,28 @@ impl Source for Timer {
             next,
             period: self.period,
         };
+        self.in_flight = Some(next);
         let action = callback(ev, &mut ctl);
+        self.in_flight = None;
         self.apply(r, action, ctl, last_due)
+    }
+
+    /// A due timer's callback panicked: it fired, so it ends as after a
+    /// normal return — a one-shot leaves the loop, a periodic one keeps its
+    /// next deadline on the grid.
+    fn after_panic(&mut self, r: &mut Registrar<'_>) -> AfterPanic {
+        match self.in_flight.take() {
+            None => AfterPanic::Stay,
+            Some(None) => AfterPanic::Remove,
+            Some(Some(next)) => {
+                self.start = Start::Ns(next);
+                match r.schedule_timer(self.clock, next, self.slack) {
+                    Ok(()) => AfterPanic::Stay,
+                    // Cannot be armed: better gone than silently dead.
+                    Err(_) => AfterPanic::Remove,
+                }
+            }
+        }
     }
 }
 

@@ -412,3 +412,36 @@ fn a_periodic_timer_disabled_by_its_callback_resumes_on_its_grid() {
     assert!(fired[1] - start >= ms(100), "{:?}", fired[1] - start);
     assert!(fired[1] - fired[0] >= ms(30), "{:?}", fired[1] - fired[0]);
 }
+
+#[test]
+fn a_timer_whose_callback_panics_ends_as_after_a_normal_return() {
+    let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
+    ev.insert(Timer::after(ms(1)), |_, _, _: &mut u32| -> Action {
+        panic!("one-shot callback panics")
+    })
+    .unwrap();
+    let start = Instant::now();
+    ev.insert(Timer::every(ms(20)), |_, _, n: &mut u32| {
+        *n += 1;
+        if *n == 1 {
+            panic!("periodic callback panics on its first tick");
+        }
+        Action::Continue
+    })
+    .unwrap();
+    let mut n = 0;
+    let mut panics = 0;
+    while panics < 2 {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ev.run_once(&mut n, Some(Duration::from_secs(5))).unwrap();
+        }));
+        panics += usize::from(r.is_err());
+    }
+    // The one-shot fired: it left the loop. The periodic one stays.
+    assert_eq!(ev.len(), 1, "a fired one-shot must not stay as a dead source");
+    while n < 3 {
+        ev.run_once(&mut n, Some(Duration::from_secs(5))).unwrap();
+    }
+    // And it kept its grid: ticks 2 and 3 at 40 and 60 ms.
+    assert!(start.elapsed() >= ms(60), "{:?}", start.elapsed());
+}

@@ -12,7 +12,7 @@ use super::awake::{after_wait, mark_awake};
 use super::registration::Dispatch;
 use super::shared::Shared;
 use super::slab::{Entry, Kind, Pending, SlotState};
-use super::source::{Action, Readiness, SourceId};
+use super::source::{Action, AfterPanic, Readiness, SourceId};
 use super::stats::{Counters, SAMPLE_EVERY};
 use super::timers;
 use super::token;
@@ -31,10 +31,12 @@ pub(super) struct Driver {
     pub(super) cursor: usize,
     pub(super) waiter: Waiter,
     pub(super) stats: Counters,
-    /// Timers taken due and not yet dispatched (slot, generation, sub), and
-    /// how far dispatch got; see `dispatch_timer_targets`.
-    pub(super) timer_targets: Vec<(u32, u32, u8)>,
-    pub(super) timer_cursor: usize,
+    /// Sources to dispatch without an epoll event (slot, generation, sub),
+    /// and how far dispatch got: timers taken due, and sources whose
+    /// callback panicked with events left to deliver
+    /// ([`AfterPanic::Redeliver`]); see `dispatch_targets`.
+    pub(super) targets: Vec<(u32, u32, u8)>,
+    pub(super) target_cursor: usize,
     /// Scratch for the timer store's slot lists.
     pub(super) timer_slots: Vec<u32>,
     /// The clock reading that ended the last batch, while nothing has run
@@ -80,7 +82,7 @@ impl Driver {
     /// or an error.
     #[inline]
     pub(super) fn has_leftovers(&self) -> bool {
-        self.timer_cursor < self.timer_targets.len() || self.cursor < self.events.len()
+        self.target_cursor < self.targets.len() || self.cursor < self.events.len()
     }
 
     /// The end of every iteration: L3 of the wake protocol (wake.rs) when
@@ -121,7 +123,7 @@ impl Driver {
         // Events left over from a batch interrupted by a panic or an error
         // come first.
         if self.has_leftovers() {
-            let ran = self.dispatch_timer_targets(inner, state)?;
+            let ran = self.dispatch_targets(inner, state)?;
             return Ok(ran + self.dispatch_batch(inner, state, None)?);
         }
         let mut ran = self.run_defers(inner, state);
@@ -209,38 +211,39 @@ impl Driver {
             slots.clear();
             timers.take_due(clock, sys::timerfd::now_ns(clock), &mut slots);
             let due = timers::SUB_DUE;
-            self.timer_targets
+            self.targets
                 .extend(slots.iter().map(|&s| (s, timers.reg_gen_of(s), due)));
             if clock_set {
                 slots.clear();
                 timers.realtime_slots(&mut slots);
                 let set = timers::SUB_CLOCK_SET;
-                self.timer_targets
+                self.targets
                     .extend(slots.iter().map(|&s| (s, timers.reg_gen_of(s), set)));
             }
         }
         self.timer_slots = slots;
-        self.dispatch_timer_targets(inner, state)
+        self.dispatch_targets(inner, state)
     }
 
-    /// Dispatches the timers taken due. They have left the timer store, so
-    /// if a callback panics or a source fails, the rest stay here and the
-    /// next `run_once` dispatches them first — none is lost.
-    pub(super) fn dispatch_timer_targets<S>(
+    /// Dispatches the targets: timers taken due, sources to redeliver.
+    /// Timers have left the timer store, so if a callback panics or a
+    /// source fails, the rest stay here and the next `run_once` dispatches
+    /// them first — none is lost.
+    pub(super) fn dispatch_targets<S>(
         &mut self,
         inner: &Shared<S>,
         state: &mut S,
     ) -> Result<usize> {
         let mut ran = 0;
-        while let Some(&(slot, reg_gen, sub)) = self.timer_targets.get(self.timer_cursor) {
-            self.timer_cursor += 1;
+        while let Some(&(slot, reg_gen, sub)) = self.targets.get(self.target_cursor) {
+            self.target_cursor += 1;
             let data = token::encode(slot, reg_gen, sub);
-            if self.dispatch_one(inner, EventFlags::empty(), data, state)? {
+            if Self::dispatch_one(&mut self.targets, inner, EventFlags::empty(), data, state)? {
                 ran += 1;
             }
         }
-        self.timer_targets.clear();
-        self.timer_cursor = 0;
+        self.targets.clear();
+        self.target_cursor = 0;
         Ok(ran)
     }
 
@@ -362,7 +365,7 @@ impl Driver {
             let (flags, data) = sys::epoll::parts(ev);
             self.cursor += 1;
             if data < token::INTERNAL_MIN {
-                match self.dispatch_one(inner, flags, data, state) {
+                match Self::dispatch_one(&mut self.targets, inner, flags, data, state) {
                     Ok(true) => ran += 1,
                     Ok(false) => {}
                     Err(e) => break Err(e),
@@ -408,7 +411,7 @@ impl Driver {
 
     #[inline(always)]
     pub(super) fn dispatch_one<S>(
-        &self,
+        targets: &mut Vec<(u32, u32, u8)>,
         inner: &Shared<S>,
         flags: EventFlags,
         data: u64,
@@ -421,6 +424,9 @@ impl Driver {
         let mut guard = FdGuard {
             inner,
             id,
+            reg_gen,
+            sub,
+            targets,
             d: Some(d),
         };
         let mut r = inner.registrar(slot, reg_gen);
@@ -621,6 +627,10 @@ impl<S> Drop for RunGuard<'_, S> {
 pub(super) struct FdGuard<'a, S> {
     pub(super) inner: &'a Shared<S>,
     pub(super) id: SourceId,
+    pub(super) reg_gen: u32,
+    pub(super) sub: u8,
+    /// Where a source that asks for redelivery is queued.
+    pub(super) targets: &'a mut Vec<(u32, u32, u8)>,
     pub(super) d: Option<Box<dyn Dispatch<S>>>,
 }
 
@@ -634,17 +644,29 @@ impl<S> Drop for FdGuard<'_, S> {
 }
 
 impl<S> FdGuard<'_, S> {
+    /// The callback panicked: asks the source what becomes of it
+    /// ([`Source::after_panic`](super::Source::after_panic)), puts its
+    /// dispatcher back, applies what was requested meanwhile, then the
+    /// source's answer.
     #[cold]
     #[inline(never)]
-    pub(super) fn unwind(&self, d: Box<dyn Dispatch<S>>) {
+    pub(super) fn unwind(&mut self, mut d: Box<dyn Dispatch<S>>) {
         notable!(
             warn,
             source = ?self.id,
-            "a callback panicked; its source stays in the loop, the rest of the batch waits for the next call"
+            "a callback panicked; the rest of the batch waits for the next call"
         );
+        let after = d.after_panic(&mut self.inner.registrar(self.id.slot, self.reg_gen));
         let pending = self.inner.restore_fd(self.id.slot, d);
         // Only reached while unwinding: errors cannot be reported.
         let _ = self.inner.apply_pending(self.id, pending);
+        match after {
+            AfterPanic::Stay => {}
+            AfterPanic::Redeliver => self.targets.push((self.id.slot, self.reg_gen, self.sub)),
+            AfterPanic::Remove => {
+                let _ = self.inner.apply_action(self.id, Action::Remove);
+            }
+        }
     }
 }
 

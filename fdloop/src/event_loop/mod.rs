@@ -47,7 +47,7 @@ mod wake;
 
 pub use handle::{InsertError, LoopHandle};
 pub(crate) use source::single_readable_fd;
-pub use source::{Action, Interest, Mode, Readiness, Registrar, Source, SourceId};
+pub use source::{Action, AfterPanic, Interest, Mode, Readiness, Registrar, Source, SourceId};
 pub use stats::Stats;
 pub use timers::FORCE_NO_TIMERFD_ENV;
 pub(crate) use timers::SUB_CLOCK_SET;
@@ -180,8 +180,8 @@ impl<S: 'static> EventLoop<S> {
                 cursor: 0,
                 waiter: Waiter::new(),
                 stats: Counters::default(),
-                timer_targets: Vec::new(),
-                timer_cursor: 0,
+                targets: Vec::new(),
+                target_cursor: 0,
                 timer_slots: Vec::new(),
                 last_end: None,
                 untimed: 0,

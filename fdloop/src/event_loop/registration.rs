@@ -7,7 +7,7 @@ use std::io as stdio;
 
 use super::shared::Shared;
 use super::slab::{Entry, Kind, Pending, SlotState};
-use super::source::{Action, Readiness, Registrar, Source, SourceId};
+use super::source::{Action, AfterPanic, Readiness, Registrar, Source, SourceId};
 use crate::error::{Error, Result};
 use crate::trace::notable;
 
@@ -22,6 +22,7 @@ pub(super) trait Dispatch<S> {
         r: &mut Registrar<'_>,
         state: &mut S,
     ) -> stdio::Result<Action>;
+    fn after_panic(&mut self, r: &mut Registrar<'_>) -> AfterPanic;
 }
 
 pub(super) struct Bound<Src, F> {
@@ -52,6 +53,10 @@ where
         let cb = &mut self.callback;
         self.source
             .process(ready, sub, r, &mut |ev, meta| cb(ev, meta, state))
+    }
+
+    fn after_panic(&mut self, r: &mut Registrar<'_>) -> AfterPanic {
+        self.source.after_panic(r)
     }
 }
 

@@ -450,6 +450,46 @@ pub trait Source {
         registrar: &mut Registrar<'_>,
         callback: &mut dyn FnMut(Self::Event, &mut Self::Metadata) -> Action,
     ) -> io::Result<Action>;
+
+    /// Called when a callback run by [`process`](Source::process) panicked,
+    /// before the panic goes on out of the loop: says what becomes of the
+    /// source. The default, [`AfterPanic::Stay`], keeps it as it is (right
+    /// for a level-triggered descriptor that is still ready if events
+    /// remain). A source that had already taken events out of its
+    /// descriptor returns [`AfterPanic::Redeliver`] to have them delivered
+    /// by the next `run_once` (`process` is then called with an empty
+    /// [`Readiness`] and the same `sub`); one that would have ended after
+    /// this event (a one-shot timer) returns [`AfterPanic::Remove`].
+    ///
+    /// It runs during unwinding: it must not panic (that aborts the
+    /// process).
+    fn after_panic(&mut self, registrar: &mut Registrar<'_>) -> AfterPanic {
+        let _ = registrar;
+        AfterPanic::Stay
+    }
+}
+
+/// What the loop does with a source whose callback panicked; see
+/// [`Source::after_panic`].
+///
+/// # Examples
+///
+/// ```
+/// use fdloop::AfterPanic;
+/// assert_eq!(AfterPanic::default(), AfterPanic::Stay);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AfterPanic {
+    /// The source stays as it is.
+    #[default]
+    Stay,
+    /// The source stays, and the next `run_once` dispatches it again
+    /// whether or not its descriptors are ready, so it can deliver events
+    /// it had already read.
+    Redeliver,
+    /// The source is removed (as if its callback had returned
+    /// [`Action::Remove`]).
+    Remove,
 }
 
 impl<T: Source + ?Sized> Source for Box<T> {
@@ -472,6 +512,10 @@ impl<T: Source + ?Sized> Source for Box<T> {
         callback: &mut dyn FnMut(Self::Event, &mut Self::Metadata) -> Action,
     ) -> io::Result<Action> {
         (**self).process(ready, sub, registrar, callback)
+    }
+
+    fn after_panic(&mut self, registrar: &mut Registrar<'_>) -> AfterPanic {
+        (**self).after_panic(registrar)
     }
 }
 
