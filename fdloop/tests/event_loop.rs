@@ -1067,3 +1067,98 @@ fn a_panicking_deferred_call_loses_none_of_the_calls_queued_after_it() {
     assert_eq!(log, [1, 3, 4, 5]);
     assert!(ev.is_empty());
 }
+
+/// How long `run_once(Some(t))` took, and what it returned.
+fn timed_run_once<S>(ev: &mut EventLoop<S>, st: &mut S, t: Duration) -> (Duration, usize) {
+    let start = Instant::now();
+    let n = ev.run_once(st, Some(t)).unwrap();
+    (start.elapsed(), n)
+}
+
+const BLOCK: Duration = Duration::from_millis(60);
+
+#[test]
+fn a_stop_request_ends_one_run_once_and_is_used_up() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    // Before the call, from another thread's handle or the loop's own.
+    for how in ["remote", "handle", "callback"] {
+        match how {
+            "remote" => ev.remote().stop().unwrap(),
+            "handle" => ev.handle().stop(),
+            _ => {
+                let h = ev.handle();
+                ev.handle().defer(move |_| h.stop()).unwrap();
+            }
+        }
+        let (took, _) = timed_run_once(&mut ev, &mut (), Duration::from_secs(5));
+        assert!(
+            took < Duration::from_secs(2),
+            "{how}: the stop did not end the call"
+        );
+        // Used up: the next call waits its whole timeout (no busy loop).
+        let (took, n) = timed_run_once(&mut ev, &mut (), BLOCK);
+        assert_eq!(n, 0);
+        assert!(
+            took >= BLOCK,
+            "{how}: a stale stop ended a later call after {took:?}"
+        );
+    }
+    // `run` after a used-up stop runs until the next one.
+    let r = ev.remote();
+    let t = thread::spawn(move || {
+        thread::sleep(BLOCK);
+        r.stop().unwrap();
+    });
+    let start = Instant::now();
+    ev.run(&mut ()).unwrap();
+    assert!(start.elapsed() >= BLOCK);
+    t.join().unwrap();
+}
+
+#[test]
+fn a_wake_before_the_wait_is_used_up_by_it_one_after_carries_over() {
+    // From a deferred call, which runs before the wait: the same call does
+    // not block, and the wake is used up — whichever entry point ran it.
+    for timeout in [Duration::ZERO, Duration::from_secs(5)] {
+        let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+        let r = ev.remote();
+        ev.handle().defer(move |_| r.wake().unwrap()).unwrap();
+        let (took, n) = timed_run_once(&mut ev, &mut (), timeout);
+        assert_eq!(n, 1);
+        assert!(
+            took < Duration::from_secs(2),
+            "{timeout:?}: blocked {took:?}"
+        );
+        let (took, n) = timed_run_once(&mut ev, &mut (), BLOCK);
+        assert_eq!(n, 0);
+        assert!(
+            took >= BLOCK,
+            "{timeout:?}: the wake carried over ({took:?})"
+        );
+    }
+    // From a callback dispatched after the wait: the next call returns at
+    // once (with nothing to do), then the wake is used up.
+    for timeout in [Duration::ZERO, Duration::from_secs(5)] {
+        let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+        let r = ev.remote();
+        let (h, ping) = Ping::new().unwrap();
+        ev.insert(ping, move |(), _, _| {
+            r.wake().unwrap();
+            Action::Continue
+        })
+        .unwrap();
+        h.ping().unwrap();
+        assert_eq!(ev.run_once(&mut (), Some(timeout)).unwrap(), 1);
+        let (took, n) = timed_run_once(&mut ev, &mut (), Duration::from_secs(5));
+        assert_eq!(n, 0);
+        assert!(
+            took < Duration::from_secs(2),
+            "{timeout:?}: the wake was lost"
+        );
+        let (took, _) = timed_run_once(&mut ev, &mut (), BLOCK);
+        assert!(
+            took >= BLOCK,
+            "{timeout:?}: the wake was not used up ({took:?})"
+        );
+    }
+}

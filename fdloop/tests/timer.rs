@@ -438,7 +438,11 @@ fn a_timer_whose_callback_panics_ends_as_after_a_normal_return() {
         panics += usize::from(r.is_err());
     }
     // The one-shot fired: it left the loop. The periodic one stays.
-    assert_eq!(ev.len(), 1, "a fired one-shot must not stay as a dead source");
+    assert_eq!(
+        ev.len(),
+        1,
+        "a fired one-shot must not stay as a dead source"
+    );
     while n < 3 {
         ev.run_once(&mut n, Some(Duration::from_secs(5))).unwrap();
     }

@@ -95,12 +95,18 @@ impl Driver {
         mut timeout: Option<Duration>,
         stay_awake: bool,
     ) -> Result<usize> {
-        let slept = timeout != Some(Duration::ZERO);
-        if slept && !inner.wake.prepare_sleep() {
+        // L3 when the wait may block, or when the loop is marked awake: a
+        // wake made before this point (by another thread, or by a deferred
+        // or idle callback of this iteration) is seen here and used up by
+        // this wait, which then does not block. A zero-timeout wait of a
+        // loop not marked awake needs none: the loop counts as asleep, so
+        // such wakes wrote the notifier, and this wait drains it.
+        let l3 = timeout != Some(Duration::ZERO) || inner.awake_marked.get();
+        if l3 && !inner.wake.prepare_sleep() {
             timeout = Some(Duration::ZERO);
         }
         let woke_at = self.wait(inner, timeout)?;
-        if slept {
+        if l3 {
             after_wait(&inner.wake, &inner.awake_marked, stay_awake);
         }
         let ran = self.dispatch_batch(inner, state, woke_at)?;

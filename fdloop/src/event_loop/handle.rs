@@ -206,7 +206,10 @@ impl<S: 'static> LoopHandle<S> {
         self.inner.add_callback(Kind::Defer(Box::new(callback)))
     }
 
-    /// Asks [`EventLoop::run`] to return after the current iteration.
+    /// Asks [`EventLoop::run`] to return after the current iteration; outside
+    /// `run`, makes the current or next [`run_once`](EventLoop::run_once)
+    /// (or `dispatch_pending`) return without blocking. Either way the
+    /// request is used up by the call it ends: a later call is not affected.
     ///
     /// # Examples
     ///

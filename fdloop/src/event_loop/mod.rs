@@ -126,7 +126,7 @@ use wake::WakeState;
 /// ```
 pub struct EventLoop<S: 'static> {
     handle: LoopHandle<S>,
-    core: Driver,
+    driver: Driver,
 }
 
 impl<S: 'static> EventLoop<S> {
@@ -175,7 +175,7 @@ impl<S: 'static> EventLoop<S> {
             handle: LoopHandle {
                 inner: Rc::new(inner),
             },
-            core: Driver {
+            driver: Driver {
                 events: Vec::with_capacity(INITIAL_EVENTS),
                 cursor: 0,
                 waiter: Waiter::new(),
@@ -320,7 +320,7 @@ impl<S: 'static> EventLoop<S> {
     /// # Ok::<(), fdloop::Error>(())
     /// ```
     pub fn stats(&self) -> Stats {
-        self.core.stats.to_stats()
+        self.driver.stats.to_stats()
     }
 
     /// How this loop honours timeouts: decided on the first wait with a
@@ -337,7 +337,7 @@ impl<S: 'static> EventLoop<S> {
     /// # Ok::<(), fdloop::Error>(())
     /// ```
     pub fn timeout_precision(&self) -> TimeoutPrecision {
-        self.core.waiter.precision()
+        self.driver.waiter.precision()
     }
 
     /// Runs iterations until stopped by [`LoopHandle::stop`] or
@@ -357,13 +357,13 @@ impl<S: 'static> EventLoop<S> {
         // Awake for the whole run: wakes between iterations cost no syscall
         // (the next iteration sees them before it would block).
         let _awake = AwakeGuard::new(&inner.wake, &inner.awake_marked, true);
-        self.core.last_end = None;
+        self.driver.last_end = None;
         loop {
             if self.take_stop() {
                 return Ok(());
             }
-            self.core.stats.iterations += 1;
-            self.core.iterate(&inner, state, None, true)?;
+            self.driver.stats.iterations += 1;
+            self.driver.iterate(&inner, state, None, true)?;
         }
     }
 
@@ -398,9 +398,21 @@ impl<S: 'static> EventLoop<S> {
     /// events; then dispatches them. Returns the number of callbacks run for
     /// events (readiness and deferred calls; idle callbacks do not count).
     ///
-    /// Returns early, possibly with 0, when a [`Remote`] wakes the loop.
-    /// Never returns 0 before `timeout` has passed otherwise. `EINTR` is
-    /// retried with the time left.
+    /// Returns early, possibly with 0, when woken or stopped; never returns 0
+    /// before `timeout` has passed otherwise. `EINTR` is retried with the
+    /// time left.
+    ///
+    /// * **Wakes** ([`Remote::wake`], from any thread, the loop's own
+    ///   included): a wake made before this call's wait — between calls, or
+    ///   by a deferred or idle callback of this call — makes the wait return
+    ///   at once and is used up by it. A wake made after the wait, while
+    ///   this call dispatches, makes the *next* call return at once (and
+    ///   leaves the loop's descriptor readable for an outer poller
+    ///   meanwhile). The same holds for [`dispatch_pending`](EventLoop::dispatch_pending).
+    /// * **Stops** ([`LoopHandle::stop`], [`Remote::stop`]): a stop requested
+    ///   before or during this call makes it return without blocking, and
+    ///   this call uses it up — the next call waits as usual. Inside
+    ///   [`run`](EventLoop::run), the stop ends `run` instead.
     ///
     /// # Errors
     ///
@@ -428,10 +440,16 @@ impl<S: 'static> EventLoop<S> {
         // `self.handle` keeps `Shared` alive: no callback can drop the loop.
         let inner = &*self.handle.inner;
         inner.check_fork()?;
-        self.core.stats.iterations += 1;
-        self.core.last_end = None;
+        self.driver.stats.iterations += 1;
+        self.driver.last_end = None;
         let _awake = AwakeGuard::new(&inner.wake, &inner.awake_marked, false);
-        self.core.iterate(inner, state, timeout, false)
+        let ran = self.driver.iterate(inner, state, timeout, false);
+        // A stop request made before or during this call ended it without
+        // blocking (or woke it): this call used it up.
+        if self.driver.stop_pending(inner) {
+            self.take_stop();
+        }
+        ran
     }
 }
 
@@ -497,7 +515,7 @@ impl<S: 'static> fmt::Debug for EventLoop<S> {
         f.debug_struct("EventLoop")
             .field("epoll", &self.as_raw_fd())
             .field("sources", &self.len())
-            .field("stats", &self.core.stats.to_stats())
+            .field("stats", &self.driver.stats.to_stats())
             .finish()
     }
 }
