@@ -5,7 +5,7 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::AsFd;
 
-use crate::event_loop::{Action, Interest, Mode, Readiness, Registrar, Source};
+use crate::event_loop::{Action, AfterPanic, Interest, Mode, Readiness, Registrar, Source};
 
 /// A descriptor watched for readiness: a socket, a pipe, a terminal, a
 /// [`Notifier`](crate::Notifier) — anything with [`AsFd`].
@@ -214,6 +214,19 @@ impl<F: AsFd> Source for Io<F> {
             r.modify(&self.ctl.fd, 0, self.ctl.interest, self.ctl.mode)?;
         }
         Ok(action)
+    }
+
+    /// The callback panicked: changes it made through [`IoCtl`] (interest,
+    /// mode, re-arming a one-shot registration) still take effect, so the
+    /// source stays as the callback left it.
+    fn after_panic(&mut self, r: &mut Registrar<'_>) -> AfterPanic {
+        if self.ctl.dirty {
+            self.ctl.dirty = false;
+            // Unwinding: an error cannot be reported; the source stays
+            // registered as before.
+            let _ = r.modify(&self.ctl.fd, 0, self.ctl.interest, self.ctl.mode);
+        }
+        AfterPanic::Stay
     }
 }
 

@@ -1162,3 +1162,28 @@ fn a_wake_before_the_wait_is_used_up_by_it_one_after_carries_over() {
         );
     }
 }
+
+#[test]
+fn io_changes_made_before_a_panic_take_effect() {
+    // A one-shot registration re-armed by a callback that then panics stays
+    // armed: the next readiness is delivered.
+    let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
+    let efd = Arc::new(ready_efd());
+    ev.insert(
+        Io::new(efd.clone(), Interest::READABLE, Mode::Oneshot),
+        |_, io, n: &mut u32| {
+            *n += 1;
+            io.rearm();
+            if *n == 1 {
+                panic!("after re-arming");
+            }
+            Action::Continue
+        },
+    )
+    .unwrap();
+    let mut n = 0;
+    let r = catch_unwind(AssertUnwindSafe(|| ev.run_once(&mut n, SEC)));
+    assert!(r.is_err());
+    assert_eq!(ev.run_once(&mut n, SEC).unwrap(), 1, "the re-arm was lost");
+    assert_eq!(n, 2);
+}
