@@ -90,10 +90,32 @@ use wake::WakeState;
 ///
 /// Timeouts are honoured to the nanosecond, never early (see
 /// [`TimeoutPrecision`]); `EINTR` from `epoll_wait` is retried with the time
-/// left. A panic in a callback propagates out of `run`/`run_once`; the loop
-/// stays usable and the rest of that batch of events is dispatched by the
-/// next call. In a `fork` child, every operation fails with
-/// [`Error::Forked`]: the epoll set is shared with the parent.
+/// left. In a `fork` child, every operation fails with [`Error::Forked`]:
+/// the epoll set is shared with the parent.
+///
+/// # Panics in callbacks
+///
+/// A panic in a callback propagates out of `run`, `run_once` or
+/// `dispatch_pending`. The loop stays usable: nothing is left borrowed or
+/// half-registered, operations the callback requested before it panicked
+/// (removing, disabling, inserting sources, stopping) still apply, and the
+/// events of the same `epoll_wait` batch that were not dispatched yet, and
+/// timers already due, are dispatched by the next call. What becomes of the
+/// panicking source and of the rest of *its own* batch:
+///
+/// | Source | The item whose callback panicked | The rest of its batch |
+/// |---|---|---|
+/// | [`Io`](crate::Io) | the readiness report is used up; interest, mode and re-arm changes made through [`IoCtl`](crate::IoCtl) still apply | a level-triggered descriptor still ready is reported again |
+/// | [`Ping`](crate::Ping) | the ping is used up | — |
+/// | channel [`Receiver`](crate::channel::Receiver) | the message is dropped with the unwinding callback | the remaining messages stay queued, delivered by the next call |
+/// | [`SendReady`](crate::channel::SendReady) | the report is used up | reported again while there is room |
+/// | [`Timer`](crate::Timer) | a one-shot leaves the loop (it fired); a periodic timer keeps its next deadline on its grid | other timers due at the same time fire on the next call |
+/// | [`Signals`](crate::signal::Signals) | the signal is used up | signals still pending stay in the kernel, delivered by the next call |
+/// | [`Child`](crate::process::Child) | the exit was delivered: the source leaves the loop | — |
+/// | [`Watch`](crate::watch::Watch) | the event is used up | the events read with it are delivered by the next call |
+/// | idle callback | stays, runs again the next time the loop is about to block | the other idle callbacks run then too |
+/// | deferred call | ran (it is gone) | the calls queued after it run on the next call |
+/// | your own [`Source`] | [`Source::after_panic`] decides: stay (the default), redeliver on the next call, or remove | as `process` left it |
 ///
 /// The loop's own descriptor (`AsFd`) is the epoll fd: it polls readable
 /// when events are ready, so a loop can be nested in another loop or
