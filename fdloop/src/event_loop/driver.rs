@@ -22,7 +22,7 @@ use crate::sys;
 use crate::sys::timerfd::Clock;
 use crate::trace::notable;
 
-/// The loop-thread-only half of an [`EventLoop`]: the event buffer and
+/// The loop-thread-only half of an [`EventLoop`](crate::EventLoop): the event buffer and
 /// where dispatch got in it, the waiter, the counters. Kept apart from the
 /// shared `Shared` so that an iteration borrows both without cloning the
 /// `Rc`.
@@ -40,7 +40,7 @@ pub(super) struct Driver {
     /// Scratch for the timer store's slot lists.
     pub(super) timer_slots: Vec<u32>,
     /// The clock reading that ended the last batch, while nothing has run
-    /// since: inside one [`run`](EventLoop::run) it also starts the next
+    /// since: inside one [`run`](crate::EventLoop::run) it also starts the next
     /// blocking wait, saving a read. Cleared by every `run_once` (the
     /// caller's own work between calls is not loop time) and whenever
     /// deferred calls, idle callbacks or timers run before the wait.

@@ -11,7 +11,7 @@ use super::source::{Action, Source, SourceId};
 use super::wake::Remote;
 use crate::error::{Error, Result};
 
-/// A cloneable handle to an [`EventLoop`], for use inside callbacks (or
+/// A cloneable handle to an [`EventLoop`](crate::EventLoop), for use inside callbacks (or
 /// anywhere on the loop's thread): insert, remove, enable, disable, stop.
 ///
 /// Not `Send`: it lives on the loop's thread. From other threads use a
@@ -152,7 +152,7 @@ impl<S: 'static> LoopHandle<S> {
     ///
     /// # Examples
     ///
-    /// See [`enable`](LoopHandle::enable).
+    /// See [`enable`](crate::LoopHandle::enable).
     pub fn disable(&self, id: SourceId) -> Result<()> {
         self.inner.set_enabled(id, false)
     }
@@ -206,8 +206,8 @@ impl<S: 'static> LoopHandle<S> {
         self.inner.add_callback(Kind::Defer(Box::new(callback)))
     }
 
-    /// Asks [`EventLoop::run`] to return after the current iteration; outside
-    /// `run`, makes the current or next [`run_once`](EventLoop::run_once)
+    /// Asks [`EventLoop::run`](crate::EventLoop::run) to return after the current iteration; outside
+    /// `run`, makes the current or next [`run_once`](crate::EventLoop::run_once)
     /// (or `dispatch_pending`) return without blocking. Either way the
     /// request is used up by the call it ends: a later call is not affected.
     ///
@@ -241,7 +241,7 @@ impl<S: 'static> LoopHandle<S> {
     }
 }
 
-/// Why [`LoopHandle::insert`] (or [`EventLoop::insert`](crate::EventLoop::insert))
+/// Why [`LoopHandle::insert`](crate::LoopHandle::insert) (or [`EventLoop::insert`](crate::EventLoop::insert))
 /// failed, with the source handed back.
 ///
 /// Converts into [`Error`] and into `io::Error` (dropping the source), so

@@ -78,7 +78,7 @@ use wake::WakeState;
 /// One thread's event loop: an epoll set, the sources in it, and the
 /// callbacks that handle their events with a `&mut S` of your state.
 ///
-/// * [`insert`](EventLoop::insert) a [`Source`] ([`Io`], [`Ping`], or your
+/// * [`insert`](EventLoop::insert) a [`Source`] ([`Io`](crate::Io), [`Ping`](crate::Ping), or your
 ///   own) with a callback; [`remove`](EventLoop::remove),
 ///   [`enable`](EventLoop::enable), [`disable`](EventLoop::disable) it by
 ///   [`SourceId`] — from inside callbacks too, through a [`LoopHandle`].

@@ -7,7 +7,7 @@ use std::time::Duration;
 /// [`Stats::in_callbacks`].
 pub(super) const SAMPLE_EVERY: u64 = 8;
 
-/// Counters a loop keeps about itself; see [`EventLoop::stats`].
+/// Counters a loop keeps about itself; see [`EventLoop::stats`](crate::EventLoop::stats).
 ///
 /// The two durations are sums of kernel-tick-resolution measurements
 /// (`CLOCK_MONOTONIC_COARSE`): exact in the long run, coarse for a few
@@ -38,7 +38,7 @@ pub struct Stats {
     pub blocked: Duration,
     /// Time spent running callbacks for events (measured per batch, not
     /// per callback). Batches of zero-timeout iterations
-    /// ([`dispatch_pending`](EventLoop::dispatch_pending)) are timed one in
+    /// ([`dispatch_pending`](crate::EventLoop::dispatch_pending)) are timed one in
     /// eight, the measurement counted eight times — an unbiased estimate
     /// that spares most of those iterations two clock reads.
     pub in_callbacks: Duration,
