@@ -50,6 +50,7 @@ pub use source::{Event, SendReady};
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -95,6 +96,33 @@ impl<T> Shared<T> {
             let _ = n.notify();
         }
     }
+
+    /// S1–S4 (see core.rs): locks, queues `msg`, unlocks, and notifies the
+    /// receiver if it was asleep. A refused message comes back.
+    #[inline]
+    fn push(&self, msg: T) -> Result<(), Refused<'_, T>> {
+        let mut core = self.lock();
+        match core.push(msg) {
+            Push::Queued { wake_rx } => {
+                drop(core);
+                if wake_rx {
+                    self.wake_rx();
+                }
+                Ok(())
+            }
+            Push::Full(m) => Err(Refused::Full(m, core)),
+            Push::NoReceiver(m) => Err(Refused::NoReceiver(m)),
+        }
+    }
+}
+
+/// Why [`Shared::push`] refused a message, which comes back.
+enum Refused<'a, T> {
+    /// No room (bounded). The lock is still held, so the sender can register
+    /// for room before the receiver next returns capacity.
+    Full(T, MutexGuard<'a, Core<T>>),
+    /// The receiver is gone.
+    NoReceiver(T),
 }
 
 /// An unbounded channel: sends never block and never fail while the
@@ -238,20 +266,13 @@ impl<T> Sender<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
-        let mut core = self.shared.lock();
-        match core.push(msg) {
-            Push::Queued { wake_rx } => {
-                drop(core);
-                if wake_rx {
-                    self.shared.wake_rx();
-                }
-                Ok(())
-            }
-            Push::Full(m) => {
+        match self.shared.push(msg) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(m, mut core)) => {
                 core.tx_want = true;
                 Err(TrySendError::Full(m))
             }
-            Push::NoReceiver(m) => Err(TrySendError::Disconnected(m)),
+            Err(Refused::NoReceiver(m)) => Err(TrySendError::Disconnected(m)),
         }
     }
 
@@ -280,18 +301,14 @@ impl<T> Sender<T> {
     fn send_until(&self, mut msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         let shared = &*self.shared;
         loop {
-            let mut core = shared.lock();
-            match core.push(msg) {
-                Push::Queued { wake_rx } => {
-                    drop(core);
-                    if wake_rx {
-                        shared.wake_rx();
-                    }
-                    return Ok(());
+            let mut core = match shared.push(msg) {
+                Ok(()) => return Ok(()),
+                Err(Refused::NoReceiver(m)) => return Err(SendTimeoutError::Disconnected(m)),
+                Err(Refused::Full(m, core)) => {
+                    msg = m;
+                    core
                 }
-                Push::NoReceiver(m) => return Err(SendTimeoutError::Disconnected(m)),
-                Push::Full(m) => msg = m,
-            }
+            };
             // Full: wait on the send-side notifier. Drain a stale signal
             // first (under the lock), so the fd is readable only once the
             // receiver has returned capacity after this point.
@@ -299,27 +316,22 @@ impl<T> Sender<T> {
                 // Unbounded channels are never full.
                 return Err(SendTimeoutError::Disconnected(msg));
             };
-            if core.tx_signaled {
+            // A failed drain (not possible on a live descriptor we own) is
+            // ignored: the wait below then returns at once and we retry.
+            let Ok(()) = core.consume_tx_signal(|| {
                 let _ = tx_notify.drain();
-                core.tx_signaled = false;
-            }
+                Ok::<(), Infallible>(())
+            });
             core.tx_waiters += 1;
             drop(core);
             let timed_out = !wait_readable(tx_notify.as_fd(), deadline);
             shared.lock().tx_waiters -= 1;
             if timed_out {
                 // One last try: room may have appeared at the deadline.
-                let mut core = shared.lock();
-                return match core.push(msg) {
-                    Push::Queued { wake_rx } => {
-                        drop(core);
-                        if wake_rx {
-                            shared.wake_rx();
-                        }
-                        Ok(())
-                    }
-                    Push::NoReceiver(m) => Err(SendTimeoutError::Disconnected(m)),
-                    Push::Full(m) => Err(SendTimeoutError::Timeout(m)),
+                return match shared.push(msg) {
+                    Ok(()) => Ok(()),
+                    Err(Refused::NoReceiver(m)) => Err(SendTimeoutError::Disconnected(m)),
+                    Err(Refused::Full(m, _core)) => Err(SendTimeoutError::Timeout(m)),
                 };
             }
         }
@@ -720,8 +732,7 @@ impl<T> Drop for Receiver<T> {
         let (queued, wake_tx) = {
             let mut core = self.shared.lock();
             core.rx_gone = true;
-            let wake = (core.tx_waiters > 0 || core.tx_want) && !core.tx_signaled;
-            core.tx_signaled |= wake;
+            let wake = core.signal_tx();
             (std::mem::take(&mut core.queue), wake)
         };
         if wake_tx {

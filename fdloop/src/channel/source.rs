@@ -154,12 +154,10 @@ impl<T> Source for SendReady<T> {
     ) -> io::Result<Action> {
         {
             let mut core = self.shared.lock();
-            if core.tx_signaled {
-                if let Some(n) = &self.shared.tx_notify {
-                    n.drain()?;
-                }
-                core.tx_signaled = false;
-            }
+            core.consume_tx_signal(|| match &self.shared.tx_notify {
+                Some(n) => n.drain().map(drop),
+                None => Ok(()),
+            })?;
             // A `Full` seen by the callback sets it again.
             core.tx_want = false;
         }
