@@ -271,7 +271,7 @@ mod loom_tests {
 
     /// Runs a model on a deliberately broken variant: it must fail.
     fn must_fail<V: Copy + std::fmt::Debug + std::panic::UnwindSafe>(check: fn(V), v: V) {
-        let r = std::panic::catch_unwind(|| check(v));
+        let r = std::panic::catch_unwind(move || check(v));
         assert!(r.is_err(), "loom did not catch the broken protocol {v:?}");
     }
 
