@@ -97,32 +97,19 @@ impl<T> Shared<T> {
         }
     }
 
-    /// S1–S4 (see core.rs): locks, queues `msg`, unlocks, and notifies the
-    /// receiver if it was asleep. A refused message comes back.
+    /// S3–S4 (see core.rs) for a message [`Core::push`] queued: unlocks,
+    /// then notifies the receiver if it was asleep (`wake_rx`).
+    ///
+    /// Each send path keeps its own `match` on [`Push`]: a wrapper that also
+    /// locked and pushed, handing back refusals with the guard, compiled
+    /// `try_send` with the rare arms laid out on the fall-through path.
     #[inline]
-    fn push(&self, msg: T) -> Result<(), Refused<'_, T>> {
-        let mut core = self.lock();
-        match core.push(msg) {
-            Push::Queued { wake_rx } => {
-                drop(core);
-                if wake_rx {
-                    self.wake_rx();
-                }
-                Ok(())
-            }
-            Push::Full(m) => Err(Refused::Full(m, core)),
-            Push::NoReceiver(m) => Err(Refused::NoReceiver(m)),
+    fn queued(&self, core: MutexGuard<'_, Core<T>>, wake_rx: bool) {
+        drop(core);
+        if wake_rx {
+            self.wake_rx();
         }
     }
-}
-
-/// Why [`Shared::push`] refused a message, which comes back.
-enum Refused<'a, T> {
-    /// No room (bounded). The lock is still held, so the sender can register
-    /// for room before the receiver next returns capacity.
-    Full(T, MutexGuard<'a, Core<T>>),
-    /// The receiver is gone.
-    NoReceiver(T),
 }
 
 /// An unbounded channel: sends never block and never fail while the
@@ -266,13 +253,17 @@ impl<T> Sender<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
-        match self.shared.push(msg) {
-            Ok(()) => Ok(()),
-            Err(Refused::Full(m, mut core)) => {
+        let mut core = self.shared.lock();
+        match core.push(msg) {
+            Push::Queued { wake_rx } => {
+                self.shared.queued(core, wake_rx);
+                Ok(())
+            }
+            Push::Full(m) => {
                 core.tx_want = true;
                 Err(TrySendError::Full(m))
             }
-            Err(Refused::NoReceiver(m)) => Err(TrySendError::Disconnected(m)),
+            Push::NoReceiver(m) => Err(TrySendError::Disconnected(m)),
         }
     }
 
@@ -301,14 +292,15 @@ impl<T> Sender<T> {
     fn send_until(&self, mut msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         let shared = &*self.shared;
         loop {
-            let mut core = match shared.push(msg) {
-                Ok(()) => return Ok(()),
-                Err(Refused::NoReceiver(m)) => return Err(SendTimeoutError::Disconnected(m)),
-                Err(Refused::Full(m, core)) => {
-                    msg = m;
-                    core
+            let mut core = shared.lock();
+            match core.push(msg) {
+                Push::Queued { wake_rx } => {
+                    shared.queued(core, wake_rx);
+                    return Ok(());
                 }
-            };
+                Push::NoReceiver(m) => return Err(SendTimeoutError::Disconnected(m)),
+                Push::Full(m) => msg = m,
+            }
             // Full: wait on the send-side notifier. Drain a stale signal
             // first (under the lock), so the fd is readable only once the
             // receiver has returned capacity after this point.
@@ -328,10 +320,14 @@ impl<T> Sender<T> {
             shared.lock().tx_waiters -= 1;
             if timed_out {
                 // One last try: room may have appeared at the deadline.
-                return match shared.push(msg) {
-                    Ok(()) => Ok(()),
-                    Err(Refused::NoReceiver(m)) => Err(SendTimeoutError::Disconnected(m)),
-                    Err(Refused::Full(m, _core)) => Err(SendTimeoutError::Timeout(m)),
+                let mut core = shared.lock();
+                return match core.push(msg) {
+                    Push::Queued { wake_rx } => {
+                        shared.queued(core, wake_rx);
+                        Ok(())
+                    }
+                    Push::NoReceiver(m) => Err(SendTimeoutError::Disconnected(m)),
+                    Push::Full(m) => Err(SendTimeoutError::Timeout(m)),
                 };
             }
         }

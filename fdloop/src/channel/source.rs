@@ -154,9 +154,11 @@ impl<T> Source for SendReady<T> {
     ) -> io::Result<Action> {
         {
             let mut core = self.shared.lock();
-            core.consume_tx_signal(|| match &self.shared.tx_notify {
-                Some(n) => n.drain().map(drop),
-                None => Ok(()),
+            core.consume_tx_signal(|| {
+                if let Some(n) = &self.shared.tx_notify {
+                    n.drain()?;
+                }
+                Ok::<(), io::Error>(())
             })?;
             // A `Full` seen by the callback sets it again.
             core.tx_want = false;
