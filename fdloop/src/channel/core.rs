@@ -154,15 +154,38 @@ impl<T> Core<T> {
 
     fn give_back(&mut self, delivered: usize) -> bool {
         self.len -= delivered.min(self.len);
-        if delivered > 0
-            && self.len < self.cap
-            && (self.tx_waiters > 0 || self.tx_want)
-            && !self.tx_signaled
-        {
+        delivered > 0 && self.len < self.cap && self.signal_tx()
+    }
+
+    /// Capacity came back, or the receiver is gone: if a sender waits for
+    /// room and the send-side notifier is not signalled yet, marks it
+    /// signalled. Returns whether the caller must write it (after
+    /// unlocking).
+    #[inline]
+    pub(crate) fn signal_tx(&mut self) -> bool {
+        if (self.tx_waiters > 0 || self.tx_want) && !self.tx_signaled {
             self.tx_signaled = true;
             return true;
         }
         false
+    }
+
+    /// A sender found the channel full and is about to wait for room, or a
+    /// [`SendReady`](super::SendReady) source is about to fire: consumes a
+    /// send-side signal that is no longer news, under the lock, so that the
+    /// notifier turns readable again only when capacity comes back after
+    /// this point. `drain` reads the notifier; the flag stays set if it
+    /// fails.
+    #[inline]
+    pub(crate) fn consume_tx_signal<E>(
+        &mut self,
+        drain: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.tx_signaled {
+            drain()?;
+            self.tx_signaled = false;
+        }
+        Ok(())
     }
 }
 
@@ -177,6 +200,7 @@ mod loom_tests {
     use super::*;
     use loom::sync::{Arc, Mutex};
     use loom::thread;
+    use std::convert::Infallible;
 
     #[derive(Clone, Copy, Debug)]
     struct Variant {
@@ -245,25 +269,32 @@ mod loom_tests {
         check(CORRECT);
     }
 
-    fn must_fail(v: Variant) {
-        let r = std::panic::catch_unwind(|| check(v));
+    /// Runs a model on a deliberately broken variant: it must fail.
+    fn must_fail<V: Copy + std::fmt::Debug + std::panic::UnwindSafe>(check: fn(V), v: V) {
+        let r = std::panic::catch_unwind(move || check(v));
         assert!(r.is_err(), "loom did not catch the broken protocol {v:?}");
     }
 
     #[test]
     fn loom_catches_drain_after_sleep() {
-        must_fail(Variant {
-            drain_after_sleep: true,
-            ..CORRECT
-        });
+        must_fail(
+            check,
+            Variant {
+                drain_after_sleep: true,
+                ..CORRECT
+            },
+        );
     }
 
     #[test]
     fn loom_catches_sleep_without_empty_check() {
-        must_fail(Variant {
-            skip_empty_check: true,
-            ..CORRECT
-        });
+        must_fail(
+            check,
+            Variant {
+                skip_empty_check: true,
+                ..CORRECT
+            },
+        );
     }
 
     // --- bounded channels: capacity coming back to a blocked sender -------
@@ -317,11 +348,14 @@ mod loom_tests {
                 let mut c = core.lock().unwrap();
                 match c.push(2) {
                     Push::Full(_) => {
-                        if c.tx_signaled {
-                            if !v.drain_outside_lock {
-                                *fd.lock().unwrap() = false;
-                            }
+                        if v.drain_outside_lock {
+                            // Broken: the drain comes after unlocking, below.
                             c.tx_signaled = false;
+                        } else {
+                            let Ok(()) = c.consume_tx_signal(|| {
+                                *fd.lock().unwrap() = false;
+                                Ok::<(), Infallible>(())
+                            });
                         }
                         c.tx_waiters += 1;
                         true
@@ -351,29 +385,23 @@ mod loom_tests {
 
     #[test]
     fn loom_catches_ignoring_blocked_senders() {
-        let r = std::panic::catch_unwind(|| {
-            check_tx(TxVariant {
+        must_fail(
+            check_tx,
+            TxVariant {
                 ignore_waiters: true,
                 ..TX_CORRECT
-            })
-        });
-        assert!(
-            r.is_err(),
-            "loom did not catch the broken capacity protocol"
+            },
         );
     }
 
     #[test]
     fn loom_catches_drain_outside_the_lock() {
-        let r = std::panic::catch_unwind(|| {
-            check_tx(TxVariant {
+        must_fail(
+            check_tx,
+            TxVariant {
                 drain_outside_lock: true,
                 ..TX_CORRECT
-            })
-        });
-        assert!(
-            r.is_err(),
-            "loom did not catch the broken capacity protocol"
+            },
         );
     }
 }

@@ -50,6 +50,7 @@ pub use source::{Event, SendReady};
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -93,6 +94,20 @@ impl<T> Shared<T> {
     fn wake_tx(&self) {
         if let Some(n) = &self.tx_notify {
             let _ = n.notify();
+        }
+    }
+
+    /// S3–S4 (see core.rs) for a message [`Core::push`] queued: unlocks,
+    /// then notifies the receiver if it was asleep (`wake_rx`).
+    ///
+    /// Each send path keeps its own `match` on [`Push`]: a wrapper that also
+    /// locked and pushed, handing back refusals with the guard, compiled
+    /// `try_send` with the rare arms laid out on the fall-through path.
+    #[inline]
+    fn queued(&self, core: MutexGuard<'_, Core<T>>, wake_rx: bool) {
+        drop(core);
+        if wake_rx {
+            self.wake_rx();
         }
     }
 }
@@ -241,10 +256,7 @@ impl<T> Sender<T> {
         let mut core = self.shared.lock();
         match core.push(msg) {
             Push::Queued { wake_rx } => {
-                drop(core);
-                if wake_rx {
-                    self.shared.wake_rx();
-                }
+                self.shared.queued(core, wake_rx);
                 Ok(())
             }
             Push::Full(m) => {
@@ -283,10 +295,7 @@ impl<T> Sender<T> {
             let mut core = shared.lock();
             match core.push(msg) {
                 Push::Queued { wake_rx } => {
-                    drop(core);
-                    if wake_rx {
-                        shared.wake_rx();
-                    }
+                    shared.queued(core, wake_rx);
                     return Ok(());
                 }
                 Push::NoReceiver(m) => return Err(SendTimeoutError::Disconnected(m)),
@@ -299,10 +308,12 @@ impl<T> Sender<T> {
                 // Unbounded channels are never full.
                 return Err(SendTimeoutError::Disconnected(msg));
             };
-            if core.tx_signaled {
+            // A failed drain (not possible on a live descriptor we own) is
+            // ignored: the wait below then returns at once and we retry.
+            let Ok(()) = core.consume_tx_signal(|| {
                 let _ = tx_notify.drain();
-                core.tx_signaled = false;
-            }
+                Ok::<(), Infallible>(())
+            });
             core.tx_waiters += 1;
             drop(core);
             let timed_out = !wait_readable(tx_notify.as_fd(), deadline);
@@ -312,10 +323,7 @@ impl<T> Sender<T> {
                 let mut core = shared.lock();
                 return match core.push(msg) {
                     Push::Queued { wake_rx } => {
-                        drop(core);
-                        if wake_rx {
-                            shared.wake_rx();
-                        }
+                        shared.queued(core, wake_rx);
                         Ok(())
                     }
                     Push::NoReceiver(m) => Err(SendTimeoutError::Disconnected(m)),
@@ -720,8 +728,7 @@ impl<T> Drop for Receiver<T> {
         let (queued, wake_tx) = {
             let mut core = self.shared.lock();
             core.rx_gone = true;
-            let wake = (core.tx_waiters > 0 || core.tx_want) && !core.tx_signaled;
-            core.tx_signaled |= wake;
+            let wake = core.signal_tx();
             (std::mem::take(&mut core.queue), wake)
         };
         if wake_tx {

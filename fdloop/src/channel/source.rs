@@ -154,12 +154,12 @@ impl<T> Source for SendReady<T> {
     ) -> io::Result<Action> {
         {
             let mut core = self.shared.lock();
-            if core.tx_signaled {
+            core.consume_tx_signal(|| {
                 if let Some(n) = &self.shared.tx_notify {
                     n.drain()?;
                 }
-                core.tx_signaled = false;
-            }
+                Ok::<(), io::Error>(())
+            })?;
             // A `Full` seen by the callback sets it again.
             core.tx_want = false;
         }

@@ -41,9 +41,19 @@
 //! blocked was woken by the write, and the work was published before W1,
 //! which precedes it.
 //!
-//! The loom model below checks this with and without L1, and checks that
-//! it breaks when the loop skips L3's check or the waker's ordering is
-//! weakened — or L3 is relaxed while the loop relies on it alone.
+//! The loom model at the end of this file drives this code — the
+//! [`WakeState`] functions the loop and [`Remote`] call — with and without
+//! L1, and checks that the model fails when the loop skips L3's check, when
+//! the waker's ordering is weakened, or when L3 is relaxed while the loop
+//! relies on it alone.
+//!
+//! # Layout
+//!
+//! [`WakeState`] is the protocol's state machine over `F`, the descriptor a
+//! wake writes: the loop's [`Notifier`] in the library, a stand-in in the
+//! model (anything that is [`WakeFd`]). Under `cfg(loom)` only, it also
+//! carries the orderings of W1 and L3, so the model can weaken them; the
+//! library always uses `AcqRel`.
 
 use std::fmt;
 use std::io;
@@ -61,37 +71,94 @@ pub(crate) const AWAKE: u8 = 0;
 pub(crate) const SLEEPING: u8 = 1;
 pub(crate) const NOTIFIED: u8 = 2;
 
-/// State shared between a loop and every [`Remote`] to it.
-pub(crate) struct WakeState {
-    pub(crate) state: AtomicU8,
-    pub(crate) stop: AtomicBool,
-    pub(crate) notifier: Notifier,
+/// What a wake writes when the loop may be asleep: the loop's [`Notifier`]
+/// (in the loom model, a stand-in for it).
+pub(crate) trait WakeFd {
+    /// Makes the descriptor readable. Returns whether a write was made.
+    fn notify(&self) -> io::Result<bool>;
 }
 
-impl WakeState {
-    pub(crate) fn new(notifier: Notifier) -> WakeState {
+impl WakeFd for Notifier {
+    #[inline]
+    fn notify(&self) -> io::Result<bool> {
+        Notifier::notify(self)
+    }
+}
+
+/// The memory orderings of W1 and L3: `AcqRel` both. Only the loom model
+/// uses others, to check that it catches them.
+#[derive(Clone, Copy, Debug)]
+struct Orderings {
+    wake: Ordering,
+    sleep: Ordering,
+}
+
+impl Orderings {
+    const CORRECT: Orderings = Orderings {
+        wake: Ordering::AcqRel,
+        sleep: Ordering::AcqRel,
+    };
+}
+
+/// State shared between a loop and every [`Remote`] to it: the protocol's
+/// `state`, the stop request, and the descriptor a wake writes.
+pub(crate) struct WakeState<F = Notifier> {
+    state: AtomicU8,
+    pub(crate) stop: AtomicBool,
+    pub(crate) notifier: F,
+    /// The loom model's knob (see [`Orderings`]).
+    #[cfg(loom)]
+    orderings: Orderings,
+}
+
+impl<F> WakeState<F> {
+    pub(crate) fn new(notifier: F) -> WakeState<F> {
         WakeState {
             // Not running yet: nobody watches the fd set, so the first
             // wake must write.
             state: AtomicU8::new(SLEEPING),
             stop: AtomicBool::new(false),
             notifier,
+            #[cfg(loom)]
+            orderings: Orderings::CORRECT,
         }
     }
 
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn orderings(&self) -> Orderings {
+        Orderings::CORRECT
+    }
+
+    #[cfg(loom)]
+    #[inline(always)]
+    fn orderings(&self) -> Orderings {
+        self.orderings
+    }
+}
+
+impl<F: WakeFd> WakeState<F> {
     /// W1–W2. Returns whether a write was made.
     #[inline]
     pub(crate) fn wake(&self) -> io::Result<bool> {
-        if self.state.swap(NOTIFIED, Ordering::AcqRel) == SLEEPING {
+        if self.state.swap(NOTIFIED, self.orderings().wake) == SLEEPING {
             return self.notifier.notify();
         }
         Ok(false)
     }
 
+    /// [`Remote::stop`]: publishes the stop request, then wakes (W1–W2),
+    /// so a loop that acquires the wake sees the request.
+    #[inline]
+    pub(crate) fn request_stop(&self) -> io::Result<bool> {
+        self.stop.store(true, Ordering::Release);
+        self.wake()
+    }
+
     /// L3: returns whether the loop may block (no wake since L1).
     #[inline]
     pub(crate) fn prepare_sleep(&self) -> bool {
-        self.state.swap(SLEEPING, Ordering::AcqRel) != NOTIFIED
+        self.state.swap(SLEEPING, self.orderings().sleep) != NOTIFIED
     }
 
     /// L1.
@@ -176,8 +243,7 @@ impl Remote {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stop(&self) -> io::Result<()> {
-        self.shared.stop.store(true, Ordering::Release);
-        self.wake()
+        self.shared.request_stop().map(drop)
     }
 
     /// How many times wakes through this loop's notifier wrote to it (system
@@ -206,30 +272,70 @@ impl fmt::Debug for Remote {
 
 #[cfg(all(test, loom))]
 mod loom_tests {
-    //! The wake protocol with the loop's blocking wait modelled as a
-    //! mutex-protected "fd readable" flag: the loop may only block when the
-    //! flag is clear, and a blocked loop with no write coming is a lost
-    //! wake-up. Work is a relaxed atomic, so visibility must come from the
-    //! protocol.
-    use loom::sync::atomic::{AtomicU8, AtomicUsize};
+    //! Run with:
+    //! `RUSTFLAGS="--cfg loom" cargo test -p fdloop --lib --release loom`
+    //!
+    //! The models drive the real [`WakeState`] over a stand-in for the
+    //! notifier: a mutex-protected counter of writes (the kernel locks the
+    //! eventfd, so a write and a later look at it are ordered and
+    //! synchronise). The loop's blocking wait is "wait for the waker to
+    //! finish, then the counter must be non-zero": a loop that blocked with
+    //! no write coming has lost a wake-up. Work is a relaxed atomic, so
+    //! visibility must come from the protocol.
+    //!
+    //! Broken variants of how the protocol is used (ignoring L3's answer,
+    //! publishing the stop flag late) are written out here; broken variants
+    //! inside it (weaker orderings for W1 and L3) go through the
+    //! `orderings` knob, which exists only under `cfg(loom)`.
+    use super::*;
+    use crate::sync::Ordering::{Relaxed, Release};
+    use loom::sync::atomic::AtomicUsize;
     use loom::sync::{Arc, Mutex};
     use loom::thread;
-    use std::sync::atomic::Ordering::*;
 
-    use super::{AWAKE, NOTIFIED, SLEEPING};
+    /// The notifier's stand-in: how many writes it holds.
+    struct Fd(Mutex<u64>);
+
+    impl WakeFd for Fd {
+        fn notify(&self) -> io::Result<bool> {
+            *self.0.lock().unwrap() += 1;
+            Ok(true)
+        }
+    }
+
+    impl Fd {
+        fn readable(&self) -> bool {
+            *self.0.lock().unwrap() > 0
+        }
+    }
+
+    /// A loop's wake state with the given orderings, marked awake (L1): the
+    /// loop is about to look for work.
+    fn awake_loop(orderings: Orderings) -> Arc<WakeState<Fd>> {
+        let mut ws = WakeState::new(Fd(Mutex::new(0)));
+        ws.orderings = orderings;
+        ws.awake();
+        Arc::new(ws)
+    }
+
+    /// Runs a model on a deliberately broken variant: it must fail.
+    fn must_fail<V: Copy + std::fmt::Debug + std::panic::UnwindSafe>(check: fn(V), v: V) {
+        let r = std::panic::catch_unwind(move || check(v));
+        assert!(r.is_err(), "loom did not catch the broken protocol {v:?}");
+    }
 
     #[derive(Clone, Copy, Debug)]
     struct Variant {
-        wake: std::sync::atomic::Ordering,
-        sleep: std::sync::atomic::Ordering,
+        orderings: Orderings,
+        /// The loop heeds L3's answer (false: it blocks even when L3 read
+        /// `NOTIFIED`).
         check_before_sleep: bool,
         /// L1 after the wait (`run`); `run_once` skips it.
         awake_after_wait: bool,
     }
 
     const CORRECT: Variant = Variant {
-        wake: AcqRel,
-        sleep: AcqRel,
+        orderings: Orderings::CORRECT,
         check_before_sleep: true,
         awake_after_wait: true,
     };
@@ -240,40 +346,37 @@ mod loom_tests {
         ..CORRECT
     };
 
+    /// A waker publishes work and wakes; the loop looks for work and, if it
+    /// finds none, prepares to sleep.
     fn check(v: Variant) {
         loom::model(move || {
-            let state = Arc::new(AtomicU8::new(AWAKE));
-            let fd = Arc::new(Mutex::new(false));
+            let ws = awake_loop(v.orderings);
             let work = Arc::new(AtomicUsize::new(0));
-            let (s2, f2, w2) = (state.clone(), fd.clone(), work.clone());
+            let (ws2, w2) = (ws.clone(), work.clone());
             let waker = thread::spawn(move || {
                 w2.store(1, Relaxed);
-                if s2.swap(NOTIFIED, v.wake) == SLEEPING {
-                    *f2.lock().unwrap() = true;
-                }
+                ws2.wake().unwrap();
             });
-            // The loop: look at work; if none, prepare to sleep.
             let mut seen = work.load(Relaxed);
             if seen == 0 {
-                let may_block = state.swap(SLEEPING, v.sleep) != NOTIFIED || !v.check_before_sleep;
+                let may_block = ws.prepare_sleep() || !v.check_before_sleep;
                 if may_block {
                     // Blocking: we rely on the fd. Wait for the waker to
                     // finish, then the fd must be readable.
                     waker.join().unwrap();
-                    let readable = *fd.lock().unwrap();
                     assert!(
-                        readable,
+                        ws.notifier.readable(),
                         "loop blocked and nobody wrote the fd: lost wake-up"
                     );
                     if v.awake_after_wait {
-                        state.swap(AWAKE, AcqRel);
+                        ws.awake();
                     }
                     seen = work.load(Relaxed);
                     assert_eq!(seen, 1, "woken but the work is not visible");
                     return;
                 }
                 if v.awake_after_wait {
-                    state.swap(AWAKE, AcqRel);
+                    ws.awake();
                 }
                 seen = work.load(Relaxed);
                 assert_eq!(seen, 1, "told not to sleep but the work is not visible");
@@ -292,82 +395,103 @@ mod loom_tests {
         check(CORRECT_WITHOUT_L1);
     }
 
-    fn must_fail(v: Variant) {
-        let r = std::panic::catch_unwind(|| check(v));
-        assert!(r.is_err(), "loom did not catch the broken protocol {v:?}");
-    }
-
     #[test]
     fn loom_catches_sleep_without_check() {
-        must_fail(Variant {
-            check_before_sleep: false,
-            ..CORRECT
-        });
+        must_fail(
+            check,
+            Variant {
+                check_before_sleep: false,
+                ..CORRECT
+            },
+        );
     }
 
     #[test]
     fn loom_catches_relaxed_wake() {
-        must_fail(Variant {
-            wake: Relaxed,
-            ..CORRECT
-        });
+        must_fail(
+            check,
+            Variant {
+                orderings: Orderings {
+                    wake: Relaxed,
+                    ..Orderings::CORRECT
+                },
+                ..CORRECT
+            },
+        );
     }
 
     // A relaxed L3 is not a bug while L1 follows it: the L1 swap (AcqRel)
     // still acquires the waker's release through the release sequence
-    // before any work is looked at. Without L1 (`run_once`), L3 is the only
-    // acquire, and relaxing it must fail:
+    // before any work is looked at (the model confirms it: the variant
+    // passes). Without L1 (`run_once`), L3 is the only acquire, and
+    // relaxing it must fail:
+    #[test]
+    fn loom_relaxed_sleep_with_l1_is_still_correct() {
+        check(Variant {
+            orderings: Orderings {
+                sleep: Relaxed,
+                ..Orderings::CORRECT
+            },
+            ..CORRECT
+        });
+    }
+
     #[test]
     fn loom_catches_relaxed_sleep_without_l1() {
-        must_fail(Variant {
-            sleep: Relaxed,
-            ..CORRECT_WITHOUT_L1
-        });
+        must_fail(
+            check,
+            Variant {
+                orderings: Orderings {
+                    sleep: Relaxed,
+                    ..Orderings::CORRECT
+                },
+                ..CORRECT_WITHOUT_L1
+            },
+        );
     }
 
     #[test]
     fn loom_catches_sleep_without_check_without_l1() {
-        must_fail(Variant {
-            check_before_sleep: false,
-            ..CORRECT_WITHOUT_L1
-        });
+        must_fail(
+            check,
+            Variant {
+                check_before_sleep: false,
+                ..CORRECT_WITHOUT_L1
+            },
+        );
     }
 
     // --- Remote::stop ------------------------------------------------------
 
+    /// How the remote thread asks for a stop.
     #[derive(Clone, Copy, Debug)]
-    struct StopVariant {
-        /// Publish the stop flag after waking instead of before.
-        flag_after_wake: bool,
-        /// Publish it with a relaxed store (not a bug: see below).
-        relaxed_flag: bool,
+    enum Stopper {
+        /// As [`Remote::stop`] does: [`WakeState::request_stop`].
+        Real,
+        /// Broken: publishes the stop flag after waking instead of before.
+        FlagAfterWake,
+        /// Publishes the flag with a relaxed store (not a bug: see below).
+        RelaxedFlag,
     }
-
-    const STOP_CORRECT: StopVariant = StopVariant {
-        flag_after_wake: false,
-        relaxed_flag: false,
-    };
 
     /// `run` checks the stop flag, then prepares to sleep; a remote thread
     /// stops it. A loop that blocks must be woken, and after waking must see
     /// the stop (or it would sleep again, forever).
-    fn check_stop(v: StopVariant) {
-        use loom::sync::atomic::AtomicBool;
+    fn check_stop(stopper: Stopper) {
         loom::model(move || {
-            let state = Arc::new(AtomicU8::new(AWAKE));
-            let stop = Arc::new(AtomicBool::new(false));
-            let fd = Arc::new(Mutex::new(false));
-            let (s2, st2, f2) = (state.clone(), stop.clone(), fd.clone());
-            let flag_order = if v.relaxed_flag { Relaxed } else { Release };
-            let mut remote = Some(thread::spawn(move || {
-                if !v.flag_after_wake {
-                    st2.store(true, flag_order);
+            let ws = awake_loop(Orderings::CORRECT);
+            let ws2 = ws.clone();
+            let mut remote = Some(thread::spawn(move || match stopper {
+                Stopper::Real => {
+                    ws2.request_stop().unwrap();
                 }
-                if s2.swap(NOTIFIED, AcqRel) == SLEEPING {
-                    *f2.lock().unwrap() = true;
+                Stopper::FlagAfterWake => {
+                    ws2.wake().unwrap();
+                    ws2.stop.store(true, Release);
                 }
-                if v.flag_after_wake {
-                    st2.store(true, flag_order);
+                Stopper::RelaxedFlag => {
+                    ws2.stop.store(true, Relaxed);
+                    ws2.wake().unwrap();
                 }
             }));
             let mut join = || {
@@ -376,19 +500,17 @@ mod loom_tests {
                 }
             };
             // One iteration of `run`.
-            let take_stop = |stop: &AtomicBool| stop.load(Acquire) && stop.swap(false, AcqRel);
-            if take_stop(&stop) {
+            if ws.take_stop() {
                 join();
                 return;
             }
-            let may_block = state.swap(SLEEPING, AcqRel) != NOTIFIED;
-            if may_block {
+            if ws.prepare_sleep() {
                 join();
-                assert!(*fd.lock().unwrap(), "blocked with no wake-up coming");
+                assert!(ws.notifier.readable(), "blocked with no wake-up coming");
             }
-            state.swap(AWAKE, AcqRel);
+            ws.awake();
             // Woken (or told not to sleep): this check must see the stop.
-            let stopped = take_stop(&stop);
+            let stopped = ws.take_stop();
             join();
             assert!(stopped, "woken by stop() but the stop flag is not visible");
         });
@@ -396,18 +518,12 @@ mod loom_tests {
 
     #[test]
     fn loom_remote_stop_is_seen() {
-        check_stop(STOP_CORRECT);
+        check_stop(Stopper::Real);
     }
 
     #[test]
     fn loom_catches_stop_flag_published_after_wake() {
-        let r = std::panic::catch_unwind(|| {
-            check_stop(StopVariant {
-                flag_after_wake: true,
-                ..STOP_CORRECT
-            })
-        });
-        assert!(r.is_err(), "loom did not catch the broken stop protocol");
+        must_fail(check_stop, Stopper::FlagAfterWake);
     }
 
     // A relaxed store of the stop flag is not a bug on its own: it is
@@ -418,9 +534,6 @@ mod loom_tests {
 
     #[test]
     fn loom_relaxed_stop_flag_is_still_seen() {
-        check_stop(StopVariant {
-            relaxed_flag: true,
-            ..STOP_CORRECT
-        });
+        check_stop(Stopper::RelaxedFlag);
     }
 }
