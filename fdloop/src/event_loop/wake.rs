@@ -208,8 +208,11 @@ pub struct Remote {
 }
 
 impl Remote {
-    /// Makes the loop's current or next `run_once` return promptly (it may
-    /// dispatch nothing). Never blocks.
+    /// Makes the loop's current or next wait return at once (the call may
+    /// dispatch nothing); the wake is used up by that wait. A wake made
+    /// while a `run_once` dispatches, after its wait, ends the next call's
+    /// wait instead (see [`EventLoop::run_once`](crate::EventLoop::run_once)).
+    /// Never blocks.
     ///
     /// # Errors
     ///
@@ -228,7 +231,9 @@ impl Remote {
     }
 
     /// Asks [`EventLoop::run`](crate::EventLoop::run) to return after the
-    /// iteration in progress (or at once if it is blocked). Never blocks.
+    /// iteration in progress (or at once if it is blocked); outside `run`,
+    /// makes the current or next `run_once` return without blocking. The
+    /// request is used up by the call it ends. Never blocks.
     ///
     /// # Errors
     ///
