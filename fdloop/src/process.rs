@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::error::ContextError;
 use crate::event_loop::{Action, Interest, Mode, Readiness, Registrar, Source};
 use crate::notify::Notifier;
 use crate::sys;
@@ -205,32 +206,10 @@ impl fmt::Display for Exit {
 
 // ---------------------------------------------------------------------------
 // Errors with context. The original OS error stays reachable as the
-// `source()` of the error inside the returned `io::Error`.
-
-#[derive(Debug)]
-struct ChildError {
-    msg: String,
-    source: io::Error,
-}
-
-impl fmt::Display for ChildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.msg, self.source)
-    }
-}
-
-impl std::error::Error for ChildError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-fn with_context(kind: io::ErrorKind, msg: String, source: io::Error) -> io::Error {
-    io::Error::new(kind, ChildError { msg, source })
-}
+// `source()` of the `ContextError` inside the returned `io::Error`.
 
 fn no_such_process(pid: i32, e: io::Error) -> io::Error {
-    with_context(
+    ContextError::wrap(
         io::ErrorKind::NotFound,
         format!("no such process: pid {pid} does not exist (or was already reaped)"),
         e,
@@ -238,7 +217,7 @@ fn no_such_process(pid: i32, e: io::Error) -> io::Error {
 }
 
 fn not_a_child(pid: i32, e: io::Error) -> io::Error {
-    with_context(
+    ContextError::wrap(
         io::ErrorKind::InvalidInput,
         format!(
             "pid {pid} is not an unreaped child of this process \
