@@ -78,6 +78,7 @@ compile_error!(
 pub mod channel;
 mod error;
 mod event_loop;
+mod fallback;
 mod notify;
 pub mod process;
 pub mod signal;
