@@ -1,4 +1,6 @@
-//! fdloop's error type for the event loop and everything built on it.
+//! fdloop's error type for the event loop and everything built on it, and
+//! [`ContextError`], the message-plus-OS-error that sources put inside the
+//! `io::Error`s they return.
 
 use std::fmt;
 use std::io;
@@ -126,3 +128,54 @@ impl From<Error> for io::Error {
 
 /// `Result` with fdloop's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An OS error with what fdloop was doing when it happened ("cannot watch
+/// /tmp/x", "no such process: pid 42 ..."), carried inside the
+/// [`io::Error`] a source returns: the `io::Error` displays as
+/// `"{msg}: {source}"`, its [`get_ref`](io::Error::get_ref) is this value,
+/// and this value's [`source`](std::error::Error::source) is the original
+/// error, `errno` intact. Used by [`process`](crate::process) and
+/// [`watch`](crate::watch), whose public API returns `io::Result`.
+#[derive(Debug)]
+pub(crate) struct ContextError {
+    msg: String,
+    source: io::Error,
+}
+
+impl ContextError {
+    /// An `io::Error` of `kind` carrying `msg` and the original `source`.
+    pub(crate) fn wrap(kind: io::ErrorKind, msg: String, source: io::Error) -> io::Error {
+        io::Error::new(kind, ContextError { msg, source })
+    }
+}
+
+impl fmt::Display for ContextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.msg, self.source)
+    }
+}
+
+impl std::error::Error for ContextError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_error_keeps_kind_message_and_os_error() {
+        let os = io::Error::from_raw_os_error(rustix::io::Errno::NOENT.raw_os_error());
+        let e = ContextError::wrap(io::ErrorKind::NotFound, "cannot watch /x".into(), os);
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().starts_with("cannot watch /x: "), "{e}");
+        let inner = e
+            .get_ref()
+            .and_then(std::error::Error::source)
+            .and_then(|s| s.downcast_ref::<io::Error>())
+            .and_then(io::Error::raw_os_error);
+        assert_eq!(inner, Some(rustix::io::Errno::NOENT.raw_os_error()));
+    }
+}

@@ -78,6 +78,7 @@ compile_error!(
 pub mod channel;
 mod error;
 mod event_loop;
+mod fallback;
 mod io;
 mod notify;
 mod ping;
@@ -93,10 +94,11 @@ pub mod watch;
 pub use error::{Error, Result};
 pub use event_loop::{
     Action, AfterPanic, EventLoop, InsertError, Interest, LoopHandle, Mode, Readiness, Registrar,
-    Remote, Source, SourceId, Stats, TimeoutPrecision, FORCE_NO_TIMERFD_ENV, FORCE_TIMEOUT_ENV,
+    Remote, Source, SourceId, Stats, TimeoutPrecision,
 };
+pub use fallback::{FORCE_NO_TIMERFD_ENV, FORCE_PIPE_ENV, FORCE_TIMEOUT_ENV};
 pub use io::{Io, IoCtl};
-pub use notify::{Backend, EventFd, EventFdOptions, Notifier, FORCE_PIPE_ENV, MAX_COUNTER};
+pub use notify::{Backend, EventFd, EventFdOptions, Notifier, MAX_COUNTER};
 pub use ping::{Ping, PingHandle};
 pub use timer::{Clock, Timer, TimerCtl, TimerEvent};
 

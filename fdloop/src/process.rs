@@ -30,15 +30,16 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use rustix::io::Errno;
+
+use crate::error::ContextError;
 use crate::event_loop::{Action, Interest, Mode, Readiness, Registrar, Source};
+use crate::fallback::{self, errno_is};
 use crate::notify::Notifier;
 use crate::sys;
 use crate::sys::pidfd::{Ended, Target};
 
-/// The environment variable that forces every [`Child`] onto the `SIGCHLD`
-/// fallback ([`ChildBackend::Sigchld`]): any value but empty or `0`. Read
-/// once per process, on the first [`Child::from_pid`].
-pub const FORCE_SIGCHLD_ENV: &str = "FDLOOP_FORCE_SIGCHLD";
+pub use crate::fallback::FORCE_SIGCHLD_ENV;
 
 /// How a [`Child`] learns that its process ended.
 ///
@@ -205,32 +206,10 @@ impl fmt::Display for Exit {
 
 // ---------------------------------------------------------------------------
 // Errors with context. The original OS error stays reachable as the
-// `source()` of the error inside the returned `io::Error`.
-
-#[derive(Debug)]
-struct ChildError {
-    msg: String,
-    source: io::Error,
-}
-
-impl fmt::Display for ChildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.msg, self.source)
-    }
-}
-
-impl std::error::Error for ChildError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-fn with_context(kind: io::ErrorKind, msg: String, source: io::Error) -> io::Error {
-    io::Error::new(kind, ChildError { msg, source })
-}
+// `source()` of the `ContextError` inside the returned `io::Error`.
 
 fn no_such_process(pid: i32, e: io::Error) -> io::Error {
-    with_context(
+    ContextError::wrap(
         io::ErrorKind::NotFound,
         format!("no such process: pid {pid} does not exist (or was already reaped)"),
         e,
@@ -238,7 +217,7 @@ fn no_such_process(pid: i32, e: io::Error) -> io::Error {
 }
 
 fn not_a_child(pid: i32, e: io::Error) -> io::Error {
-    with_context(
+    ContextError::wrap(
         io::ErrorKind::InvalidInput,
         format!(
             "pid {pid} is not an unreaped child of this process \
@@ -246,10 +225,6 @@ fn not_a_child(pid: i32, e: io::Error) -> io::Error {
         ),
         e,
     )
-}
-
-fn errno_is(e: &io::Error, errno: i32) -> bool {
-    e.raw_os_error() == Some(errno)
 }
 
 // ---------------------------------------------------------------------------
@@ -377,15 +352,6 @@ impl Drop for Registration {
 // ---------------------------------------------------------------------------
 // Backend choice.
 
-fn parse_force(v: Option<&str>) -> bool {
-    !matches!(v.map(str::trim), None | Some("") | Some("0"))
-}
-
-fn forced_sigchld() -> bool {
-    static FORCED: OnceLock<bool> = OnceLock::new();
-    *FORCED.get_or_init(|| parse_force(std::env::var(FORCE_SIGCHLD_ENV).ok().as_deref()))
-}
-
 /// Set once pidfds proved unavailable in this process (`ENOSYS`, `EPERM`).
 static PIDFD_UNUSABLE: AtomicBool = AtomicBool::new(false);
 
@@ -500,15 +466,27 @@ impl Child {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn from_pid(pid: u32) -> io::Result<Child> {
-        if !forced_sigchld() && !PIDFD_UNUSABLE.load(Ordering::Relaxed) {
+        if !fallback::forced_sigchld() && !PIDFD_UNUSABLE.load(Ordering::Relaxed) {
             match Child::with_backend(pid, ChildBackend::PidFd) {
                 Ok(c) => return Ok(c),
-                Err(e) if errno_is(&e, libc::ENOSYS) || errno_is(&e, libc::EPERM) => {
+                Err(e) if fallback::call_missing(&e) => {
+                    crate::trace::notable!(
+                        warn,
+                        error = %e,
+                        "pidfd unavailable: child processes watched through SIGCHLD"
+                    );
                     PIDFD_UNUSABLE.store(true, Ordering::Relaxed);
                 }
                 // EINVAL: also "a thread, not a process" on older kernels,
                 // so fall back for this pid only.
-                Err(e) if errno_is(&e, libc::EINVAL) => {}
+                Err(e) if errno_is(&e, Errno::INVAL) => {
+                    crate::trace::notable!(
+                        warn,
+                        pid,
+                        error = %e,
+                        "pidfd refused for this child: watched through SIGCHLD"
+                    );
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -631,7 +609,7 @@ impl Child {
                 }
                 Ok(None) => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if errno_is(&e, libc::ECHILD) => return Err(not_a_child(self.pid, e)),
+                Err(e) if errno_is(&e, Errno::CHILD) => return Err(not_a_child(self.pid, e)),
                 Err(e) => return Err(e),
             }
         }
@@ -687,16 +665,16 @@ impl Child {
 fn open_pidfd(pid: i32) -> io::Result<OwnedFd> {
     let fd = match sys::pidfd::pidfd_open(pid) {
         Ok(fd) => fd,
-        Err(e) if errno_is(&e, libc::ESRCH) => return Err(no_such_process(pid, e)),
+        Err(e) if errno_is(&e, Errno::SRCH) => return Err(no_such_process(pid, e)),
         Err(e) => return Err(e),
     };
     // Peek (WNOWAIT: nothing is reaped) to check that it is our child and
     // that this kernel takes P_PIDFD (5.4; pidfd_open came in 5.3).
     match sys::pidfd::waitid(Target::PidFd(fd.as_fd()), false) {
         Ok(_) => Ok(fd),
-        Err(e) if errno_is(&e, libc::ECHILD) => Err(not_a_child(pid, e)),
+        Err(e) if errno_is(&e, Errno::CHILD) => Err(not_a_child(pid, e)),
         Err(e) => {
-            if errno_is(&e, libc::EINVAL) {
+            if errno_is(&e, Errno::INVAL) {
                 // Linux 5.3: pidfd_open without P_PIDFD. Same for every pid.
                 PIDFD_UNUSABLE.store(true, Ordering::Relaxed);
             }
@@ -711,9 +689,9 @@ fn register_fallback(pid: i32) -> io::Result<Registration> {
         match sys::pidfd::waitid(Target::Pid(pid), false) {
             Ok(_) => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if errno_is(&e, libc::ECHILD) => {
+            Err(e) if errno_is(&e, Errno::CHILD) => {
                 return Err(match sys::pidfd::probe(pid) {
-                    Err(p) if errno_is(&p, libc::ESRCH) => no_such_process(pid, e),
+                    Err(p) if errno_is(&p, Errno::SRCH) => no_such_process(pid, e),
                     _ => not_a_child(pid, e),
                 });
             }
@@ -811,15 +789,6 @@ impl fmt::Debug for Child {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parse_force_values() {
-        assert!(!parse_force(None));
-        assert!(!parse_force(Some("")));
-        assert!(!parse_force(Some(" 0 ")));
-        assert!(parse_force(Some("1")));
-        assert!(parse_force(Some("yes")));
-    }
 
     #[test]
     fn raw_status_round_trip() {

@@ -10,7 +10,6 @@
 /// `notable!(level, ...)`: a `tracing` event at `level` (`warn`, `info`,
 /// `debug`, `trace`) with target `"fdloop"`, or nothing without the
 /// `tracing` feature. The arguments are those of `tracing`'s macros.
-#[allow(unused_macros)] // until the first caller lands
 macro_rules! notable {
     ($level:ident, $($arg:tt)+) => {
         #[cfg(feature = "tracing")]
@@ -20,5 +19,4 @@ macro_rules! notable {
     };
 }
 
-#[allow(unused_imports)]
 pub(crate) use notable;

@@ -27,6 +27,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::error::ContextError;
 use crate::event_loop::single_readable_fd;
 use crate::event_loop::{Action, Readiness, Registrar, Source};
 use crate::sys;
@@ -601,13 +602,7 @@ impl Watch {
     pub fn add(&mut self, path: impl AsRef<Path>, mask: WatchMask) -> io::Result<WatchId> {
         let path = path.as_ref();
         let wd = sys::inotify::add_watch(&self.fd, path, mask.bits()).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                WatchError {
-                    msg: format!("cannot watch {}", path.display()),
-                    source: e,
-                },
-            )
+            ContextError::wrap(e.kind(), format!("cannot watch {}", path.display()), e)
         })?;
         self.watches.insert(wd, path.to_path_buf());
         Ok(WatchId(wd))
@@ -794,24 +789,6 @@ fn decode(
         mask,
         cookie: rec.cookie,
     })
-}
-
-#[derive(Debug)]
-struct WatchError {
-    msg: String,
-    source: io::Error,
-}
-
-impl fmt::Display for WatchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.msg, self.source)
-    }
-}
-
-impl std::error::Error for WatchError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
 }
 
 /// The loop source: each wake-up delivers one batch (see [`Watch`]). If the

@@ -49,9 +49,8 @@ pub use handle::{InsertError, LoopHandle};
 pub(crate) use source::single_readable_fd;
 pub use source::{Action, AfterPanic, Interest, Mode, Readiness, Registrar, Source, SourceId};
 pub use stats::Stats;
-pub use timers::FORCE_NO_TIMERFD_ENV;
 pub(crate) use timers::SUB_CLOCK_SET;
-pub use waiter::{TimeoutPrecision, FORCE_TIMEOUT_ENV};
+pub use waiter::TimeoutPrecision;
 pub use wake::Remote;
 
 use std::cell::{Cell, RefCell};

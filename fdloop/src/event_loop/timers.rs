@@ -20,7 +20,6 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use rustix::event::epoll::EventFlags;
 
@@ -32,10 +31,6 @@ pub(crate) use crate::sys::timerfd::Clock;
 pub(crate) const SUB_DUE: u8 = 0;
 /// `sub` index: the realtime clock was set.
 pub(crate) const SUB_CLOCK_SET: u8 = 1;
-
-/// The environment variable that makes loops run timers without timerfds
-/// (on the epoll timeout), for testing that fallback.
-pub const FORCE_NO_TIMERFD_ENV: &str = "FDLOOP_FORCE_NO_TIMERFD";
 
 const CLOCKS: [Clock; 3] = [Clock::Monotonic, Clock::Boottime, Clock::Realtime];
 
@@ -54,19 +49,6 @@ pub(crate) fn clock_token(c: Clock) -> u64 {
 
 pub(crate) fn token_clock(t: u64) -> Option<Clock> {
     CLOCKS.into_iter().find(|c| clock_token(*c) == t)
-}
-
-fn timerfd_forced_off() -> bool {
-    static STATE: AtomicU8 = AtomicU8::new(0);
-    match STATE.load(Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => {
-            let off = std::env::var(FORCE_NO_TIMERFD_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
-            STATE.store(if off { 2 } else { 1 }, Ordering::Relaxed);
-            off
-        }
-    }
 }
 
 type Heap = BinaryHeap<Reverse<(u64, u64, u32)>>;
@@ -120,7 +102,7 @@ impl Timers {
             queues: [q(Clock::Monotonic), q(Clock::Boottime), q(Clock::Realtime)],
             current: Vec::new(),
             next_seq: 1,
-            fallback: timerfd_forced_off(),
+            fallback: crate::fallback::forced_no_timerfd(),
             clock_was_set: false,
         }
     }
@@ -176,12 +158,12 @@ impl Timers {
                     sys::epoll::add(ep, fd.as_fd(), clock_token(clock), EventFlags::IN)?;
                     self.queues[qi].fd = Some(fd);
                 }
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENOSYS) | Some(libc::EPERM) | Some(libc::EINVAL)
-                    ) =>
-                {
+                Err(e) if crate::fallback::unavailable(&e) => {
+                    crate::trace::notable!(
+                        warn,
+                        error = %e,
+                        "timerfd unavailable: timers run on the epoll timeout"
+                    );
                     self.fallback = true;
                 }
                 Err(e) => return Err(e),

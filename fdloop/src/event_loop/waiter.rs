@@ -21,11 +21,8 @@ use rustix::event::epoll::{Event, EventFlags};
 use rustix::event::Timespec;
 
 use super::token;
+use crate::fallback::{self, ForcedTimeout};
 use crate::sys;
-
-/// The environment variable that forces a timeout fallback: `timerfd` or
-/// `millis` (read once per process).
-pub const FORCE_TIMEOUT_ENV: &str = "FDLOOP_FORCE_TIMEOUT";
 
 /// How finely an [`EventLoop`](crate::EventLoop) honours timeouts; see
 /// [`EventLoop::timeout_precision`](crate::EventLoop::timeout_precision).
@@ -64,14 +61,10 @@ fn process_best() -> u8 {
     if v != UNDECIDED {
         return v;
     }
-    let forced = match std::env::var(FORCE_TIMEOUT_ENV)
-        .ok()
-        .as_deref()
-        .map(str::trim)
-    {
-        Some(s) if s.eq_ignore_ascii_case("timerfd") => TIMERFD,
-        Some(s) if s.eq_ignore_ascii_case("millis") || s.eq_ignore_ascii_case("ms") => MILLIS,
-        _ => NANOS,
+    let forced = match fallback::forced_timeout() {
+        Some(ForcedTimeout::TimerFd) => TIMERFD,
+        Some(ForcedTimeout::Millis) => MILLIS,
+        None => NANOS,
     };
     PROCESS_BEST.store(forced, Ordering::Relaxed);
     forced
@@ -138,7 +131,13 @@ impl Waiter {
         }
         if self.precision == NANOS {
             match sys::epoll::wait_precise(ep, events, &sys::fd::duration_to_timespec(t)) {
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {
+                // EINVAL here is a bad argument, not a missing call.
+                Err(e) if fallback::call_missing(&e) => {
+                    crate::trace::notable!(
+                        warn,
+                        error = %e,
+                        "epoll_pwait2 unavailable: loop timeouts through a timerfd"
+                    );
                     PROCESS_BEST.store(TIMERFD, Ordering::Relaxed);
                     self.precision = TIMERFD;
                 }
@@ -148,12 +147,12 @@ impl Waiter {
         if self.precision == TIMERFD {
             match self.arm(ep, t) {
                 Ok(()) => return sys::epoll::wait_ms(ep, events, -1),
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENOSYS) | Some(libc::EPERM) | Some(libc::EINVAL)
-                    ) =>
-                {
+                Err(e) if fallback::unavailable(&e) => {
+                    crate::trace::notable!(
+                        warn,
+                        error = %e,
+                        "timerfd unavailable: loop timeouts in whole milliseconds"
+                    );
                     self.timerfd = None;
                     self.precision = MILLIS;
                 }

@@ -8,22 +8,13 @@ pub use eventfd::{EventFd, EventFdOptions, MAX_COUNTER};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::fallback::{self, ForcedPipe};
 use crate::sys;
 use coalesce::Coalescer;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// The environment variable that forces [`Notifier::new`] onto a pipe.
-///
-/// * unset, empty or `0`: automatic (eventfd, falling back to a pipe);
-/// * `fcntl`: the oldest path, `pipe()` followed by `fcntl` ([`Backend::PipeFcntl`]);
-/// * any other value, such as `1`: a pipe made with `pipe2`, falling back to
-///   `pipe()` + `fcntl` ([`Backend::Pipe2`]).
-///
-/// Read once per process, on the first [`Notifier::new`].
-pub const FORCE_PIPE_ENV: &str = "FDLOOP_FORCE_PIPE";
 
 /// What a [`Notifier`] is built on.
 ///
@@ -90,7 +81,7 @@ enum Imp {
 /// * **Backend.** An eventfd where the kernel allows it; otherwise, at run
 ///   time, a pipe — when `eventfd2` fails with `ENOSYS`, `EINVAL` or `EPERM`
 ///   (old kernels, seccomp sandboxes). `pipe2` is tried first, then `pipe` +
-///   `fcntl`. [`FORCE_PIPE_ENV`] forces the pipe; [`backend`](Notifier::backend)
+///   `fcntl`. [`FORCE_PIPE_ENV`](crate::FORCE_PIPE_ENV) forces the pipe; [`backend`](Notifier::backend)
 ///   tells which one is in use.
 /// * **Coalesced.** Only the first `notify` after a drain makes a system
 ///   call; any number of further calls before the next drain cost one atomic
@@ -134,35 +125,12 @@ pub struct Notifier {
 static EVENTFD_UNUSABLE: AtomicBool = AtomicBool::new(false);
 static PIPE2_UNUSABLE: AtomicBool = AtomicBool::new(false);
 
-/// Whether an error from creating a backend means "this kernel or sandbox
-/// does not offer it" (so the next backend should be tried) rather than a
-/// resource problem such as `EMFILE` that a fallback would not fix.
-fn means_unavailable(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc_errno::ENOSYS) | Some(libc_errno::EINVAL) | Some(libc_errno::EPERM)
-    )
-}
-
-/// The few errno values the fallback logic needs, from rustix (no libc).
-mod libc_errno {
-    pub const ENOSYS: i32 = rustix::io::Errno::NOSYS.raw_os_error();
-    pub const EINVAL: i32 = rustix::io::Errno::INVAL.raw_os_error();
-    pub const EPERM: i32 = rustix::io::Errno::PERM.raw_os_error();
-}
-
-/// Parses [`FORCE_PIPE_ENV`]'s value.
-fn parse_force(value: Option<&str>) -> Option<Backend> {
-    match value.map(str::trim) {
-        None | Some("") | Some("0") => None,
-        Some(v) if v.eq_ignore_ascii_case("fcntl") => Some(Backend::PipeFcntl),
-        Some(_) => Some(Backend::Pipe2),
-    }
-}
-
+/// Where [`FORCE_PIPE_ENV`](crate::FORCE_PIPE_ENV) makes [`Notifier::new`] start.
 fn forced_backend() -> Option<Backend> {
-    static FORCED: OnceLock<Option<Backend>> = OnceLock::new();
-    *FORCED.get_or_init(|| parse_force(std::env::var(FORCE_PIPE_ENV).ok().as_deref()))
+    fallback::forced_pipe().map(|p| match p {
+        ForcedPipe::Pipe2 => Backend::Pipe2,
+        ForcedPipe::Fcntl => Backend::PipeFcntl,
+    })
 }
 
 impl Notifier {
@@ -171,7 +139,7 @@ impl Notifier {
     /// Tries eventfd, then `pipe2`, then `pipe` + `fcntl`, moving on only when
     /// a backend is unavailable (`ENOSYS`, `EINVAL`, `EPERM`); a backend found
     /// unavailable is remembered for the rest of the process. With
-    /// [`FORCE_PIPE_ENV`] set, starts at the pipe it names.
+    /// [`FORCE_PIPE_ENV`](crate::FORCE_PIPE_ENV) set, starts at the pipe it names.
     ///
     /// # Errors
     ///
@@ -201,7 +169,12 @@ impl Notifier {
             }
             match Notifier::with_backend(backend) {
                 Ok(n) => return Ok(n),
-                Err(e) if means_unavailable(&e) && known_bad.is_some() => {
+                Err(e) if fallback::unavailable(&e) && known_bad.is_some() => {
+                    crate::trace::notable!(
+                        warn,
+                        error = %e,
+                        "{backend} unavailable for notifiers: trying the next backend"
+                    );
                     if let Some(flag) = known_bad {
                         flag.store(true, Ordering::Relaxed);
                     }
@@ -214,7 +187,7 @@ impl Notifier {
     }
 
     /// Creates a notifier on exactly `backend`, with no fallback and ignoring
-    /// [`FORCE_PIPE_ENV`].
+    /// [`FORCE_PIPE_ENV`](crate::FORCE_PIPE_ENV).
     ///
     /// # Errors
     ///
@@ -468,30 +441,6 @@ impl fmt::Debug for Notifier {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parse_force_values() {
-        assert_eq!(parse_force(None), None);
-        assert_eq!(parse_force(Some("")), None);
-        assert_eq!(parse_force(Some("0")), None);
-        assert_eq!(parse_force(Some("1")), Some(Backend::Pipe2));
-        assert_eq!(parse_force(Some("yes")), Some(Backend::Pipe2));
-        assert_eq!(parse_force(Some("FCNTL")), Some(Backend::PipeFcntl));
-    }
-
-    #[test]
-    fn unavailable_errnos() {
-        for (errno, fallback) in [
-            (libc_errno::ENOSYS, true),
-            (libc_errno::EINVAL, true),
-            (libc_errno::EPERM, true),
-            (rustix::io::Errno::MFILE.raw_os_error(), false),
-            (rustix::io::Errno::NOMEM.raw_os_error(), false),
-        ] {
-            let e = io::Error::from_raw_os_error(errno);
-            assert_eq!(means_unavailable(&e), fallback, "errno {errno}");
-        }
-    }
 
     #[test]
     fn pipe_drain_empties_many_bytes() {
