@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::ContextError;
 use crate::event_loop::single_readable_fd;
-use crate::event_loop::{Action, Readiness, Registrar, Source};
+use crate::event_loop::{Action, AfterPanic, Readiness, Registrar, Source};
 use crate::sys;
 
 const IN_ACCESS: u32 = 0x0000_0001;
@@ -795,7 +795,9 @@ fn decode(
 /// callback returns anything but [`Action::Continue`], the rest of the
 /// batch is kept and delivered first on the next wake-up (after a
 /// [`Action::Disable`], that is when new events arrive; or call
-/// [`Watch::read_events`]).
+/// [`Watch::read_events`]). If the callback panics, the rest of the batch is
+/// delivered by the next `run_once`. While a batch is delivered, its
+/// undelivered events are what [`Watch::read_events`] returns first.
 impl Source for Watch {
     type Event = WatchEvent;
     type Metadata = Watch;
@@ -809,20 +811,30 @@ impl Source for Watch {
         _r: &mut Registrar<'_>,
         callback: &mut dyn FnMut(WatchEvent, &mut Watch) -> Action,
     ) -> io::Result<Action> {
-        let mut batch = self.read_events()?.into_iter();
-        while let Some(ev) = batch.next() {
+        if self.pending.is_empty() {
+            let batch = self.read_events()?;
+            self.pending.extend(batch);
+        }
+        // The batch waits in `pending` while it is delivered, so whatever
+        // ends the delivery early — an action other than `Continue`, or a
+        // panic — leaves the rest there, delivered first next time.
+        while let Some(ev) = self.pending.pop_front() {
             match callback(ev, self) {
                 Action::Continue => {}
-                other => {
-                    // Keep the rest, ahead of anything queued meanwhile.
-                    for ev in batch.rev() {
-                        self.pending.push_front(ev);
-                    }
-                    return Ok(other);
-                }
+                other => return Ok(other),
             }
         }
         Ok(Action::Continue)
+    }
+
+    /// The callback panicked: the rest of its batch is delivered by the
+    /// next `run_once`, whether or not new events arrive.
+    fn after_panic(&mut self, _r: &mut Registrar<'_>) -> AfterPanic {
+        if self.pending.is_empty() {
+            AfterPanic::Stay
+        } else {
+            AfterPanic::Redeliver
+        }
     }
 }
 

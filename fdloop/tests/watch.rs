@@ -304,3 +304,38 @@ fn callback_can_add_watches_and_stop_mid_batch() {
     ];
     assert_eq!(seen, want);
 }
+
+#[test]
+fn a_panicking_callback_loses_none_of_the_rest_of_its_batch() {
+    let dir = TempDir::new("watch-panic");
+    let mut w = Watch::new().unwrap();
+    w.add(dir.path(), WatchMask::CREATE).unwrap();
+    for f in ["a", "b", "c"] {
+        fs::File::create(dir.path().join(f)).unwrap();
+    }
+    let mut ev: EventLoop<Vec<String>> = EventLoop::new().unwrap();
+    ev.insert(w, |e, _, seen: &mut Vec<String>| {
+        seen.push(name(&e).unwrap_or("?").to_owned());
+        if seen.len() == 1 {
+            panic!("first event");
+        }
+        Action::Continue
+    })
+    .unwrap();
+    let mut seen = Vec::new();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ev.run_once(&mut seen, Some(Duration::from_secs(5)))
+    }));
+    assert!(r.is_err(), "the panic propagates");
+    assert_eq!(seen, ["a"]);
+    // Nothing new happens in the directory: the rest of the batch still
+    // arrives, on the very next call.
+    let start = Instant::now();
+    assert_eq!(
+        ev.run_once(&mut seen, Some(Duration::from_secs(5)))
+            .unwrap(),
+        1
+    );
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(seen, ["a", "b", "c"]);
+}

@@ -15,7 +15,6 @@ use crate::sys;
 use coalesce::Coalescer;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-
 /// What a [`Notifier`] is built on.
 ///
 /// # Examples
