@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 
 use crate::error::ContextError;
-use crate::event_loop::{Action, Interest, Mode, Readiness, Registrar, Source};
+use crate::event_loop::{Action, AfterPanic, Interest, Mode, Readiness, Registrar, Source};
 use crate::fallback::{self, errno_is};
 use crate::notify::Notifier;
 use crate::sys;
@@ -754,6 +754,15 @@ impl Source for Child {
                 }
                 Err(e)
             }
+        }
+    }
+    /// The callback panicked: the exit was delivered, so the source leaves
+    /// the loop, as after a normal return.
+    fn after_panic(&mut self, _r: &mut Registrar<'_>) -> AfterPanic {
+        if self.delivered {
+            AfterPanic::Remove
+        } else {
+            AfterPanic::Stay
         }
     }
 }

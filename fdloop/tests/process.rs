@@ -334,3 +334,29 @@ fn falls_back_at_run_time_when_pidfd_open_is_refused() {
         check_fallback_output(&out);
     }
 }
+
+#[test]
+fn a_child_whose_exit_callback_panics_leaves_the_loop() {
+    for backend in BOTH {
+        let p = Command::new("true").spawn().unwrap();
+        let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
+        ev.insert(watch(&p, backend), |_, _, n: &mut u32| -> Action {
+            *n += 1;
+            panic!("exit callback panics")
+        })
+        .unwrap();
+        let mut n = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while n == 0 && Instant::now() < deadline {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ev.run_once(&mut n, Some(Duration::from_secs(1)))
+            }));
+            assert_eq!(r.is_err(), n == 1, "{backend}");
+        }
+        assert_eq!(n, 1, "{backend}: the exit was not delivered");
+        assert!(
+            ev.is_empty(),
+            "{backend}: the delivered child stays in the loop"
+        );
+    }
+}
