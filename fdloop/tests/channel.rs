@@ -412,3 +412,70 @@ fn ping_pong_between_two_loops_loses_nothing() {
     drop(to_b);
     b.join().unwrap();
 }
+
+#[test]
+fn a_panicking_callback_uses_up_one_message_and_closed_ends_the_source() {
+    let (tx, rx) = channel::unbounded::<u32>().unwrap();
+    for m in 1..=3 {
+        tx.send(m).unwrap();
+    }
+    drop(tx);
+    let mut ev: EventLoop<Vec<Option<u32>>> = EventLoop::new().unwrap();
+    ev.insert(rx, |e, _, seen: &mut Vec<Option<u32>>| {
+        let m = match e {
+            Event::Msg(m) => Some(m),
+            Event::Closed => None,
+        };
+        seen.push(m);
+        if m == Some(1) || m.is_none() {
+            panic!("on {m:?}");
+        }
+        Action::Continue
+    })
+    .unwrap();
+    let mut seen = Vec::new();
+    let once = |ev: &mut EventLoop<_>, seen: &mut _| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ev.run_once(seen, Some(Duration::from_secs(5)))
+        }))
+        .is_err()
+    };
+    assert!(
+        once(&mut ev, &mut seen),
+        "the panic on message 1 propagates"
+    );
+    assert_eq!(seen, [Some(1)]);
+    // Messages 2 and 3, then Closed (which panics too).
+    assert!(once(&mut ev, &mut seen));
+    assert_eq!(seen, [Some(1), Some(2), Some(3), None]);
+    // Closed was delivered: the source left, it is not delivered again.
+    assert!(ev.is_empty());
+}
+
+#[test]
+fn a_panicking_send_ready_callback_uses_up_its_report_only() {
+    let (tx, rx) = channel::bounded::<u32>(1).unwrap();
+    tx.try_send(0).unwrap();
+    assert!(matches!(tx.try_send(1), Err(TrySendError::Full(1))));
+    let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
+    ev.insert(tx.ready_source(), move |(), _, n: &mut u32| -> Action {
+        *n += 1;
+        panic!("report {n}")
+    })
+    .unwrap();
+    let mut n = 0;
+    // Dropping the receiver makes the source fire.
+    drop(rx);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ev.run_once(&mut n, Some(Duration::from_secs(5)))
+    }));
+    assert!(r.is_err());
+    assert_eq!(n, 1);
+    // Used up: not reported again; the source stays.
+    assert_eq!(
+        ev.run_once(&mut n, Some(Duration::from_millis(50)))
+            .unwrap(),
+        0
+    );
+    assert_eq!((n, ev.len()), (1, 1));
+}

@@ -1187,3 +1187,46 @@ fn io_changes_made_before_a_panic_take_effect() {
     assert_eq!(ev.run_once(&mut n, SEC).unwrap(), 1, "the re-arm was lost");
     assert_eq!(n, 2);
 }
+
+#[test]
+fn a_panicking_ping_or_idle_callback_stays_in_the_loop() {
+    let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
+    let (h, ping) = Ping::new().unwrap();
+    ev.insert(ping, |(), _, n: &mut u32| {
+        *n += 1;
+        if *n == 1 {
+            panic!("first ping");
+        }
+        Action::Continue
+    })
+    .unwrap();
+    let idle_runs = Rc::new(Cell::new(0));
+    let runs = idle_runs.clone();
+    ev.handle()
+        .insert_idle(move |_| {
+            runs.set(runs.get() + 1);
+            if runs.get() == 1 {
+                panic!("first idle run");
+            }
+            Action::Continue
+        })
+        .unwrap();
+    let mut n = 0;
+    h.ping().unwrap();
+    h.ping().unwrap();
+    // The idle callback runs (and panics) before the wait.
+    let r = catch_unwind(AssertUnwindSafe(|| ev.run_once(&mut n, SEC)));
+    assert!(r.is_err());
+    assert_eq!(idle_runs.get(), 1);
+    // Then the ping: the two pings were one, used up by the panicking call.
+    let r = catch_unwind(AssertUnwindSafe(|| ev.run_once(&mut n, SEC)));
+    assert!(r.is_err());
+    assert_eq!(n, 1);
+    let (took, got) = timed_run_once(&mut ev, &mut n, BLOCK);
+    assert_eq!(got, 0, "the ping was used up");
+    assert!(took >= BLOCK);
+    assert!(idle_runs.get() >= 2, "the idle callback runs again");
+    h.ping().unwrap();
+    assert_eq!(ev.run_once(&mut n, SEC).unwrap(), 1);
+    assert_eq!((n, ev.len()), (2, 2));
+}

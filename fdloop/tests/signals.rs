@@ -440,6 +440,34 @@ fn parse_args() -> (Vec<String>, bool) {
     (filter, list)
 }
 
+/// A panicking callback uses up its signal only: the others stay pending
+/// in the kernel and arrive on the next call.
+fn a_panicking_callback_loses_no_other_signal() {
+    let mut ev: EventLoop<Vec<SignalInfo>> = EventLoop::new().unwrap();
+    ev.insert(
+        Signals::new(&[Signal::USR1, Signal::USR2]).unwrap(),
+        |info, _, got: &mut Vec<SignalInfo>| {
+            got.push(info);
+            if got.len() == 1 {
+                panic!("first signal");
+            }
+            Action::Continue
+        },
+    )
+    .unwrap();
+    kill_self(Signal::USR1);
+    kill_self(Signal::USR2);
+    let mut got = Vec::new();
+    let r = panic::catch_unwind(AssertUnwindSafe(|| ev.run_once(&mut got, Some(LONG))));
+    assert!(r.is_err(), "the panic propagates");
+    assert_eq!(got.len(), 1);
+    run_until(&mut ev, &mut got, 2);
+    let mut sigs: Vec<Signal> = got.iter().map(|i| i.signal).collect();
+    sigs.sort();
+    assert_eq!(sigs, [Signal::USR1, Signal::USR2]);
+    assert_eq!(ev.len(), 1, "the source stays");
+}
+
 fn main() {
     // First, while this is the only thread: block what the tests watch.
     signal::block(&main_signals())
@@ -476,6 +504,10 @@ fn main() {
         ("sigchld_reports_child", sigchld_reports_child),
         ("standalone_reads", standalone_reads),
         ("fork_child_refuses_signalfd", fork_child_refuses_signalfd),
+        (
+            "a_panicking_callback_loses_no_other_signal",
+            a_panicking_callback_loses_no_other_signal,
+        ),
     ];
     let (filter, list) = parse_args();
     if list {

@@ -176,6 +176,7 @@ fn make<T>(cap: usize, bounded: bool) -> io::Result<(Sender<T>, Receiver<T>)> {
             local: RefCell::new(VecDeque::new()),
             delivered: Cell::new(0),
             batch: DEFAULT_BATCH,
+            closed: false,
         },
     ))
 }
@@ -478,6 +479,8 @@ pub struct Receiver<T> {
     /// Messages handed out since capacity was last given back.
     delivered: Cell<usize>,
     batch: usize,
+    /// As a loop source: [`Event::Closed`] was handed to the callback.
+    closed: bool,
 }
 
 impl<T> Receiver<T> {

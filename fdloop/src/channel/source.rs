@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::{Receiver, Shared, TryRecvError};
 use crate::event_loop::single_readable_fd;
-use crate::event_loop::{Action, Interest, Mode, Readiness, Registrar, Source};
+use crate::event_loop::{Action, AfterPanic, Interest, Mode, Readiness, Registrar, Source};
 
 /// What a [`Receiver`]'s loop callback receives.
 ///
@@ -62,12 +62,24 @@ impl<T> Source for Receiver<T> {
                 },
                 Err(TryRecvError::Empty) => return Ok(Action::Continue),
                 Err(TryRecvError::Disconnected) => {
+                    self.closed = true;
                     callback(Event::Closed, &mut ());
                     return Ok(Action::Remove);
                 }
             }
         }
         Ok(Action::Continue)
+    }
+
+    /// The callback panicked: on a message, the source stays (the rest are
+    /// still queued, its descriptor still readable); on
+    /// [`Event::Closed`], it leaves the loop, as after a normal return.
+    fn after_panic(&mut self, _r: &mut Registrar<'_>) -> AfterPanic {
+        if self.closed {
+            AfterPanic::Remove
+        } else {
+            AfterPanic::Stay
+        }
     }
 }
 

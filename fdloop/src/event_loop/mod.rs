@@ -105,9 +105,9 @@ use wake::WakeState;
 /// | Source | The item whose callback panicked | The rest of its batch |
 /// |---|---|---|
 /// | [`Io`](crate::Io) | the readiness report is used up; interest, mode and re-arm changes made through [`IoCtl`](crate::IoCtl) still apply | a level-triggered descriptor still ready is reported again |
-/// | [`Ping`](crate::Ping) | the ping is used up | — |
-/// | channel [`Receiver`](crate::channel::Receiver) | the message is dropped with the unwinding callback | the remaining messages stay queued, delivered by the next call |
-/// | [`SendReady`](crate::channel::SendReady) | the report is used up | reported again while there is room |
+/// | [`Ping`](crate::Ping) | the ping is used up (pings before it were merged into it) | — |
+/// | channel [`Receiver`](crate::channel::Receiver) | a message is dropped with the unwinding callback; after [`Closed`](crate::channel::Event::Closed) the source leaves the loop | the remaining messages stay queued, delivered by the next call |
+/// | [`SendReady`](crate::channel::SendReady) | the report is used up; the next comes after the next `Full`, as after a normal return | — |
 /// | [`Timer`](crate::Timer) | a one-shot leaves the loop (it fired); a periodic timer keeps its next deadline on its grid | other timers due at the same time fire on the next call |
 /// | [`Signals`](crate::signal::Signals) | the signal is used up | signals still pending stay in the kernel, delivered by the next call |
 /// | [`Child`](crate::process::Child) | the exit was delivered: the source leaves the loop | — |
