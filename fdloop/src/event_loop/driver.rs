@@ -75,7 +75,10 @@ impl Driver {
         {
             return self.iterate_full(inner, state, timeout, stay_awake);
         }
-        self.wait_and_dispatch(inner, state, timeout, stay_awake)
+        // Timers were idle when the iteration began: none can be due after
+        // the batch (one inserted meanwhile is handled by the next
+        // iteration, which arms it or bounds its wait).
+        self.wait_and_dispatch(inner, state, timeout, stay_awake, false)
     }
 
     /// Events or due timers left over from a batch interrupted by a panic
@@ -94,6 +97,7 @@ impl Driver {
         state: &mut S,
         mut timeout: Option<Duration>,
         stay_awake: bool,
+        timers: bool,
     ) -> Result<usize> {
         // L3 when the wait may block, or when the loop is marked awake: a
         // wake made before this point (by another thread, or by a deferred
@@ -110,7 +114,10 @@ impl Driver {
             after_wait(&inner.wake, &inner.awake_marked, stay_awake);
         }
         let ran = self.dispatch_batch(inner, state, woke_at)?;
-        self.run_fallback_timers(inner, state, ran)
+        if timers {
+            return self.run_fallback_timers(inner, state, ran);
+        }
+        Ok(ran)
     }
 
     pub(super) fn iterate_full<S>(
@@ -164,7 +171,7 @@ impl Driver {
             ran += self.run_timers(inner, Clock::Realtime, true, state)?;
             timeout = Some(Duration::ZERO);
         }
-        Ok(ran + self.wait_and_dispatch(inner, state, timeout, stay_awake)?)
+        Ok(ran + self.wait_and_dispatch(inner, state, timeout, stay_awake, true)?)
     }
 
     /// Without timerfds, timers run after each batch. Returns `ran` plus

@@ -27,8 +27,11 @@ pub(super) struct Shared<S> {
 }
 
 impl<S> Shared<S> {
+    #[inline]
     pub(super) fn check_fork(&self) -> Result<()> {
-        if sys::process::fork_generation() != self.fork_gen {
+        // `EventLoop::new` called `fork_generation`, which installed the
+        // handler.
+        if sys::process::fork_generation_installed() != self.fork_gen {
             return Err(Error::Forked);
         }
         Ok(())

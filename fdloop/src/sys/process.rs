@@ -33,3 +33,11 @@ pub fn fork_generation() -> u64 {
     });
     FORK_GENERATION.load(Ordering::Relaxed)
 }
+
+/// [`fork_generation`] for a resource that already called it once (at
+/// creation): the `pthread_atfork` handler is installed, so this is the one
+/// relaxed load, without the `Once` check.
+#[inline]
+pub fn fork_generation_installed() -> u64 {
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
