@@ -12,15 +12,15 @@
 //!   signals it; two sleeps and two wake-ups through the scheduler per
 //!   round trip.
 //!
-//! In the report: `cargo run --release -p fdloop-bench --example report --
-//! --only wake [--pin same|cross|off]`.
+//! In the report: `cargo run --release -p fdloop-bench --bin report --
+//! --only wake [--pin same|cross|off]`, or `cargo bench -p fdloop-bench --bench wake`.
 
 use std::io;
 
-use fdloop_bench::record::Role;
-use fdloop_bench::{pin_current_thread, Burst, Local, Pin, RoundTrip, Sample};
+use crate::record::Role;
+use crate::{pin_current_thread, Burst, Local, Pin, RoundTrip, Sample};
 
-use super::{entry, Case, Ctx, Entry, Measured};
+use crate::harness::{entry, Case, Ctx, Entry, Measured};
 
 fn measured(s: Sample) -> Measured {
     let m = Measured::time(s.elapsed, s.ops);
@@ -113,7 +113,7 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
         .collect();
     #[cfg(feature = "c-peers")]
     entries.push(entry("GLib GAsyncQueue push/pop", Role::Peer, move || {
-        let d = fdloop_bench::cpeers::glib::round_trips_queue(pin, rts, warmup)?;
+        let d = crate::cpeers::glib::round_trips_queue(pin, rts, warmup)?;
         Ok(Measured::time(d, rts))
     }));
     let case = Case::time(

@@ -5,12 +5,12 @@
 //! level-triggered); each contender waits with a zero timeout and runs one
 //! callback per ready descriptor, each doing the same [`Work`]. One sample
 //! runs iterations until it has dispatched a fixed number of events and
-//! reports ns per event. Every contender runs in one process, 7 repetitions
-//! interleaved (repetition *r* starts at contender *r* mod *n*), each sample
+//! reports ns per event. Every contender runs in one process, `--reps`
+//! repetitions interleaved (repetition *r* starts at contender *r* mod *n*), each sample
 //! after an untimed warm-up; the table gives the median, min–max and the
 //! ratio of medians to the floor.
 //!
-//! In the report: `cargo run --release -p fdloop-bench --example report --
+//! In the report: `cargo run --release -p fdloop-bench --bin report --
 //! --only dispatch`, or `cargo bench -p fdloop-bench --bench dispatch`.
 //! With feature `c-peers`, GLib, libevent and sd-event join the table.
 
@@ -19,11 +19,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use fdloop_bench::record::Role;
+use crate::record::Role;
 
-use super::{entry, Case, Ctx, Entry, Measured};
+use crate::harness::{entry, Case, Ctx, Entry, Measured};
 
-use fdloop_bench::dispatch::{
+use crate::dispatch::{
     ensure_nofile, epoll_add_level, ready_eventfds, Contender, FdloopDrive, FdloopSet, RawEpoll,
     Work,
 };
@@ -215,7 +215,7 @@ fn build(fds: &[Rc<OwnedFd>], glib: bool) -> io::Result<Vec<(Role, Box<dyn Conte
     ];
     #[cfg(feature = "c-peers")]
     {
-        use fdloop_bench::cpeers::{glib, libevent, sdevent};
+        use crate::cpeers::{glib, libevent, sdevent};
         if glib {
             v.push((Role::Peer, Box::new(glib::Dispatch::new(fds)?)));
         }

@@ -8,13 +8,13 @@
 //! * **Round trip**: two threads ping-pong one message each way; for the
 //!   loop contenders each thread is an event loop with the other's channel
 //!   as a source. The floor is two threads blocked in `epoll_wait` on an
-//!   eventfd each, writing each other's eventfd (`fdloop_bench::pingpong`).
+//!   eventfd each, writing each other's eventfd (`crate::pingpong`).
 //!
 //! Every contender runs `reps` times, interleaved (repetition *r* starts at
 //! contender *r* mod *n*), after one untimed warm-up pass; the tables give
 //! the median and min–max of the repetitions and ratios of medians.
 //!
-//! In the report: `cargo run --release -p fdloop-bench --example report --
+//! In the report: `cargo run --release -p fdloop-bench --bin report --
 //! --only channel`, or `cargo bench -p fdloop-bench --bench channel`.
 //! With feature `c-peers`, GLib (GAsyncQueue, GMainContext), libevent and
 //! sd-event join the tables.
@@ -22,14 +22,14 @@
 use std::io;
 use std::time::{Duration, Instant};
 
+use crate::pingpong::raw_round_trips;
+use crate::record::Role;
+use crate::threads::{join_producers, spawn_producers, two_sides, Acc};
+use crate::Pin;
 use fdloop::channel::{self, Event};
 use fdloop::{Action, EventLoop};
-use fdloop_bench::pingpong::raw_round_trips;
-use fdloop_bench::record::Role;
-use fdloop_bench::threads::{join_producers, spawn_producers, two_sides, Acc};
-use fdloop_bench::Pin;
 
-use super::{entry, Case, Ctx, Entry, Measured};
+use crate::harness::{entry, Case, Ctx, Entry, Measured};
 
 // ---------------------------------------------------------------- throughput
 
@@ -235,7 +235,7 @@ fn tp_contenders() -> Vec<(&'static str, TpFn)> {
     ];
     #[cfg(feature = "c-peers")]
     {
-        use fdloop_bench::cpeers::{glib, libevent};
+        use crate::cpeers::{glib, libevent};
         v.push(("GLib GAsyncQueue, pop", |p, m| {
             glib::throughput_queue(p, m).map(TpOut::plain)
         }));
@@ -380,7 +380,7 @@ fn rt_contenders() -> Vec<(&'static str, RtFn)> {
     ];
     #[cfg(feature = "c-peers")]
     {
-        use fdloop_bench::cpeers::{glib, libevent, sdevent};
+        use crate::cpeers::{glib, libevent, sdevent};
         v.push((
             "GLib GMainContext each side (GAsyncQueue + wakeup)",
             glib::round_trips_context,

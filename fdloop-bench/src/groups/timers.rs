@@ -16,7 +16,7 @@
 //! contender *r* mod *n*); the tables give the median and min–max of the
 //! repetitions and ratios of medians.
 //!
-//! In the report: `cargo run --release -p fdloop-bench --example report --
+//! In the report: `cargo run --release -p fdloop-bench --bin report --
 //! --only timers`, or `cargo bench -p fdloop-bench --bench timers`.
 //! With feature `c-peers`, GLib, libevent and sd-event join the tables.
 
@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 
 use fdloop::{Action, EventLoop, SourceId, Timer};
 
-use super::{entry, Case, Ctx, Entry, Measured};
-use fdloop_bench::record::Role;
-use fdloop_bench::report::percentile;
-use fdloop_bench::timers::{late_ns, spread_deadlines, ArmCancel, Late, Pattern, Rng, STEP};
+use crate::harness::{entry, Case, Ctx, Entry, Measured};
+use crate::record::Role;
+use crate::report::percentile;
+use crate::timers::{late_ns, spread_deadlines, ArmCancel, Late, Pattern, Rng, STEP};
 
 // ---------------------------------------------------------------- arm + cancel
 
@@ -223,7 +223,7 @@ fn arm_contenders() -> Vec<ArmMaker> {
     ];
     #[cfg(feature = "c-peers")]
     {
-        use fdloop_bench::cpeers::{glib, libevent, sdevent};
+        use crate::cpeers::{glib, libevent, sdevent};
         v.push(("GLib GSource (ready time) attach + destroy", |p| {
             Ok(Box::new(glib::Arm::new(p)?))
         }));
@@ -455,7 +455,7 @@ fn late_contenders() -> Vec<(&'static str, LateFn)> {
     ];
     #[cfg(feature = "c-peers")]
     {
-        use fdloop_bench::cpeers::{glib, libevent, sdevent};
+        use crate::cpeers::{glib, libevent, sdevent};
         v.push(("GLib GSource ready time", glib::lateness));
         v.push(("libevent evtimer (default base)", libevent::lateness));
         v.push((
