@@ -10,18 +10,16 @@ use std::time::Instant;
 use crate::groups::{self, GROUPS};
 use crate::harness::{Config, Ctx};
 use crate::record::Report;
+use crate::render::{summary, write_files};
 use crate::Pin;
 
-/// Runs the groups `cfg` selects (all, or `forced` alone), prints the
-/// tables, and writes the JSON and the charts if asked.
+/// Runs the groups `cfg` selects, prints the tables, and writes the JSON,
+/// Markdown and charts if asked (`--json`).
 ///
 /// # Errors
 ///
-/// A contender's error, or writing the JSON or a chart failing.
+/// A contender's error, or writing a file failing.
 pub fn run(cfg: &Config) -> io::Result<Report> {
-    if let Some(path) = &cfg.redraw {
-        return redraw(path);
-    }
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_or_else(|_| "?".into(), |s| s.trim().to_string());
@@ -53,74 +51,58 @@ pub fn run(cfg: &Config) -> io::Result<Report> {
     }
     println!("total time {:.1} s", started.elapsed().as_secs_f64());
     if let Some(path) = &cfg.json {
-        write_outputs(&ctx.report, path)?;
+        wrote(write_files(&ctx.report, path, true)?);
     }
     Ok(ctx.report)
 }
 
-/// Prints the tables of the records saved at `path` and rewrites the
-/// charts beside it.
+/// Runs nothing: reads the JSON files of earlier runs, prints their
+/// tables, rewrites each one's Markdown and charts beside it, and with
+/// more than one file prints their combined summary (one value per run in
+/// every cell).
 ///
 /// # Errors
 ///
-/// Reading or parsing the file, or writing a chart, failing.
-pub fn redraw(path: &std::path::Path) -> io::Result<Report> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    let report = Report::from_json(&text).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: {e}", path.display()),
-        )
-    })?;
-    for g in report.groups() {
-        println!("## {g}\n");
-        for case in report.cases(g) {
-            println!("{}", report.table(g, case));
+/// Reading or parsing a file, or writing one, failing.
+pub fn redraw(paths: &[PathBuf]) -> io::Result<Vec<Report>> {
+    let mut reports = Vec::with_capacity(paths.len());
+    for path in paths {
+        let report = std::fs::read_to_string(path)
+            .and_then(|text| Report::from_json(&text).map_err(io::Error::other))
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        println!("# {}\n", path.display());
+        for g in report.groups() {
+            println!("## {g}\n");
+            for case in report.cases(g) {
+                println!("{}", report.table(g, case));
+            }
         }
+        wrote(write_files(&report, path, false)?);
+        reports.push(report);
     }
-    let stem = path
-        .file_stem()
-        .map_or_else(|| "report".into(), |s| s.to_string_lossy().into_owned());
-    for g in report.groups() {
-        let svg = path.with_file_name(format!("{stem}-{g}.svg"));
-        std::fs::write(&svg, report.svg(g))
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", svg.display())))?;
-        println!("wrote {}", svg.display());
+    if reports.len() > 1 {
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        let runs: Vec<&Report> = reports.iter().collect();
+        println!(
+            "\n## Summary of {} (one value per run, in that order)\n\n{}",
+            names.join(", "),
+            summary(&runs)
+        );
     }
-    Ok(report)
+    Ok(reports)
 }
 
-/// Writes `report` as JSON to `path` and one SVG chart per group beside
-/// it (`<stem>-<group>.svg`).
-///
-/// # Errors
-///
-/// Creating the directory or writing a file failing, with the path.
-pub fn write_outputs(report: &Report, path: &std::path::Path) -> io::Result<()> {
-    let with_path = |p: &std::path::Path, e: io::Error| {
-        io::Error::new(e.kind(), format!("{}: {e}", p.display()))
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| with_path(dir, e))?;
+fn wrote(files: Vec<PathBuf>) {
+    for f in files {
+        println!("wrote {}", f.display());
     }
-    std::fs::write(path, report.to_json()).map_err(|e| with_path(path, e))?;
-    println!("wrote {}", path.display());
-    let stem = path
-        .file_stem()
-        .map_or_else(|| "report".into(), |s| s.to_string_lossy().into_owned());
-    for g in report.groups() {
-        let svg = path.with_file_name(format!("{stem}-{g}.svg"));
-        std::fs::write(&svg, report.svg(g)).map_err(|e| with_path(&svg, e))?;
-        println!("wrote {}", svg.display());
-    }
-    Ok(())
 }
 
 /// The command-line help.
 pub const USAGE: &str = "\
 usage: report [--quick] [--only GROUP[,GROUP…]] [--pin same|cross|off] [--json PATH]
-              [--reps R] [--contender SUBSTR] [--no-syscalls]
+              [--reps R] [--contender SUBSTR] [--sizes LIST] [--no-syscalls]
+       report --redraw PATH [--redraw PATH…]
 
 Runs fdloop against its peers — the raw-syscall floor, mio, calloop, tokio,
 crossbeam-channel, flume, std, and with feature c-peers GLib, libevent and
@@ -132,15 +114,17 @@ and system calls per operation.
   --only GROUPS      only these groups: wake, channel, dispatch, timers
   --pin MODE         two-thread cases: same (both on CPU 0), cross (CPUs 0
                      and 1) or off (default: the scheduler decides)
-  --json PATH        write every figure to PATH as JSON records, and one SVG
-                     chart per group beside it (PATH-stem-GROUP.svg)
+  --json PATH        write every figure to PATH as JSON records, every table
+                     beside it as Markdown (PATH with .md) and one SVG chart
+                     per group (PATH-stem-GROUP.svg)
   --reps R           repetitions per contender (default 5; quick 3)
   --contender S      only contenders whose name contains S (and the floor)
   --sizes LIST       dispatch group: these numbers of ready fds (default
                      1,100,10000)
   --no-syscalls      skip the untimed runs that count system calls
   --redraw PATH      run nothing: print the tables of a saved --json file and
-                     redraw its charts beside it
+                     rewrite its Markdown and charts beside it; given more than
+                     once, also print the runs' combined summary
   --smoke            tiny sizes, 1 rep: checks that everything runs (figures
                      meaningless; used by the tests)
   -h, --help         print this help";
@@ -165,7 +149,7 @@ pub fn parse_args(
         sizes: None,
         syscalls: true,
         json: None,
-        redraw: None,
+        redraw: Vec::new(),
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -188,7 +172,7 @@ pub fn parse_args(
             "--no-syscalls" => cfg.syscalls = false,
             "--pin" => cfg.pin = value("--pin")?.parse()?,
             "--json" => cfg.json = Some(PathBuf::from(value("--json")?)),
-            "--redraw" => cfg.redraw = Some(PathBuf::from(value("--redraw")?)),
+            "--redraw" => cfg.redraw.push(PathBuf::from(value("--redraw")?)),
             "--contender" => cfg.contender = Some(value("--contender")?),
             "--sizes" => {
                 let v = value("--sizes")?;
@@ -243,8 +227,13 @@ pub fn main_with(forced: Option<&str>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&cfg) {
-        Ok(_) => ExitCode::SUCCESS,
+    let done = if cfg.redraw.is_empty() {
+        run(&cfg).map(drop)
+    } else {
+        redraw(&cfg.redraw).map(drop)
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}: error: {e}");
             ExitCode::FAILURE
@@ -295,7 +284,8 @@ mod tests {
     }
 
     /// Every group, every contender (with feature c-peers, the C ones
-    /// too), the tables, the JSON and the charts, at smoke-test sizes.
+    /// too), the tables, the JSON, Markdown and charts, and redrawing them,
+    /// at smoke-test sizes.
     #[test]
     fn the_whole_report_runs() {
         let dir = std::env::temp_dir().join(format!("fdloop-report-{}", std::process::id()));
@@ -327,11 +317,14 @@ mod tests {
         }
         let text = std::fs::read_to_string(&json).expect("json");
         assert_eq!(text.matches("\"group\"").count(), report.records.len());
-        let cfg = parse(&["--redraw", json.to_str().unwrap()])
-            .unwrap()
-            .unwrap();
-        let again = run(&cfg).expect("redraw");
-        assert_eq!(again.records.len(), report.records.len());
+        let md = std::fs::read_to_string(dir.join("r.md")).expect("markdown");
+        let j = json.to_str().unwrap();
+        let cfg = parse(&["--redraw", j, "--redraw", j]).unwrap().unwrap();
+        let again = redraw(&cfg.redraw).expect("redraw");
+        assert_eq!(again.len(), 2);
+        assert_eq!(again[1].records, report.records);
+        // Markdown and charts are rewritten the same from the JSON.
+        assert_eq!(std::fs::read_to_string(dir.join("r.md")).unwrap(), md);
         #[cfg(feature = "c-peers")]
         for name in ["GLib", "libevent", "sd-event"] {
             assert!(

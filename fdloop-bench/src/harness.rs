@@ -39,8 +39,9 @@ pub struct Config {
     pub syscalls: bool,
     /// Where to write the JSON records (charts go beside it).
     pub json: Option<PathBuf>,
-    /// Run nothing: redraw the tables and charts of a saved JSON file.
-    pub redraw: Option<PathBuf>,
+    /// Run nothing: redraw the tables, Markdown and charts of these saved
+    /// JSON files.
+    pub redraw: Vec<PathBuf>,
 }
 
 impl Config {

@@ -14,8 +14,9 @@
 //!   command line.
 //! * [`harness`]: how a case is measured (interleaved repetitions, system
 //!   calls counted by [`syscount`] in untimed runs).
-//! * [`record`]: the report's figures and their tables, JSON and SVG
-//!   charts; [`report`]: medians, percentiles, formatting.
+//! * [`record`]: the report's figures and their statistics (medians,
+//!   percentiles, best peer, cost ratios); [`render`]: their tables,
+//!   summary, SVG charts and JSON and Markdown files.
 //! * The contenders that need no peer crate: the wake primitives' loops
 //!   [`Local`] (one thread signals and consumes its own wake-up),
 //!   [`Burst`] (many `notify` calls, one drain: the Notifier's coalescing)
@@ -43,14 +44,14 @@ mod local;
 mod pin;
 pub mod pingpong;
 pub mod record;
-pub mod report;
+pub mod render;
 mod round_trip;
 pub mod syscount;
 pub mod threads;
 pub mod timers;
 
 pub use local::{Burst, Local};
-pub use pin::{pin_current_thread, Pin};
+pub use pin::{pin_current_thread, pin_opt, Pin};
 pub use round_trip::RoundTrip;
 
 use std::time::Duration;

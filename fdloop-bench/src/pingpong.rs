@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::report::pin_opt;
-use crate::Pin;
+use crate::{pin_opt, Pin};
 
 /// One side of the floor's ping-pong: an epoll set holding one eventfd
 /// (level-triggered, readable), which this side waits on and drains.

@@ -6,8 +6,7 @@ use std::io;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::report::pin_opt;
-use crate::Pin;
+use crate::{pin_opt, Pin};
 
 /// What a consumer accumulates: a count and a sum, checked against the
 /// sequence the producers sent.

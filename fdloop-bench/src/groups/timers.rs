@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use fdloop::{Action, EventLoop, SourceId, Timer};
 
 use crate::harness::{entry, Case, Ctx, Entry, Measured};
+use crate::record::percentile;
 use crate::record::Role;
-use crate::report::percentile;
 use crate::timers::{late_ns, spread_deadlines, ArmCancel, Late, Pattern, Rng, STEP};
 
 // ---------------------------------------------------------------- arm + cancel

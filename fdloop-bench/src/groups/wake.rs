@@ -18,7 +18,7 @@
 use std::io;
 
 use crate::record::Role;
-use crate::{pin_current_thread, Burst, Local, Pin, RoundTrip, Sample};
+use crate::{pin_opt, Burst, Local, Pin, RoundTrip, Sample};
 
 use crate::harness::{entry, Case, Ctx, Entry, Measured};
 
@@ -39,9 +39,7 @@ fn on_main_cpu<T: Send + 'static>(
     std::thread::Builder::new()
         .name("measure".into())
         .spawn(move || {
-            if let Some(cpu) = pin.main_cpu() {
-                pin_current_thread(cpu)?;
-            }
+            pin_opt(pin.main_cpu())?;
             f()
         })?
         .join()
