@@ -1,5 +1,8 @@
-//! The C event loops fdloop is measured against (feature `c-peers`), each
-//! driven through a small hand-written FFI binding of just the calls used:
+//! The C event loops fdloop is measured against (feature `c-peers`). Each
+//! is two modules: a private `ffi` (the declarations and thin safe RAII
+//! wrappers: GLib's declarations from `glib-sys`, libevent's and
+//! sd-event's written by hand, for the reasons given there) and the
+//! contenders, which only use those wrappers and their own callbacks:
 //!
 //! * [`glib`]: GLib's `GMainContext` (woken from another thread) and
 //!   `GAsyncQueue`;
@@ -30,6 +33,20 @@
 pub mod glib;
 pub mod libevent;
 pub mod sdevent;
+
+/// Declares opaque C types, only ever handled behind a pointer: neither
+/// `Send`, `Sync` nor `Unpin`, and of no size Rust could read.
+macro_rules! opaque {
+    ($($name:ident),*) => {$(
+        #[doc = concat!("`", stringify!($name), "` (opaque).")]
+        #[repr(C)]
+        pub struct $name {
+            _data: [u8; 0],
+            _marker: std::marker::PhantomData<(*mut u8, std::marker::PhantomPinned)>,
+        }
+    )*};
+}
+pub(crate) use opaque;
 
 use std::cell::Cell;
 use std::io;
