@@ -333,26 +333,21 @@ impl<'c> Ctx<'c> {
                 done += 1;
             }
         }
-        for (i, e) in entries.iter().enumerate() {
-            self.report.add(
-                group,
-                &case.title,
-                &e.name,
-                e.role,
-                case.metric,
-                case.unit,
-                case.better,
-                &values[i],
-            );
+        // Every contender's primary figure, then each one's secondary
+        // figures (in the order first seen) and system calls.
+        let title = case.title.as_str();
+        let report = &mut self.report;
+        let mut add = |e: &Entry<'_>, metric, unit, better, v: &[f64]| {
+            report.add(group, title, &e.name, e.role, metric, unit, better, v);
+        };
+        for (e, v) in entries.iter().zip(&values) {
+            add(e, case.metric, case.unit, case.better, v);
         }
-        // Secondary figures, in the order first seen.
         for (i, e) in entries.iter().enumerate() {
             let mut names: Vec<(&'static str, &'static str)> = Vec::new();
-            for m in &extras[i] {
-                for &(metric, unit, _) in &m.extra {
-                    if !names.iter().any(|&(n, _)| n == metric) {
-                        names.push((metric, unit));
-                    }
+            for &(metric, unit, _) in extras[i].iter().flat_map(|m| &m.extra) {
+                if !names.iter().any(|&(n, _)| n == metric) {
+                    names.push((metric, unit));
                 }
             }
             for (metric, unit) in names {
@@ -360,28 +355,10 @@ impl<'c> Ctx<'c> {
                     .iter()
                     .flat_map(|m| m.extra.iter().filter(|x| x.0 == metric).map(|x| x.2))
                     .collect();
-                self.report.add(
-                    group,
-                    &case.title,
-                    &e.name,
-                    e.role,
-                    metric,
-                    unit,
-                    Better::Lower,
-                    &v,
-                );
+                add(e, metric, unit, Better::Lower, &v);
             }
             if let Some(c) = calls[i] {
-                self.report.add(
-                    group,
-                    &case.title,
-                    &e.name,
-                    e.role,
-                    "syscalls/op",
-                    "",
-                    Better::Lower,
-                    &[c],
-                );
+                add(e, "syscalls/op", "", Better::Lower, &[c]);
             }
         }
         self.clear_progress();

@@ -290,51 +290,27 @@ pub(crate) mod tests {
     /// A small report: a time case with a floor, fdloop and two peers
     /// (plus an extra metric), and a rate case.
     pub(crate) fn sample() -> Report {
+        let (l, h) = (Better::Lower, Better::Higher);
         let mut r = Report::default();
-        let l = Better::Lower;
-        r.add(
-            "g",
-            "c",
-            "raw",
-            Role::Floor,
-            "t",
-            "ns",
-            l,
-            &[100.0, 90.0, 110.0],
-        );
-        r.add("g", "c", "fd", Role::Fdloop, "t", "ns", l, &[120.0]);
-        r.add("g", "c", "p1", Role::Peer, "t", "ns", l, &[300.0]);
-        r.add("g", "c", "p2", Role::Peer, "t", "ns", l, &[200.0]);
-        r.add(
-            "g",
-            "c",
-            "fd",
-            Role::Fdloop,
-            "syscalls/op",
-            "calls",
-            l,
-            &[1.0],
-        );
-        r.add(
-            "g",
-            "tp",
-            "fd",
-            Role::Fdloop,
-            "rate",
-            "M msg/s",
-            Better::Higher,
-            &[30.0],
-        );
-        r.add(
-            "g",
-            "tp",
-            "p",
-            Role::Peer,
-            "rate",
-            "M msg/s",
-            Better::Higher,
-            &[20.0],
-        );
+        for (case, who, role, metric, unit, better, v) in [
+            (
+                "c",
+                "raw",
+                Role::Floor,
+                "t",
+                "ns",
+                l,
+                &[100.0, 90.0, 110.0][..],
+            ),
+            ("c", "fd", Role::Fdloop, "t", "ns", l, &[120.0]),
+            ("c", "p1", Role::Peer, "t", "ns", l, &[300.0]),
+            ("c", "p2", Role::Peer, "t", "ns", l, &[200.0]),
+            ("c", "fd", Role::Fdloop, "syscalls/op", "calls", l, &[1.0]),
+            ("tp", "fd", Role::Fdloop, "rate", "M msg/s", h, &[30.0]),
+            ("tp", "p", Role::Peer, "rate", "M msg/s", h, &[20.0]),
+        ] {
+            r.add("g", case, who, role, metric, unit, better, v);
+        }
         r
     }
 

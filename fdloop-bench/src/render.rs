@@ -485,16 +485,8 @@ mod tests {
     #[test]
     fn json_reads_back_what_it_wrote() {
         let mut r = sample();
-        r.add(
-            "g",
-            "q\"uo\\te\n\u{1}",
-            "x",
-            Role::Peer,
-            "t",
-            "ns",
-            Better::Lower,
-            &[1.5],
-        );
+        let odd = "q\"uo\\te\n\u{1}";
+        r.add("g", odd, "x", Role::Peer, "t", "ns", Better::Lower, &[1.5]);
         let back = Report::from_json(&r.to_json()).unwrap();
         assert_eq!(back.records, r.records);
         assert!(Report::from_json("[\n  {\"group\":\"g\"}\n]").is_err());

@@ -77,27 +77,26 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::ffi::{c_int, c_uint};
 use std::fmt;
 use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cpeers::MonoClock as Clock;
+use crate::cpeers::{record, Fire, WorkSlots};
 use crate::dispatch::{Contender, Work};
-use crate::threads::{join_producers, spawn_producers, two_sides, Acc};
-use crate::timers::{late_ns, spread_deadlines, ArmCancel, Late, Pattern, STEP};
+use crate::threads::two_sides;
+use crate::timers::{run_pattern, ArmCancel, Late, MonoClock as Clock, Pattern};
 use crate::Pin;
 
 mod ffi;
 
-use ffi::{fd_callback, gboolean, gpointer, CBox, Context, Owner, Queue, Source};
+use ffi::{fd_callback, gboolean, gpointer, Context, Owner, Queue, Source};
 
 // ---------------------------------------------------------------- messages
 
@@ -302,76 +301,36 @@ fn throughput(producers: usize, msgs: u64, with_context: bool) -> io::Result<Dur
     }
     let mb = Arc::new(Mailbox::new(with_context)?);
     let _own = mb.own()?;
-    let mut acc = Acc::default();
-    let start = Instant::now();
-    let hs = spawn_producers(producers, msgs, mb.clone(), |mb, v| {
-        msg(v).map(|m| mb.send(m)).is_some()
-    })?;
+    let send = |mb: &Arc<Mailbox>, v| msg(v).map(|m| mb.send(m)).is_some();
     match &mb.ctx {
-        Some(ctx) => {
-            while acc.n < msgs {
-                ctx.iterate(true);
-                while let Some(v) = mb.queue.try_pop() {
-                    acc.add(v.get() as u64 - 1);
-                }
+        Some(ctx) => crate::threads::throughput(name, producers, msgs, mb.clone(), send, |acc| {
+            ctx.iterate(true);
+            while let Some(v) = mb.queue.try_pop() {
+                acc.add(v.get() as u64 - 1);
             }
-        }
-        None => {
-            while acc.n < msgs {
-                // Never 0: the queue only holds `msg` values.
-                acc.add((mb.queue.pop() as u64).wrapping_sub(1));
-            }
-        }
+            Ok(())
+        }),
+        // Never 0: the queue only holds `msg` values.
+        None => crate::threads::throughput(name, producers, msgs, mb.clone(), send, |acc| {
+            acc.add((mb.queue.pop() as u64).wrapping_sub(1));
+            Ok(())
+        }),
     }
-    let elapsed = start.elapsed();
-    join_producers(hs, name)?;
-    acc.check(msgs, name)?;
-    Ok(elapsed)
 }
 
 // ---------------------------------------------------------------- dispatch
-
-/// What [`Dispatch`]'s callbacks share: the current [`Work`] (set only
-/// during [`Contender::turn`]) and the count of callbacks run.
-struct Shared {
-    work: Cell<*mut Work>,
-    ran: Cell<u64>,
-    panicked: Cell<bool>,
-}
-
-/// One callback's data: its key and the shared state.
-struct Slot {
-    key: u32,
-    shared: *const Shared,
-}
 
 /// The `GUnixFDSourceFunc` of [`Dispatch`]: records the source's key in the
 /// current [`Work`] and keeps the source.
 ///
 /// # Safety
 ///
-/// `data` must point to a live [`Slot`] whose `shared` is live, and the
-/// `work` pointer there must be NULL or valid for writes with no other
-/// access to the `Work` during the call. [`Dispatch`] guarantees this: it
-/// frees slots and shared state only after destroying its sources, and
-/// sets `work` only for the duration of one iteration.
+/// `data` must be a slot of a live [`WorkSlots`], and the call must come
+/// from inside its [`WorkSlots::turn`] or between turns (see [`record`]).
 unsafe extern "C" fn fd_ready(_fd: c_int, _condition: c_uint, data: gpointer) -> gboolean {
-    // SAFETY: see the function's contract.
-    let slot = unsafe { &*data.cast::<Slot>() };
-    // SAFETY: see the function's contract.
-    let shared = unsafe { &*slot.shared };
-    let work = shared.work.get();
-    if work.is_null() {
-        return ffi::G_SOURCE_CONTINUE;
-    }
-    shared.ran.set(shared.ran.get().wrapping_add(1));
-    // Nothing here can panic in practice, but a panic must never unwind
-    // into C: catch it and report it from `turn`.
-    // SAFETY: `work` is valid and unaliased during the call (contract).
-    let r = catch_unwind(AssertUnwindSafe(|| unsafe { (*work).record(slot.key) }));
-    if r.is_err() {
-        shared.panicked.set(true);
-    }
+    // SAFETY: the function's contract, which `Dispatch` keeps: GLib calls
+    // back only from the iteration inside `turn`.
+    unsafe { record(data) };
     ffi::G_SOURCE_CONTINUE
 }
 
@@ -393,15 +352,13 @@ unsafe extern "C" fn fd_ready(_fd: c_int, _condition: c_uint, data: gpointer) ->
 /// release it each time.
 pub struct Dispatch {
     // Field order is drop order: the sources go first, so no callback can
-    // run after the slots and shared state are freed.
+    // run after the slots are freed, and the descriptors (the caller's,
+    // never closed here) stay open while the sources poll them.
     sources: Vec<Source>,
     _owner: Owner,
     ctx: Context,
-    slots: CBox<[Slot]>,
-    shared: CBox<Shared>,
-    /// The descriptors stay open while the sources poll them; they belong
-    /// to the caller and are never closed here.
-    fds: Vec<Rc<OwnedFd>>,
+    slots: WorkSlots,
+    _fds: Vec<Rc<OwnedFd>>,
 }
 
 impl Dispatch {
@@ -415,43 +372,26 @@ impl Dispatch {
     pub fn new(fds: &[Rc<OwnedFd>]) -> io::Result<Dispatch> {
         let ctx = Context::new()?;
         let owner = ctx.acquire()?;
-        let shared = CBox::new(Box::new(Shared {
-            work: Cell::new(ptr::null_mut()),
-            ran: Cell::new(0),
-            panicked: Cell::new(false),
-        }));
-        let slots: Box<[Slot]> = (0..fds.len())
-            .map(|i| Slot {
-                key: i as u32,
-                shared: shared.as_ptr(),
-            })
-            .collect();
-        let slots = CBox::new(slots);
-        let func = fd_callback(fd_ready);
-        let mut d = Dispatch {
-            sources: Vec::with_capacity(fds.len()),
+        let slots = WorkSlots::new(fds.len());
+        let mut sources = Vec::with_capacity(fds.len());
+        for (fd, arg) in fds.iter().zip(slots.args()) {
+            // SAFETY: the descriptor stays open while the source exists
+            // (the `Dispatch` keeps `fds`, and drops its sources first).
+            let src = unsafe { Source::unix_fd(fd.as_raw_fd())? };
+            // SAFETY: `fd_ready` gets a slot of `slots`, which outlives the
+            // source (field order; here, declaration order) and is never
+            // resized; no destroy notify.
+            unsafe { src.set_callback(fd_callback(fd_ready), arg, None) };
+            src.attach(&ctx)?;
+            sources.push(src);
+        }
+        Ok(Dispatch {
+            sources,
             _owner: owner,
             ctx,
             slots,
-            shared,
-            fds: fds.to_vec(),
-        };
-        for i in 0..fds.len() {
-            // SAFETY: the descriptor is open (the `Rc` in `d.fds` keeps it
-            // so while the source exists); GLib does not take it over.
-            let src = unsafe { Source::unix_fd(d.fds[i].as_raw_fd())? };
-            // SAFETY: `i < fds.len()`, the length of `slots`, so the offset
-            // stays in bounds. Slot `i` lives (at a fixed address) until `d`
-            // drops, after its sources are destroyed (field order);
-            // `fd_ready`'s contract on `work` is kept by `turn`.
-            let data = unsafe { d.slots.as_ptr().cast::<Slot>().add(i) };
-            // SAFETY: as just said; no destroy notify (the slots are freed
-            // by `d`).
-            unsafe { src.set_callback(func, data.cast(), None) };
-            src.attach(&d.ctx)?;
-            d.sources.push(src);
-        }
-        Ok(d)
+            _fds: fds.to_vec(),
+        })
     }
 }
 
@@ -469,15 +409,8 @@ impl Contender for Dispatch {
     }
 
     fn turn(&mut self, work: &mut Work) -> io::Result<u64> {
-        let shared = self.shared.get();
-        shared.ran.set(0);
-        shared.work.set(work);
-        self.ctx.iterate(false);
-        shared.work.set(ptr::null_mut());
-        if shared.panicked.get() {
-            return Err(io::Error::other("GLib dispatch: a callback panicked"));
-        }
-        Ok(shared.ran.get())
+        let ctx = &self.ctx;
+        Ok(self.slots.turn(work, || ctx.iterate(false)).1)
     }
 
     fn batch(&self) -> usize {
@@ -550,10 +483,6 @@ impl fmt::Debug for Arm {
 }
 
 impl ArmCancel for Arm {
-    fn name(&self) -> &'static str {
-        "GLib g_source_new + set_ready_time + attach + destroy"
-    }
-
     fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
         for &d in deadlines {
             // Dropping the source destroys and unrefs it.
@@ -563,44 +492,16 @@ impl ArmCancel for Arm {
     }
 }
 
-/// Where [`lateness`]'s callbacks put their figures.
-struct Sink {
-    late: RefCell<Late>,
-    failed: Cell<bool>,
-}
-
-/// One timer of [`lateness`]: its deadline and the sink. Freed by
-/// [`free_timer`] when its source is destroyed.
-struct Timer {
-    deadline: Instant,
-    sink: *const Sink,
-}
-
 /// The callback of [`lateness`]'s timers: pushes how late it runs.
 ///
 /// # Safety
 ///
-/// `data` must be a live [`Timer`] (from `Box::into_raw`) whose sink is
-/// live. [`lateness`] guarantees this: the `Timer` is freed only by the
+/// `data` must be a live [`Fire`] (from `Box::into_raw`) whose sink is
+/// live. [`lateness`] guarantees this: the `Fire` is freed only by the
 /// source's destroy notify, and the sink outlives the context.
 unsafe extern "C" fn late_fired(data: gpointer) -> gboolean {
-    // SAFETY: see the function's contract.
-    let t = unsafe { &*data.cast::<Timer>() };
-    let late = late_ns(t.deadline);
-    // SAFETY: see the function's contract.
-    let sink = unsafe { &*t.sink };
-    // A panic (none is expected: a push into a pre-sized Vec) must not
-    // unwind into C.
-    let pushed = catch_unwind(AssertUnwindSafe(|| match sink.late.try_borrow_mut() {
-        Ok(mut l) => {
-            l.push(late);
-            true
-        }
-        Err(_) => false,
-    }));
-    if !matches!(pushed, Ok(true)) {
-        sink.failed.set(true);
-    }
+    // SAFETY: the function's contract.
+    unsafe { Fire::fired(data) };
     ffi::G_SOURCE_REMOVE
 }
 
@@ -608,36 +509,30 @@ unsafe extern "C" fn late_fired(data: gpointer) -> gboolean {
 ///
 /// # Safety
 ///
-/// `data` must be a `Box<Timer>` turned into a raw pointer, freed by no one
+/// `data` must be a `Box<Fire>` turned into a raw pointer, freed by no one
 /// else (GLib calls the notify once, when the source is destroyed).
-unsafe extern "C" fn free_timer(data: gpointer) {
-    // SAFETY: see the function's contract.
-    drop(unsafe { Box::from_raw(data.cast::<Timer>()) });
+unsafe extern "C" fn free_fire(data: gpointer) {
+    // SAFETY: the function's contract.
+    drop(unsafe { Box::from_raw(data.cast::<Fire>()) });
 }
 
 /// Attaches a one-shot timer source at `deadline` that records its
 /// lateness in `sink`, and leaves it to the context.
-fn arm_late(ctx: &Context, clock: &Clock, deadline: Instant, sink: &Sink) -> io::Result<()> {
+fn arm_late(
+    ctx: &Context,
+    clock: &Clock,
+    deadline: Instant,
+    sink: &RefCell<Late>,
+) -> io::Result<()> {
     let src = Source::ready_at(clock.ready_us(deadline))?;
-    let t = Box::into_raw(Box::new(Timer { deadline, sink }));
-    // SAFETY: `late_fired` gets the `Timer` it expects; `free_timer` frees
+    let f = Box::into_raw(Fire::new(deadline, sink));
+    // SAFETY: `late_fired` gets the `Fire` it expects; `free_fire` frees
     // it once, when the source is destroyed (after it fired, or with the
     // context, or right here if attaching fails); the caller keeps `sink`
     // alive until the context is gone.
-    unsafe { src.set_callback(Some(late_fired), t.cast(), Some(free_timer)) };
+    unsafe { src.set_callback(Some(late_fired), f.cast(), Some(free_fire)) };
     src.attach(ctx)?;
     src.leave_to_context();
-    Ok(())
-}
-
-/// Blocking iterations until `sink` holds `want` figures.
-fn run_until(ctx: &Context, sink: &Sink, want: usize) -> io::Result<()> {
-    while sink.late.borrow().len() < want {
-        ctx.iterate(true);
-        if sink.failed.get() {
-            return Err(io::Error::other("GLib lateness: a callback failed"));
-        }
-    }
     Ok(())
 }
 
@@ -655,45 +550,31 @@ fn run_until(ctx: &Context, sink: &Sink, want: usize) -> io::Result<()> {
 /// # Errors
 ///
 /// A GLib constructor returning NULL, acquiring the context or attaching a
-/// source failing, `clock_gettime` failing, or a callback failing.
+/// source failing, or `clock_gettime` failing.
 pub fn lateness(pat: Pattern, seed: u64) -> io::Result<Late> {
-    let n = match pat {
-        Pattern::Sequential(n) | Pattern::Spread(n) => n,
-    };
     // Declared first, so dropped last: it outlives the context, whose drop
-    // destroys the sources (and frees their `Timer`s) on an error path.
-    let sink = Sink {
-        late: RefCell::new(Vec::with_capacity(n)),
-        failed: Cell::new(false),
-    };
+    // destroys the sources (and frees their `Fire`s) on an error path.
+    let sink = RefCell::new(Vec::with_capacity(pat.count()));
     let ctx = Context::new()?;
     let own = ctx.acquire()?;
     let clock = Clock::now()?;
-    match pat {
-        Pattern::Sequential(n) => {
-            for i in 0..n {
-                let d = Instant::now() + STEP;
-                arm_late(&ctx, &clock, d, &sink)?;
-                run_until(&ctx, &sink, i + 1)?;
-            }
+    let run_until = |_: &mut (), want| {
+        while sink.borrow().len() < want {
+            ctx.iterate(true);
         }
-        Pattern::Spread(n) => {
-            for d in spread_deadlines(n, seed) {
-                arm_late(&ctx, &clock, d, &sink)?;
-            }
-            run_until(&ctx, &sink, n)?;
-        }
-    }
+        Ok(())
+    };
+    let arm = |_: &mut (), d| arm_late(&ctx, &clock, d, &sink);
+    run_pattern(pat, seed, &mut (), arm, run_until)?;
     drop(own);
     drop(ctx);
-    Ok(sink.late.into_inner())
+    Ok(sink.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::run_turns;
-    use std::os::fd::FromRawFd;
+    use crate::dispatch::{ready_eventfds, run_turns};
 
     #[test]
     fn round_trips_over_contexts_complete() {
@@ -728,22 +609,9 @@ mod tests {
         throughput_queue(2, 0).unwrap();
     }
 
-    fn readable_eventfd() -> Rc<OwnedFd> {
-        // SAFETY: plain syscall; checked below.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        assert!(fd >= 0, "{}", io::Error::last_os_error());
-        // SAFETY: a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: the eventfd is open; `one` holds the 8 bytes written.
-        let n = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), 8) };
-        assert_eq!(n, 8);
-        Rc::new(fd)
-    }
-
     #[test]
     fn dispatch_runs_one_callback_per_ready_fd() {
-        let fds: Vec<_> = (0..3).map(|_| readable_eventfd()).collect();
+        let fds = ready_eventfds(3).unwrap();
         let mut d = Dispatch::new(&fds).unwrap();
         assert_eq!(d.batch(), 3);
         let mut w = Work::default();
@@ -784,14 +652,11 @@ mod tests {
     fn a_ready_time_source_fires_once() {
         let ctx = Context::new().unwrap();
         let clock = Clock::now().unwrap();
-        let sink = Sink {
-            late: RefCell::new(Vec::new()),
-            failed: Cell::new(false),
-        };
+        let sink = RefCell::new(Vec::new());
         arm_late(&ctx, &clock, Instant::now(), &sink).unwrap();
         assert!(ctx.iterate(false));
         assert!(!ctx.iterate(false));
-        assert_eq!(sink.late.borrow().len(), 1);
+        assert_eq!(sink.borrow().len(), 1);
         drop(ctx);
     }
 

@@ -62,9 +62,10 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::cpeers::{record, Fire, WorkSlots};
 use crate::dispatch::{Contender, Work};
 use crate::threads::{join_producers, spawn_producers, two_sides, Acc};
-use crate::timers::{late_ns, spread_deadlines, ArmCancel, Late, Pattern, STEP};
+use crate::timers::{run_pattern, ArmCancel, Late, Pattern};
 use crate::Pin;
 
 mod ffi;
@@ -349,7 +350,7 @@ extern "C" fn dispatch_cb(_fd: c_int, _what: c_short, arg: *mut c_void) {
     // SAFETY: `arg` is what `Dispatch::new` registered: a slot of the
     // owning `Dispatch`'s `WorkSlots`, which outlive its registrations; the
     // loop calls back from inside `turn`.
-    unsafe { super::record(arg) };
+    unsafe { record(arg) };
 }
 
 /// libevent: one `event_base` (epoll backend, `EVENT_BASE_FLAG_NOLOCK`),
@@ -361,7 +362,7 @@ pub struct Dispatch {
     // then the descriptors (kept open until libevent has deleted them).
     events: Vec<Event>,
     base: Base,
-    slots: super::WorkSlots,
+    slots: WorkSlots,
     _fds: Vec<Rc<OwnedFd>>,
 }
 
@@ -380,12 +381,9 @@ impl Dispatch {
                 "libevent: backend is {method:?}, not epoll"
             )));
         }
-        let slots = super::WorkSlots::new(fds.len());
+        let slots = WorkSlots::new(fds.len());
         let mut events = Vec::with_capacity(fds.len());
-        for (i, fd) in fds.iter().enumerate() {
-            let arg = slots
-                .arg(i)
-                .ok_or_else(|| io::Error::other("dispatch: fewer slots than descriptors"))?;
+        for (fd, arg) in fds.iter().zip(slots.args()) {
             // SAFETY: the event is stored in `events`, dropped before
             // `base` and `slots` (field order); `slots` is never resized.
             let ev = unsafe {
@@ -490,10 +488,6 @@ impl fmt::Debug for Arm {
 }
 
 impl ArmCancel for Arm {
-    fn name(&self) -> &'static str {
-        "libevent event_new + event_add + event_del + event_free"
-    }
-
     fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
         let now = Instant::now();
         for &d in deadlines {
@@ -507,83 +501,39 @@ impl ArmCancel for Arm {
     }
 }
 
-/// A lateness timer's argument: its deadline and where to put the result.
-struct Fire {
-    deadline: Instant,
-    sink: *const RefCell<Late>,
-}
-
-/// A lateness timer's callback: push how late it runs.
+/// A lateness timer's callback.
 extern "C" fn fire_cb(_fd: c_int, _what: c_short, arg: *mut c_void) {
-    // SAFETY: `arg` is a `Fire` that outlives its event, and `sink` the
-    // `RefCell` of the running `late_run`, which outlives both.
-    let f = unsafe { &*(arg as *const Fire) };
-    // SAFETY: as above.
-    let sink = unsafe { &*f.sink };
-    // No borrow is held while the loop runs; on the impossible failure the
-    // firing would go unrecorded and `late_run` would report it missing.
-    if let Ok(mut l) = sink.try_borrow_mut() {
-        l.push(late_ns(f.deadline));
-    }
-}
-
-/// Runs the base until `sink` holds `want` results.
-fn run_until(base: &Base, sink: &RefCell<Late>, want: usize) -> io::Result<()> {
-    while sink.borrow().len() < want {
-        if !base.run(ffi::EVLOOP_ONCE)? {
-            return Err(io::Error::other(format!(
-                "libevent: loop empty with {} of {want} timers fired",
-                sink.borrow().len()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Arms a one-shot timer at `f.deadline` (relative to now, rounded up).
-fn arm_fire(base: &Base, f: &Fire) -> io::Result<Event> {
-    let arg = f as *const Fire as *mut c_void;
-    // SAFETY: every caller drops the event before `f` and `base`.
-    let ev = unsafe { Event::new(base, -1, 0, fire_cb, arg)? };
-    ev.add(Some(&timeval_ceil(
-        f.deadline.saturating_duration_since(Instant::now()),
-    )))?;
-    Ok(ev)
+    // SAFETY: `arg` is the `Fire` of `late_run`'s timer, which outlives its
+    // event, and its sink outlives both.
+    unsafe { Fire::fired(arg) };
 }
 
 fn late_run(pat: Pattern, seed: u64, precise: bool) -> io::Result<Late> {
+    let sink = RefCell::new(Vec::with_capacity(pat.count()));
     let base = Base::single_thread(precise)?;
-    let sink: RefCell<Late> = RefCell::new(Vec::new());
-    match pat {
-        Pattern::Sequential(n) => {
-            sink.borrow_mut().reserve(n);
-            for i in 0..n {
-                let f = Fire {
-                    deadline: Instant::now() + STEP,
-                    sink: &sink,
-                };
-                let ev = arm_fire(&base, &f)?;
-                run_until(&base, &sink, i + 1)?;
-                drop(ev);
+    // A one-shot timer at `deadline`, relative to now (rounded up); the
+    // event drops before its `Fire` (tuple order).
+    let arm = |_: &mut (), deadline| -> io::Result<(Event, Box<Fire>)> {
+        let f = Fire::new(deadline, &sink);
+        // SAFETY: the event is dropped before `f` and `base` (see above).
+        let ev = unsafe { Event::new(&base, -1, 0, fire_cb, f.arg())? };
+        ev.add(Some(&timeval_ceil(
+            deadline.saturating_duration_since(Instant::now()),
+        )))?;
+        Ok((ev, f))
+    };
+    let run_until = |_: &mut (), want| {
+        while sink.borrow().len() < want {
+            if !base.run(ffi::EVLOOP_ONCE)? {
+                let n = sink.borrow().len();
+                return Err(io::Error::other(format!(
+                    "libevent: loop empty with {n} of {want} timers fired"
+                )));
             }
         }
-        Pattern::Spread(n) => {
-            sink.borrow_mut().reserve(n);
-            let fires: Vec<Fire> = spread_deadlines(n, seed)
-                .into_iter()
-                .map(|deadline| Fire {
-                    deadline,
-                    sink: &sink,
-                })
-                .collect();
-            let evs = fires
-                .iter()
-                .map(|f| arm_fire(&base, f))
-                .collect::<io::Result<Vec<Event>>>()?;
-            run_until(&base, &sink, n)?;
-            drop(evs);
-        }
-    }
+        Ok(())
+    };
+    run_pattern(pat, seed, &mut (), arm, run_until)?;
     drop(base);
     Ok(sink.into_inner())
 }
@@ -619,26 +569,7 @@ pub fn lateness_precise(pat: Pattern, seed: u64) -> io::Result<Late> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::run_turns;
-    use std::os::fd::FromRawFd;
-
-    /// `n` eventfds with counter 1 (readable), made here.
-    fn readable_eventfds(n: usize) -> Vec<Rc<OwnedFd>> {
-        (0..n)
-            .map(|_| {
-                // SAFETY: plain syscall; checked below.
-                let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-                assert!(fd >= 0);
-                // SAFETY: fresh descriptor, owned by nobody else.
-                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-                let one = 1u64.to_ne_bytes();
-                // SAFETY: open eventfd; 8 bytes from `one`.
-                let w = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), 8) };
-                assert_eq!(w, 8);
-                Rc::new(fd)
-            })
-            .collect()
-    }
+    use crate::dispatch::{ready_eventfds, run_turns};
 
     #[test]
     fn round_trips_complete() {
@@ -657,7 +588,7 @@ mod tests {
 
     #[test]
     fn dispatch_runs_every_ready_fd_once_per_turn() {
-        let fds = readable_eventfds(3);
+        let fds = ready_eventfds(3).unwrap();
         let mut c = Dispatch::new(&fds).unwrap();
         assert!(c.batch() >= 32);
         for _ in 0..2 {
@@ -684,7 +615,6 @@ mod tests {
         let mut a = Arm::new(&pending).unwrap();
         a.run(&seq).unwrap();
         a.run(&seq).unwrap();
-        assert!(!a.name().is_empty());
     }
 
     fn check_late(l: &Late, n: usize, allow_early: bool) {

@@ -39,7 +39,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::raw::{c_int, c_void};
 use std::ptr;
 use std::rc::Rc;
@@ -47,41 +47,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cpeers::{record, Fire, WorkSlots};
 use crate::dispatch::{Contender, Work};
-use crate::pingpong::signal;
+use crate::pingpong::{drain, eventfd, signal};
 use crate::threads::two_sides;
-use crate::timers::{late_ns, spread_deadlines, ArmCancel, Late, Pattern, STEP};
+use crate::timers::{run_pattern, ArmCancel, Late, MonoClock as Mono, Pattern};
 use crate::Pin;
 
 mod ffi;
 
 use ffi::{Loop, Source};
-
-/// Reads an eventfd (resetting its counter); a spurious wake-up (`EAGAIN`)
-/// and `EINTR` are not errors.
-fn drain(fd: &OwnedFd) -> io::Result<()> {
-    let mut buf = [0u8; 8];
-    // SAFETY: the eventfd is open and `buf` holds the 8 bytes read.
-    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-    Ok(())
-}
-
-/// A non-blocking, close-on-exec eventfd with counter 0.
-fn new_eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; checked before use.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
 
 // ---------------------------------------------------------------- round trips
 
@@ -241,8 +216,8 @@ fn side_b(b_fd: &OwnedFd, a_fd: &OwnedFd, stop: &AtomicBool) -> io::Result<()> {
 /// Creating an eventfd, a loop or a source, `sd_event_run` or an eventfd
 /// read/write failing, spawning or pinning a thread, or a side panicking.
 pub fn round_trips(pin: Pin, rts: u64, warmup: u64) -> io::Result<Duration> {
-    let a_fd = Arc::new(new_eventfd()?);
-    let b_fd = Arc::new(new_eventfd()?);
+    let a_fd = Arc::new(eventfd(0)?);
+    let b_fd = Arc::new(eventfd(0)?);
     let stop = Arc::new(AtomicBool::new(false));
     let (a1, b1, s1) = (a_fd.clone(), b_fd.clone(), stop.clone());
     let a = move || side_a(&a1, &b1, &s1, rts, warmup);
@@ -262,7 +237,7 @@ extern "C" fn dispatch_cb(
     // SAFETY: `userdata` is what `Dispatch::new` registered: a slot of the
     // owning `Dispatch`'s `WorkSlots`, which outlive its registrations; the
     // loop calls back from inside `turn`.
-    unsafe { super::record(userdata) };
+    unsafe { record(userdata) };
     0
 }
 
@@ -274,7 +249,7 @@ pub struct Dispatch {
     // (kept open until sd-event has removed them from its epoll set).
     sources: Vec<Source>,
     ev: Loop,
-    slots: super::WorkSlots,
+    slots: WorkSlots,
     _fds: Vec<Rc<OwnedFd>>,
 }
 
@@ -286,12 +261,9 @@ impl Dispatch {
     /// `sd_event_new` or `sd_event_add_io` failing.
     pub fn new(fds: &[Rc<OwnedFd>]) -> io::Result<Dispatch> {
         let ev = Loop::new()?;
-        let slots = super::WorkSlots::new(fds.len());
+        let slots = WorkSlots::new(fds.len());
         let mut sources = Vec::with_capacity(fds.len());
-        for (i, fd) in fds.iter().enumerate() {
-            let arg = slots
-                .arg(i)
-                .ok_or_else(|| io::Error::other("dispatch: fewer slots than descriptors"))?;
+        for (fd, arg) in fds.iter().zip(slots.args()) {
             // SAFETY: the source is stored in `sources`, dropped before
             // `slots` and `_fds` (field order); `slots` is never resized.
             let s = unsafe { ev.add_io(fd.as_raw_fd(), libc::EPOLLIN as u32, dispatch_cb, arg)? };
@@ -334,8 +306,6 @@ impl Contender for Dispatch {
 }
 
 // ---------------------------------------------------------------- timers
-
-use super::MonoClock as Mono;
 
 /// The accuracy given to every time source: 1 µs (0 would mean sd-event's
 /// default of 250 ms).
@@ -385,10 +355,6 @@ impl fmt::Debug for Arm {
 }
 
 impl ArmCancel for Arm {
-    fn name(&self) -> &'static str {
-        "sd-event sd_event_add_time + disable_unref"
-    }
-
     fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
         let now = Mono::now()?;
         for &d in deadlines {
@@ -404,40 +370,12 @@ impl ArmCancel for Arm {
     }
 }
 
-/// A lateness timer's userdata: its deadline and where to put the result.
-struct Fire {
-    deadline: Instant,
-    sink: *const RefCell<Late>,
-}
-
-/// A lateness timer's callback: push how late it runs.
+/// A lateness timer's callback.
 extern "C" fn fire_cb(_s: *mut ffi::sd_event_source, _usec: u64, userdata: *mut c_void) -> c_int {
-    // SAFETY: `userdata` is a `Fire` that outlives its source, and `sink`
-    // the `RefCell` of the running `lateness`, which outlives both.
-    let f = unsafe { &*(userdata as *const Fire) };
-    // SAFETY: as above.
-    let sink = unsafe { &*f.sink };
-    // No borrow is held while the loop runs; on the impossible failure the
-    // firing would go unrecorded and the loop would keep waiting.
-    if let Ok(mut l) = sink.try_borrow_mut() {
-        l.push(late_ns(f.deadline));
-    }
+    // SAFETY: `userdata` is the `Fire` of `lateness`'s timer, which
+    // outlives its source, and its sink outlives both.
+    unsafe { Fire::fired(userdata) };
     0
-}
-
-/// Adds a one-shot time source at `f.deadline`.
-fn arm_fire(ev: &Loop, f: &Fire, now: &Mono) -> io::Result<Source> {
-    let arg = f as *const Fire as *mut c_void;
-    // SAFETY: every caller drops the source before `f`.
-    unsafe { ev.add_time(now.us_ceil(f.deadline), ACCURACY_US, fire_cb, arg) }
-}
-
-/// Runs the loop until `sink` holds `want` results.
-fn run_until(ev: &Loop, sink: &RefCell<Late>, want: usize) -> io::Result<()> {
-    while sink.borrow().len() < want {
-        ev.run(u64::MAX)?;
-    }
-    Ok(())
 }
 
 /// How late each time source's callback runs on an idle `sd_event`
@@ -450,39 +388,24 @@ fn run_until(ev: &Loop, sink: &RefCell<Late>, want: usize) -> io::Result<()> {
 /// `sd_event_new`, `sd_event_add_time`, `sd_event_run` or `clock_gettime`
 /// failing.
 pub fn lateness(pat: Pattern, seed: u64) -> io::Result<Late> {
+    let sink = RefCell::new(Vec::with_capacity(pat.count()));
     let ev = Loop::new()?;
-    let sink: RefCell<Late> = RefCell::new(Vec::new());
-    match pat {
-        Pattern::Sequential(n) => {
-            sink.borrow_mut().reserve(n);
-            for i in 0..n {
-                let f = Fire {
-                    deadline: Instant::now() + STEP,
-                    sink: &sink,
-                };
-                let src = arm_fire(&ev, &f, &Mono::now()?)?;
-                run_until(&ev, &sink, i + 1)?;
-                drop(src);
-            }
+    let now = Mono::now()?;
+    // A one-shot time source at `deadline`; the source drops before its
+    // `Fire` (tuple order).
+    let arm = |_: &mut (), deadline| -> io::Result<(Source, Box<Fire>)> {
+        let f = Fire::new(deadline, &sink);
+        // SAFETY: the source is dropped before `f`.
+        let src = unsafe { ev.add_time(now.us_ceil(deadline), ACCURACY_US, fire_cb, f.arg())? };
+        Ok((src, f))
+    };
+    let run_until = |_: &mut (), want| {
+        while sink.borrow().len() < want {
+            ev.run(u64::MAX)?;
         }
-        Pattern::Spread(n) => {
-            sink.borrow_mut().reserve(n);
-            let fires: Vec<Fire> = spread_deadlines(n, seed)
-                .into_iter()
-                .map(|deadline| Fire {
-                    deadline,
-                    sink: &sink,
-                })
-                .collect();
-            let now = Mono::now()?;
-            let srcs = fires
-                .iter()
-                .map(|f| arm_fire(&ev, f, &now))
-                .collect::<io::Result<Vec<Source>>>()?;
-            run_until(&ev, &sink, n)?;
-            drop(srcs);
-        }
-    }
+        Ok(())
+    };
+    run_pattern(pat, seed, &mut (), arm, run_until)?;
     drop(ev);
     Ok(sink.into_inner())
 }
@@ -490,18 +413,7 @@ pub fn lateness(pat: Pattern, seed: u64) -> io::Result<Late> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::run_turns;
-
-    /// `n` eventfds with counter 1 (readable), made here.
-    fn readable_eventfds(n: usize) -> Vec<Rc<OwnedFd>> {
-        (0..n)
-            .map(|_| {
-                let fd = new_eventfd().unwrap();
-                signal(&fd).unwrap();
-                Rc::new(fd)
-            })
-            .collect()
-    }
+    use crate::dispatch::{ready_eventfds, run_turns};
 
     #[test]
     fn round_trips_complete() {
@@ -512,7 +424,7 @@ mod tests {
 
     #[test]
     fn dispatch_runs_one_source_per_turn_round_robin() {
-        let fds = readable_eventfds(3);
+        let fds = ready_eventfds(3).unwrap();
         let mut c = Dispatch::new(&fds).unwrap();
         assert_eq!(c.batch(), 1);
         for _ in 0..3 {
@@ -541,7 +453,6 @@ mod tests {
         let mut a = Arm::new(&pending).unwrap();
         a.run(&seq).unwrap();
         a.run(&seq).unwrap();
-        assert!(!a.name().is_empty());
     }
 
     #[test]

@@ -19,14 +19,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::record::Role;
-
-use crate::harness::{entry, Case, Ctx, Entry, Measured};
-
 use crate::dispatch::{
     ensure_nofile, epoll_add_level, ready_eventfds, Contender, FdloopDrive, FdloopSet, RawEpoll,
     Work,
 };
+use crate::harness::{entry, Case, Ctx, Entry, Measured};
+use crate::record::Role;
 
 /// A callback of the mio contender.
 type MioHandler = Box<dyn FnMut(&mio::event::Event, &mut Work)>;
@@ -47,16 +45,12 @@ struct MioSet {
 impl MioSet {
     fn new(fds: &[Rc<OwnedFd>]) -> io::Result<MioSet> {
         let poll = mio::Poll::new()?;
-        let mut handlers: Vec<MioHandler> = Vec::with_capacity(fds.len());
-        for (i, fd) in fds.iter().enumerate() {
-            epoll_add_level(poll.as_raw_fd(), fd.as_raw_fd(), i as u64)?;
-            let key = i as u32;
-            handlers.push(Box::new(move |_ev, w: &mut Work| w.record(key)));
-        }
+        epoll_add_level(poll.as_raw_fd(), fds)?;
+        let handler = |key| -> MioHandler { Box::new(move |_ev, w: &mut Work| w.record(key)) };
         Ok(MioSet {
             poll,
             events: mio::Events::with_capacity(fds.len().max(1)),
-            handlers,
+            handlers: (0..fds.len() as u32).map(handler).collect(),
         })
     }
 }

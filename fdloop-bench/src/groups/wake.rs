@@ -17,10 +17,9 @@
 
 use std::io;
 
+use crate::harness::{entry, Case, Ctx, Entry, Measured};
 use crate::record::Role;
 use crate::{pin_opt, Burst, Local, Pin, RoundTrip, Sample};
-
-use crate::harness::{entry, Case, Ctx, Entry, Measured};
 
 fn measured(s: Sample) -> Measured {
     let m = Measured::time(s.elapsed, s.ops);
@@ -53,16 +52,14 @@ fn on_main_cpu<T: Send + 'static>(
 /// A primitive failing, or pinning failing (`--pin` on a machine without
 /// the CPU).
 pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
+    // The one-thread cases: the bare eventfd is the floor, the rest fdloop.
+    let role = |floor: bool| if floor { Role::Floor } else { Role::Fdloop };
     let iters = ctx.cfg.size(500, 50_000, 300_000);
     let entries: Vec<Entry<'_>> = Local::ALL
         .iter()
         .map(|&c| {
-            let role = if c == Local::RawEventFd {
-                Role::Floor
-            } else {
-                Role::Fdloop
-            };
-            entry(c.name(), role, move || c.run(iters).map(measured))
+            let run = move || c.run(iters).map(measured);
+            entry(c.name(), role(c == Local::RawEventFd), run)
         })
         .collect();
     let case = Case::time("notify + drain, one thread", "time/op").note(format!(
@@ -74,12 +71,8 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
     let entries: Vec<Entry<'_>> = Burst::ALL
         .iter()
         .map(|&c| {
-            let role = if c == Burst::RawEventFd {
-                Role::Floor
-            } else {
-                Role::Fdloop
-            };
-            entry(c.name(), role, move || c.run(rounds).map(measured))
+            let run = move || c.run(rounds).map(measured);
+            entry(c.name(), role(c == Burst::RawEventFd), run)
         })
         .collect();
     let case = Case::time(

@@ -16,7 +16,7 @@ use std::time::Instant;
 use glib_sys as sys;
 pub(super) use sys::{gboolean, gpointer, GSourceFunc, G_SOURCE_CONTINUE, G_SOURCE_REMOVE};
 
-use crate::cpeers::MonoClock as Clock;
+use crate::timers::MonoClock as Clock;
 
 /// The callback type of a unix-fd source (`GUnixFDSourceFunc`).
 pub(super) type FdFunc =
@@ -261,34 +261,6 @@ impl Drop for Source {
             sys::g_source_destroy(self.0.as_ptr());
             sys::g_source_unref(self.0.as_ptr());
         }
-    }
-}
-
-/// A heap value whose address is handed to C: freed on drop, and never
-/// accessed through a `Box` while C holds pointers into it.
-pub(super) struct CBox<T: ?Sized>(NonNull<T>);
-
-impl<T: ?Sized> CBox<T> {
-    pub(super) fn new(b: Box<T>) -> CBox<T> {
-        // A leaked Box is never NULL.
-        CBox(NonNull::from(Box::leak(b)))
-    }
-
-    pub(super) fn get(&self) -> &T {
-        // SAFETY: the pointer came from a live Box and is only freed on
-        // drop; C only reads through it (interior mutability is `Cell`).
-        unsafe { self.0.as_ref() }
-    }
-
-    pub(super) fn as_ptr(&self) -> *mut T {
-        self.0.as_ptr()
-    }
-}
-
-impl<T: ?Sized> Drop for CBox<T> {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from `Box::leak` and is freed once, here.
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) })
     }
 }
 
