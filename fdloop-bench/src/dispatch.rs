@@ -4,9 +4,9 @@
 //! The set-up keeps N eventfds readable forever (counter 1, never read) and
 //! registers them level-triggered, so every `epoll_wait` reports all of them
 //! (up to the buffer size) and every callback does the same trivial
-//! [`Work`]. The bench `benches/dispatch.rs` times the contenders defined
-//! here ([`RawEpoll`], the floor, and [`FdloopSet`]) against mio and calloop
-//! (which are dev-dependencies, so their contenders live in the bench).
+//! [`Work`]. The report's dispatch group (`groups/dispatch.rs`) times the
+//! contenders defined here ([`RawEpoll`], the floor, and [`FdloopSet`])
+//! against mio, calloop and the C loops.
 //!
 //! Every function returns `io::Result`; nothing here panics on an OS error.
 

@@ -37,7 +37,7 @@ impl Local {
         Local::RawEventFd,
     ];
 
-    /// A short name for tables and criterion ids.
+    /// A short name for the tables.
     pub fn name(self) -> &'static str {
         match self {
             Local::NotifierEventFd => "Notifier (eventfd)",
@@ -170,7 +170,7 @@ impl Burst {
     /// Signals per drain.
     pub const PER_DRAIN: u64 = 100;
 
-    /// A short name for tables and criterion ids.
+    /// A short name for the tables.
     pub fn name(self) -> &'static str {
         match self {
             Burst::NotifierEventFd => "Notifier (eventfd)",

@@ -1,7 +1,7 @@
 //! The floor for a round trip between two event loops: two threads, each
 //! blocked in `epoll_wait` on its own eventfd, each writing the other's
 //! eventfd when woken. No library, no queue: what any loop-to-loop message
-//! costs at least on this kernel (`benches/channel.rs` compares fdloop's
+//! costs at least on this kernel (the report's channel group compares fdloop's
 //! channels against it).
 //!
 //! Every function returns `io::Result`; nothing here panics on an OS error.

@@ -44,7 +44,7 @@ impl RoundTrip {
         RoundTrip::Park,
     ];
 
-    /// A short name for tables and criterion ids.
+    /// A short name for the tables.
     pub fn name(self) -> &'static str {
         match self {
             RoundTrip::EventFd => "EventFd blocking read/write",

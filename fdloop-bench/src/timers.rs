@@ -1,6 +1,7 @@
-//! Shared pieces of the timer comparisons (`benches/timers.rs`, the report
-//! and the C peers): the deterministic deadline generator, the arm+cancel
-//! contender trait and the lateness patterns.
+//! Shared pieces of the timer comparisons (the report's timers group and
+//! the C peers): the deterministic deadline generator, the arm+cancel
+//! contender trait, the lateness patterns and their driver, and the
+//! `Instant` to `CLOCK_MONOTONIC` conversion.
 //!
 //! Nothing here measures anything by itself.
 

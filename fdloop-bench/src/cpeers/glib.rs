@@ -538,11 +538,9 @@ fn arm_late(
 
 /// GLib: how late timer callbacks run on an otherwise idle `GMainContext`,
 /// driven by `g_main_context_iteration(ctx, TRUE)` (as `late_fdloop` in
-/// `benches/timers.rs`). The timers are the one-shot ready-time sources of
-/// [`Arm`] (absolute deadline in µs, rounded up); the callback pushes
-/// [`late_ns`] of its deadline. [`Pattern::Sequential`]: each timer at
-/// [`STEP`] from now, armed when the previous one has fired;
-/// [`Pattern::Spread`]: [`spread_deadlines`]`(n, seed)`, armed at once.
+/// `groups/timers.rs`). The timers are the one-shot ready-time sources of
+/// [`Arm`] (absolute deadline in µs, rounded up); the callback records how
+/// late it runs; the pattern is driven by [`run_pattern`].
 ///
 /// GLib 2.74 waits in `poll()` with a timeout in whole ms, rounded up: see
 /// the [module docs](self#timer-precision).
