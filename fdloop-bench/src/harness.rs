@@ -192,23 +192,20 @@ pub struct Case {
 impl Case {
     /// A case timed in ns per operation.
     pub fn time(title: impl Into<String>, metric: &'static str) -> Case {
-        Case {
-            title: title.into(),
-            metric,
-            unit: "ns",
-            better: Better::Lower,
-            warmup: true,
-            note: String::new(),
-        }
+        Case::new(title.into(), metric, "ns", Better::Lower)
     }
 
     /// A case measured as a rate.
     pub fn rate(title: impl Into<String>, metric: &'static str, unit: &'static str) -> Case {
+        Case::new(title.into(), metric, unit, Better::Higher)
+    }
+
+    fn new(title: String, metric: &'static str, unit: &'static str, better: Better) -> Case {
         Case {
-            title: title.into(),
+            title,
             metric,
             unit,
-            better: Better::Higher,
+            better,
             warmup: true,
             note: String::new(),
         }

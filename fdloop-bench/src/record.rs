@@ -21,6 +21,21 @@ pub enum Role {
     Peer,
 }
 
+impl Role {
+    /// The role of a contender by its name: `floor` is the case's floor
+    /// (`""` if it has none), fdloop's contenders' names start with
+    /// `fdloop`, the rest are peers.
+    pub fn of(name: &str, floor: &str) -> Role {
+        if name == floor {
+            Role::Floor
+        } else if name.starts_with("fdloop") {
+            Role::Fdloop
+        } else {
+            Role::Peer
+        }
+    }
+}
+
 /// Which direction of a metric is good.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,33 +1,20 @@
-//! libevent 2.1 (`event2/event.h`, `event2/thread.h`), through a
-//! hand-written binding of just the calls used here.
+//! libevent 2.1 (declarations and RAII wrappers in the private `ffi`
+//! module). The contenders:
 //!
-//! What each contender measures:
-//!
-//! * [`round_trips`]: two threads, each running its own `event_base`
-//!   (`event_base_loop(EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY)`), each with
-//!   one user event (`event_new(base, -1, 0, …)`, never added) that the
-//!   *other* thread fires with `event_active`. That is libevent's way of
+//! * [`round_trips`]: two threads, each running its own `event_base`, each
+//!   firing the other's user event with `event_active` — libevent's way of
 //!   waking a loop from another thread: with locking enabled
-//!   (`evthread_use_pthreads`) every base gets a notify eventfd, and
-//!   `event_active` from a foreign thread writes it when the base is
-//!   blocked in `epoll_wait`. B's callback activates A's event; A's counts
-//!   and activates B's. One round trip = two cross-thread activations.
-//! * [`throughput`]: producers push onto a `Mutex<VecDeque<u64>>` (ours:
-//!   libevent has no queue) and call `event_active` after every push; the
-//!   consumer runs `event_base_loop(EVLOOP_ONCE | …)` and its callback
-//!   drains the queue. `event_active` coalesces: an event already active is
-//!   not queued again, and the notify eventfd is written only while the
-//!   base sleeps and no notification is pending.
-//! * [`Dispatch`]: one `event_base` (epoll backend), one
-//!   `EV_READ | EV_PERSIST` event per always-ready eventfd (level
-//!   triggered), one turn = `event_base_loop(EVLOOP_ONCE | EVLOOP_NONBLOCK)`:
-//!   one `epoll_wait(…, 0)`, then every reported event's callback.
-//! * [`Arm`]: K pending timers (`event_new(base, -1, 0, …)` +
-//!   `event_add(ev, &tv)`), then per deadline `event_new` + `event_add` +
-//!   `event_del` + `event_free` (libevent keeps timers in a binary min-heap).
-//! * [`lateness`] / [`lateness_precise`]: how late a timer's callback runs
-//!   on an otherwise idle base, default configuration vs
-//!   `EVENT_BASE_FLAG_PRECISE_TIMER`.
+//!   (`evthread_use_pthreads`) every base gets a notify eventfd, which
+//!   `event_active` from a foreign thread writes while the base is blocked
+//!   in `epoll_wait`. One round trip = two cross-thread activations.
+//! * [`throughput`]: producers push onto a `Mutex<VecDeque<u64>>` (libevent
+//!   has no queue) and call `event_active` after every push; the
+//!   consumer's callback drains the queue. `event_active` coalesces: an
+//!   event already active is not queued again, and the notify eventfd is
+//!   written only while the base sleeps and no notification is pending.
+//! * [`Dispatch`], [`Arm`] (libevent keeps timers in a binary min-heap),
+//!   [`lateness`] and [`lateness_precise`] (default configuration vs
+//!   `EVENT_BASE_FLAG_PRECISE_TIMER`).
 //!
 //! The single-threaded contenders ([`Dispatch`], [`Arm`], the lateness
 //! runs) use bases made with `EVENT_BASE_FLAG_NOLOCK`: they never leave

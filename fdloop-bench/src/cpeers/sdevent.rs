@@ -1,31 +1,22 @@
-//! systemd's sd-event (`systemd/sd-event.h`, libsystemd 252), through a
-//! hand-written binding of just the calls used here.
+//! systemd's sd-event (libsystemd 252; declarations and RAII wrappers in
+//! the private `ffi` module). The contenders:
 //!
-//! What each contender measures:
-//!
-//! * [`round_trips`]: two threads, each running its own `sd_event`
-//!   (`sd_event_run(e, UINT64_MAX)`) with an eventfd watched by
-//!   `sd_event_add_io(EPOLLIN)`. sd-event has no way to wake a loop from
-//!   another thread, so the other thread writes that eventfd; the io
-//!   callback reads it (resetting it) and echoes (B) or counts and pings
-//!   again (A). Every `sd_event` and source is created, used and freed in
-//!   its own thread (sd-event objects are single-threaded, which the
-//!   non-`Send` wrappers here enforce); only the eventfds cross threads.
-//! * [`Dispatch`]: one `sd_event`, one io source per always-ready eventfd
-//!   (`EPOLLIN`, level-triggered), one turn = `sd_event_run(e, 0)`. sd-event
-//!   dispatches **one** source per iteration (`sd_event_dispatch` takes the
-//!   first of its pending queue): each turn is an `epoll_wait(…, 0)` (plus
-//!   the prepare step) and a single callback, the sources taking turns
-//!   round-robin (a source dispatched goes behind those still pending). So
+//! * [`round_trips`]: two threads, each running its own `sd_event` with an
+//!   eventfd watched by `sd_event_add_io(EPOLLIN)`. sd-event has no way to
+//!   wake a loop from another thread, so the other thread writes that
+//!   eventfd. Every `sd_event` and source is created, used and freed in its
+//!   own thread (sd-event objects are single-threaded, which the non-`Send`
+//!   wrappers enforce); only the eventfds cross threads.
+//! * [`Dispatch`]: sd-event dispatches **one** source per iteration
+//!   (`sd_event_dispatch` takes the first of its pending queue): each turn
+//!   is an `epoll_wait(…, 0)` (plus the prepare step) and a single
+//!   callback, the sources taking turns round-robin. So
 //!   [`Contender::batch`] is 1 and N ready sources need N turns.
-//! * [`Arm`]: K pending time sources (`sd_event_add_time` on
-//!   `CLOCK_MONOTONIC`, absolute µs, accuracy 1 µs), then per deadline
-//!   `sd_event_add_time` + `sd_event_source_disable_unref` (sd-event keeps
-//!   two priority queues per clock, earliest and latest).
-//! * [`lateness`]: how late a time source's callback runs on an idle loop.
-//!   The accuracy is 1 µs: the default (0) means 250 ms, within which
-//!   sd-event coalesces wake-ups, so a timer could run up to 250 ms late by
-//!   design. sd-event sleeps on a timerfd armed at an absolute time.
+//! * [`Arm`] (sd-event keeps two priority queues per clock, earliest and
+//!   latest) and [`lateness`]. Time sources get an accuracy of 1 µs: the
+//!   default (0) means 250 ms, within which sd-event coalesces wake-ups, so
+//!   a timer could run up to 250 ms late by design. sd-event sleeps on a
+//!   timerfd armed at an absolute time.
 //!
 //! `Instant` is `CLOCK_MONOTONIC` on Linux, so deadlines are converted by
 //! reading both clocks once (`Instant::now()`, then `clock_gettime`) and

@@ -383,16 +383,6 @@ fn rt_contenders() -> Vec<(&'static str, RtFn)> {
     v
 }
 
-fn role_of(name: &str) -> Role {
-    if name == FLOOR {
-        Role::Floor
-    } else if name.starts_with("fdloop") {
-        Role::Fdloop
-    } else {
-        Role::Peer
-    }
-}
-
 /// The channel group: throughput with 1 and 4 producers, then round trips
 /// between two loops.
 ///
@@ -405,7 +395,7 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
         let entries: Vec<Entry<'_>> = tp_contenders()
             .into_iter()
             .map(|(name, f)| {
-                entry(name, role_of(name), move || {
+                entry(name, Role::of(name, FLOOR), move || {
                     let out = f(p, msgs)?;
                     let mut m = Measured::rate(out.elapsed, msgs);
                     if let Some(w) = out.wake_writes {
@@ -438,7 +428,7 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
     let entries: Vec<Entry<'_>> = rt_contenders()
         .into_iter()
         .map(|(name, f)| {
-            entry(name, role_of(name), move || {
+            entry(name, Role::of(name, FLOOR), move || {
                 Ok(Measured::time(f(pin, rts, warmup)?, rts))
             })
         })

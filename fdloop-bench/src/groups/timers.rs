@@ -486,12 +486,7 @@ fn arm_case(ctx: &mut Ctx<'_>, k: usize) -> io::Result<()> {
     let entries: Vec<Entry<'_>> = cs
         .iter_mut()
         .map(|(name, c)| {
-            let role = if name.starts_with("fdloop") {
-                Role::Fdloop
-            } else {
-                Role::Peer
-            };
-            entry(*name, role, move || {
+            entry(*name, Role::of(name, ""), move || {
                 let (ns, ops) = arm_sample(c.as_mut(), seq, max_ops, budget)?;
                 Ok(Measured {
                     value: ns,
@@ -534,15 +529,8 @@ fn late_case(ctx: &mut Ctx<'_>, pat: Pattern) -> io::Result<()> {
         .into_iter()
         .filter(|(n, _)| *n != FLOOR || matches!(pat, Pattern::Sequential(_)))
         .map(|(name, f)| {
-            let role = if name == FLOOR {
-                Role::Floor
-            } else if name.starts_with("fdloop") {
-                Role::Fdloop
-            } else {
-                Role::Peer
-            };
             let mut rep = 0u64;
-            entry(name, role, move || {
+            entry(name, Role::of(name, FLOOR), move || {
                 // The same deadlines for every contender's k-th run.
                 rep += 1;
                 let s = late_stats(f(pat, 0x5eed + rep)?);
