@@ -68,7 +68,9 @@ pub fn redraw(paths: &[PathBuf]) -> io::Result<Vec<Report>> {
     let mut reports = Vec::with_capacity(paths.len());
     for path in paths {
         let report = std::fs::read_to_string(path)
-            .and_then(|text| Report::from_json(&text).map_err(io::Error::other))
+            .and_then(|text| {
+                Report::from_json(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+            })
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         println!("# {}\n", path.display());
         for g in report.groups() {

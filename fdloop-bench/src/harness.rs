@@ -37,7 +37,8 @@ pub struct Config {
     pub sizes: Option<Vec<usize>>,
     /// Count system calls per operation (one extra untimed run each).
     pub syscalls: bool,
-    /// Where to write the JSON records (charts go beside it).
+    /// Where to write the JSON records (the Markdown and charts go beside
+    /// it).
     pub json: Option<PathBuf>,
     /// Run nothing: redraw the tables, Markdown and charts of these saved
     /// JSON files.

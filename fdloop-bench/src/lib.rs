@@ -8,9 +8,9 @@
 //! cargo run --release -p fdloop-bench --features c-peers --bin report   # + GLib, libevent, sd-event
 //! ```
 //!
-//! * [`groups`] (feature `peers`, on by default): the comparisons, one
+//! * `groups` (feature `peers`, on by default): the comparisons, one
 //!   module per group, against mio, calloop, tokio, crossbeam-channel,
-//!   flume, std and (feature `c-peers`) the C loops; [`cli`]: the report's
+//!   flume, std and (feature `c-peers`) the C loops; `cli`: the report's
 //!   command line.
 //! * [`harness`]: how a case is measured (interleaved repetitions, system
 //!   calls counted by [`syscount`] in untimed runs).
