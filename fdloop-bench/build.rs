@@ -9,7 +9,8 @@ fn main() {
     if std::env::var_os("CARGO_FEATURE_C_PEERS").is_none() {
         return;
     }
-    for pkg in ["glib-2.0", "libevent", "libevent_pthreads", "libsystemd"] {
+    // GLib is linked by glib-sys.
+    for pkg in ["libevent", "libevent_pthreads", "libsystemd"] {
         let out = Command::new("pkg-config").args(["--libs", pkg]).output();
         let out = match out {
             Ok(o) if o.status.success() => o,

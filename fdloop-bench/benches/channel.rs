@@ -1,10 +1,5 @@
-//! `cargo bench -p fdloop-bench --bench channel`: the report's channel group alone
-//! (see `groups/channel.rs` and `examples/report.rs`); takes the report's
-//! flags except `--only`.
-
-#[path = "../groups/mod.rs"]
-mod groups;
-
+//! `cargo bench -p fdloop-bench --bench channel`: the report's channel group alone,
+//! with the report's flags except `--only`.
 fn main() -> std::process::ExitCode {
-    groups::main_with("channel", Some("channel"))
+    fdloop_bench::cli::main_with(Some("channel"))
 }

@@ -1,10 +1,5 @@
-//! `cargo bench -p fdloop-bench --bench dispatch`: the report's dispatch group alone
-//! (see `groups/dispatch.rs` and `examples/report.rs`); takes the report's
-//! flags except `--only`.
-
-#[path = "../groups/mod.rs"]
-mod groups;
-
+//! `cargo bench -p fdloop-bench --bench dispatch`: the report's dispatch group alone,
+//! with the report's flags except `--only`.
 fn main() -> std::process::ExitCode {
-    groups::main_with("dispatch", Some("dispatch"))
+    fdloop_bench::cli::main_with(Some("dispatch"))
 }

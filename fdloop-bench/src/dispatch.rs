@@ -4,9 +4,9 @@
 //! The set-up keeps N eventfds readable forever (counter 1, never read) and
 //! registers them level-triggered, so every `epoll_wait` reports all of them
 //! (up to the buffer size) and every callback does the same trivial
-//! [`Work`]. The bench `benches/dispatch.rs` times the contenders defined
-//! here ([`RawEpoll`], the floor, and [`FdloopSet`]) against mio and calloop
-//! (which are dev-dependencies, so their contenders live in the bench).
+//! [`Work`]. The report's dispatch group (`groups/dispatch.rs`) times the
+//! contenders defined here ([`RawEpoll`], the floor, and [`FdloopSet`])
+//! against mio, calloop and the C loops.
 //!
 //! Every function returns `io::Result`; nothing here panics on an OS error.
 
@@ -99,34 +99,27 @@ pub fn ensure_nofile(need: u64) -> io::Result<u64> {
 /// `eventfd` failing (`EMFILE` past `RLIMIT_NOFILE`; see [`ensure_nofile`]).
 pub fn ready_eventfds(n: usize) -> io::Result<Vec<Rc<OwnedFd>>> {
     (0..n)
-        .map(|_| {
-            // SAFETY: plain system call; no pointers.
-            let fd = unsafe { libc::eventfd(1, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: `fd` was just returned by `eventfd`, is open and owned
-            // by nobody else.
-            Ok(Rc::new(unsafe { OwnedFd::from_raw_fd(fd) }))
-        })
+        .map(|_| crate::pingpong::eventfd(1).map(Rc::new))
         .collect()
 }
 
-/// Adds `fd` to `ep` level-triggered for reading, with `data` as the event's
-/// data word.
+/// Adds every descriptor of `fds` to `ep` level-triggered for reading,
+/// with its index in `fds` as the event's data word.
 ///
 /// # Errors
 ///
 /// `epoll_ctl` failing.
-pub fn epoll_add_level(ep: RawFd, fd: RawFd, data: u64) -> io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: data,
-    };
-    // SAFETY: `ev` is a valid `epoll_event` for the call's duration; the
-    // kernel copies it and keeps no pointer.
-    if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
-        return Err(io::Error::last_os_error());
+pub fn epoll_add_level(ep: RawFd, fds: &[Rc<OwnedFd>]) -> io::Result<()> {
+    for (i, fd) in fds.iter().enumerate() {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: i as u64,
+        };
+        // SAFETY: `ev` is a valid `epoll_event` for the call's duration;
+        // the kernel copies it and keeps no pointer.
+        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
     }
     Ok(())
 }
@@ -158,16 +151,12 @@ impl RawEpoll {
         }
         // SAFETY: `ep` is a fresh descriptor nobody else owns.
         let ep = unsafe { OwnedFd::from_raw_fd(ep) };
-        let mut handlers: Vec<RawHandler> = Vec::with_capacity(fds.len());
-        for (i, fd) in fds.iter().enumerate() {
-            epoll_add_level(ep.as_raw_fd(), fd.as_raw_fd(), i as u64)?;
-            let key = i as u32;
-            handlers.push(Box::new(move |_flags, w: &mut Work| w.record(key)));
-        }
+        epoll_add_level(ep.as_raw_fd(), fds)?;
+        let handler = |key| -> RawHandler { Box::new(move |_flags, w: &mut Work| w.record(key)) };
         Ok(RawEpoll {
             ep,
             events: Vec::with_capacity(fds.len().max(1)),
-            handlers,
+            handlers: (0..fds.len() as u32).map(handler).collect(),
         })
     }
 }

@@ -1,49 +1,57 @@
 //! Benchmarks of fdloop against its peers.
 //!
-//! The one command that runs them all is the head-to-head report:
+//! The one command that runs them all is the head-to-head report, an
+//! ordinary binary (`src/bin/report.rs`):
 //!
 //! ```text
 //! cargo run --release -p fdloop-bench --bin report [-- --quick] [--only GROUP] [--json PATH]
+//! cargo run --release -p fdloop-bench --features c-peers --bin report   # + GLib, libevent, sd-event
 //! ```
 //!
-//! (a launcher for `examples/report.rs`; the comparisons themselves live in
-//! `groups/`, because the Rust peers are dev-dependencies). This library
-//! holds what needs no peer crate:
-//!
-//! * the wake primitives' loops: [`Local`] (one thread signals and consumes
-//!   its own wake-up), [`Burst`] (many `notify` calls, one drain: the
-//!   Notifier's coalescing) and [`RoundTrip`] (two threads blocking in
-//!   turn), shared with the criterion bench `benches/wake.rs`;
-//! * [`dispatch`]: the hand-written epoll floor and fdloop's contender for
-//!   the dispatch-overhead comparison; [`pingpong`]: the floor for a round
-//!   trip between two loops; [`threads`] and [`timers`]: producer,
-//!   ping-pong and timer scaffolding;
-//! * `cpeers` (feature `c-peers`): GLib, libevent and sd-event through
-//!   small hand-written FFI bindings;
-//! * [`record`]: the report's figures and their tables, JSON and SVG
-//!   charts; [`report`]: interleaving, medians, formatting;
-//!   [`syscount`]: counting system calls from inside the process.
+//! * `groups` (feature `peers`, on by default): the comparisons, one
+//!   module per group, against mio, calloop, tokio, crossbeam-channel,
+//!   flume, std and (feature `c-peers`) the C loops; `cli`: the report's
+//!   command line.
+//! * [`harness`]: how a case is measured (interleaved repetitions, system
+//!   calls counted by [`syscount`] in untimed runs).
+//! * [`record`]: the report's figures and their statistics (medians,
+//!   percentiles, best peer, cost ratios); [`render`]: their tables,
+//!   summary, SVG charts and JSON and Markdown files.
+//! * The contenders that need no peer crate: the wake primitives' loops
+//!   [`Local`] (one thread signals and consumes its own wake-up),
+//!   [`Burst`] (many `notify` calls, one drain: the Notifier's coalescing)
+//!   and [`RoundTrip`] (two threads blocking in turn); [`dispatch`]: the
+//!   hand-written epoll floor and fdloop's contender for the
+//!   dispatch-overhead comparison; [`pingpong`]: the floor for a round trip
+//!   between two loops; [`threads`] and [`timers`]: producer, ping-pong
+//!   and timer scaffolding.
+//! * `cpeers` (feature `c-peers`): GLib, libevent and sd-event.
 //!
 //! Every function returns `io::Result`; nothing here panics on an OS error.
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+#[cfg(feature = "peers")]
+pub mod cli;
 #[cfg(feature = "c-peers")]
 pub mod cpeers;
 pub mod dispatch;
+#[cfg(feature = "peers")]
+pub mod groups;
+pub mod harness;
 mod local;
 mod pin;
 pub mod pingpong;
 pub mod record;
-pub mod report;
+pub mod render;
 mod round_trip;
 pub mod syscount;
 pub mod threads;
 pub mod timers;
 
 pub use local::{Burst, Local};
-pub use pin::{pin_current_thread, Pin};
+pub use pin::{pin_current_thread, pin_opt, Pin};
 pub use round_trip::RoundTrip;
 
 use std::time::Duration;

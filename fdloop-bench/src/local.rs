@@ -37,7 +37,7 @@ impl Local {
         Local::RawEventFd,
     ];
 
-    /// A short name for tables and criterion ids.
+    /// A short name for the tables.
     pub fn name(self) -> &'static str {
         match self {
             Local::NotifierEventFd => "Notifier (eventfd)",
@@ -56,9 +56,9 @@ impl Local {
     /// primitive, and a meaningless figure).
     pub fn run(self, iters: u64) -> io::Result<Sample> {
         match self {
-            Local::NotifierEventFd => notifier_loop(Backend::EventFd, iters),
-            Local::NotifierPipe2 => notifier_loop(Backend::Pipe2, iters),
-            Local::RawEventFd => raw_loop(iters),
+            Local::NotifierEventFd => notifier_rounds::<1>(Backend::EventFd, iters),
+            Local::NotifierPipe2 => notifier_rounds::<1>(Backend::Pipe2, iters),
+            Local::RawEventFd => raw_rounds::<1>(iters),
         }
     }
 }
@@ -89,49 +89,57 @@ fn nothing_pending(what: &str) -> io::Error {
     io::Error::other(format!("{what}: drain found nothing right after notify"))
 }
 
-fn notifier_loop(backend: Backend, iters: u64) -> io::Result<Sample> {
+/// Times `rounds` rounds of `K` notifies and one drain on a fresh
+/// Notifier, after an untimed warm-up: the [`Local`] case is `K = 1`, the
+/// [`Burst`] case `K =` [`Burst::PER_DRAIN`]. One operation is a notify.
+fn notifier_rounds<const K: u64>(backend: Backend, rounds: u64) -> io::Result<Sample> {
     let n = open_notifier(backend)?;
-    let once = |n: &Notifier| -> io::Result<()> {
-        n.notify()?;
+    let round = |n: &Notifier| -> io::Result<()> {
+        for _ in 0..K {
+            black_box(n.notify()?);
+        }
         if !n.drain()? {
             return Err(nothing_pending("Notifier"));
         }
         Ok(())
     };
-    for _ in 0..warmup_for(iters) {
-        once(&n)?;
+    for _ in 0..warmup_for(rounds) {
+        round(&n)?;
     }
     let before = n.writes();
     let start = Instant::now();
-    for _ in 0..iters {
-        once(black_box(&n))?;
+    for _ in 0..rounds {
+        round(black_box(&n))?;
     }
     let elapsed = start.elapsed();
     Ok(Sample {
         elapsed,
-        ops: iters,
+        ops: rounds * K,
         writes: Some(n.writes() - before),
     })
 }
 
-fn raw_loop(iters: u64) -> io::Result<Sample> {
+/// As [`notifier_rounds`] on a bare eventfd: `K` writes, then one read.
+fn raw_rounds<const K: u64>(rounds: u64) -> io::Result<Sample> {
     let efd = open_raw()?;
-    let once = |e: &EventFd| -> io::Result<()> {
-        e.write(1)?;
+    let round = |e: &EventFd| -> io::Result<()> {
+        for _ in 0..K {
+            e.write(1)?;
+        }
         black_box(e.read()?);
         Ok(())
     };
-    for _ in 0..warmup_for(iters) {
-        once(&efd)?;
+    for _ in 0..warmup_for(rounds) {
+        round(&efd)?;
     }
     let start = Instant::now();
-    for _ in 0..iters {
-        once(black_box(&efd))?;
+    for _ in 0..rounds {
+        round(black_box(&efd))?;
     }
     Ok(Sample {
         elapsed: start.elapsed(),
-        ops: iters,
-        writes: Some(iters),
+        ops: rounds * K,
+        writes: Some(rounds * K),
     })
 }
 
@@ -162,7 +170,7 @@ impl Burst {
     /// Signals per drain.
     pub const PER_DRAIN: u64 = 100;
 
-    /// A short name for tables and criterion ids.
+    /// A short name for the tables.
     pub fn name(self) -> &'static str {
         match self {
             Burst::NotifierEventFd => "Notifier (eventfd)",
@@ -180,9 +188,11 @@ impl Burst {
     /// As for [`Local::run`].
     pub fn run(self, rounds: u64) -> io::Result<Sample> {
         match self {
-            Burst::NotifierEventFd => notifier_burst(Backend::EventFd, rounds),
-            Burst::NotifierPipe2 => notifier_burst(Backend::Pipe2, rounds),
-            Burst::RawEventFd => raw_burst(rounds),
+            Burst::NotifierEventFd => {
+                notifier_rounds::<{ Burst::PER_DRAIN }>(Backend::EventFd, rounds)
+            }
+            Burst::NotifierPipe2 => notifier_rounds::<{ Burst::PER_DRAIN }>(Backend::Pipe2, rounds),
+            Burst::RawEventFd => raw_rounds::<{ Burst::PER_DRAIN }>(rounds),
         }
     }
 }
@@ -191,56 +201,6 @@ impl fmt::Display for Burst {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
-}
-
-fn notifier_burst(backend: Backend, rounds: u64) -> io::Result<Sample> {
-    let n = open_notifier(backend)?;
-    let round = |n: &Notifier| -> io::Result<()> {
-        for _ in 0..Burst::PER_DRAIN {
-            black_box(n.notify()?);
-        }
-        if !n.drain()? {
-            return Err(nothing_pending("Notifier"));
-        }
-        Ok(())
-    };
-    for _ in 0..warmup_for(rounds) {
-        round(&n)?;
-    }
-    let before = n.writes();
-    let start = Instant::now();
-    for _ in 0..rounds {
-        round(black_box(&n))?;
-    }
-    let elapsed = start.elapsed();
-    Ok(Sample {
-        elapsed,
-        ops: rounds * Burst::PER_DRAIN,
-        writes: Some(n.writes() - before),
-    })
-}
-
-fn raw_burst(rounds: u64) -> io::Result<Sample> {
-    let efd = open_raw()?;
-    let round = |e: &EventFd| -> io::Result<()> {
-        for _ in 0..Burst::PER_DRAIN {
-            e.write(1)?;
-        }
-        black_box(e.read()?);
-        Ok(())
-    };
-    for _ in 0..warmup_for(rounds) {
-        round(&efd)?;
-    }
-    let start = Instant::now();
-    for _ in 0..rounds {
-        round(black_box(&efd))?;
-    }
-    Ok(Sample {
-        elapsed: start.elapsed(),
-        ops: rounds * Burst::PER_DRAIN,
-        writes: Some(rounds * Burst::PER_DRAIN),
-    })
 }
 
 #[cfg(test)]

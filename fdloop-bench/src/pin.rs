@@ -98,6 +98,19 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     }
 }
 
+/// Pins the calling thread to `cpu` if it is `Some` (one side of a
+/// [`Pin`] mode: [`Pin::main_cpu`] or [`Pin::echo_cpu`]).
+///
+/// # Errors
+///
+/// As [`pin_current_thread`].
+pub fn pin_opt(cpu: Option<usize>) -> io::Result<()> {
+    match cpu {
+        Some(c) => pin_current_thread(c),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

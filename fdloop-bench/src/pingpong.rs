@@ -1,7 +1,7 @@
 //! The floor for a round trip between two event loops: two threads, each
 //! blocked in `epoll_wait` on its own eventfd, each writing the other's
 //! eventfd when woken. No library, no queue: what any loop-to-loop message
-//! costs at least on this kernel (`benches/channel.rs` compares fdloop's
+//! costs at least on this kernel (the report's channel group compares fdloop's
 //! channels against it).
 //!
 //! Every function returns `io::Result`; nothing here panics on an OS error.
@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::report::pin_opt;
-use crate::Pin;
+use crate::{pin_opt, Pin};
 
 /// One side of the floor's ping-pong: an epoll set holding one eventfd
 /// (level-triggered, readable), which this side waits on and drains.
@@ -30,13 +29,7 @@ impl EpollEventFd {
     ///
     /// `eventfd`, `epoll_create1` or `epoll_ctl` failing (`EMFILE`, …).
     pub fn new() -> io::Result<EpollEventFd> {
-        // SAFETY: plain syscall; the result is checked before use.
-        let e = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if e < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `e` is a fresh descriptor nobody else owns.
-        let efd = Arc::new(unsafe { OwnedFd::from_raw_fd(e) });
+        let efd = Arc::new(eventfd(0)?);
         // SAFETY: plain syscall; the result is checked before use.
         let p = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if p < 0 {
@@ -89,17 +82,43 @@ impl EpollEventFd {
                 return Err(e);
             }
         }
-        let mut buf = [0u8; 8];
-        // SAFETY: the eventfd is open and `buf` holds the 8 bytes read.
-        let n = unsafe { libc::read(self.efd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-        Ok(())
+        drain(&self.efd)
     }
+}
+
+/// A non-blocking, close-on-exec eventfd whose counter starts at
+/// `initial` (readable from the start if it is not 0).
+///
+/// # Errors
+///
+/// `eventfd` failing (`EMFILE`, …).
+pub fn eventfd(initial: u32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the result is checked before use.
+    let fd = unsafe { libc::eventfd(initial, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reads the eventfd `fd`, resetting its counter; nothing to read
+/// (`EAGAIN`: a spurious wake-up) and `EINTR` are not errors.
+///
+/// # Errors
+///
+/// `read` failing otherwise.
+pub fn drain(fd: &OwnedFd) -> io::Result<()> {
+    let mut buf = [0u8; 8];
+    // SAFETY: the eventfd is open and `buf` holds the 8 bytes read.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Adds 1 to the eventfd `efd` (one `write`). `EINTR` is retried.

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use fdloop::{Backend, EventFd, Notifier};
 
-use crate::{pin_current_thread, Pin, Sample};
+use crate::{pin_opt, Pin, Sample};
 
 /// A contender in the two-thread blocking round-trip case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +44,7 @@ impl RoundTrip {
         RoundTrip::Park,
     ];
 
-    /// A short name for tables and criterion ids.
+    /// A short name for the tables.
     pub fn name(self) -> &'static str {
         match self {
             RoundTrip::EventFd => "EventFd blocking read/write",
@@ -59,7 +59,7 @@ impl RoundTrip {
     /// `warmup` untimed ones.
     ///
     /// The calling thread is not pinned here (pin it once with
-    /// [`pin_current_thread`] and [`Pin::main_cpu`]); the echoing thread is
+    /// [`pin_opt`] and [`Pin::main_cpu`]); the echoing thread is
     /// pinned to [`Pin::echo_cpu`].
     ///
     /// # Errors
@@ -145,9 +145,7 @@ fn ping_pong<W: Wake>(
 }
 
 fn echo_loop(incoming: &dyn Wake, outgoing: &dyn Wake, total: u64, pin: Pin) -> io::Result<()> {
-    if let Some(cpu) = pin.echo_cpu() {
-        pin_current_thread(cpu)?;
-    }
+    pin_opt(pin.echo_cpu())?;
     for _ in 0..total {
         incoming.wait()?;
         outgoing.signal()?;

@@ -1,13 +1,13 @@
-//! Thread scaffolding shared by the channel comparisons (`benches/channel.rs`,
-//! the report and the C peers): producers that send a known sequence, the
-//! consumer's checked sum, and the two sides of a ping-pong.
+//! Thread scaffolding shared by the channel comparisons (the report's
+//! channel group and the C peers): producers that send a known sequence,
+//! the consumer's checked sum, a throughput run, and the two sides of a
+//! ping-pong.
 
 use std::io;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::report::pin_opt;
-use crate::Pin;
+use crate::{pin_opt, Pin};
 
 /// What a consumer accumulates: a count and a sum, checked against the
 /// sequence the producers sent.
@@ -97,6 +97,46 @@ pub fn join_producers(hs: Vec<JoinHandle<bool>>, name: &str) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One throughput run: `p` producers send `0..msgs` through their clones
+/// of `tx` with `send` ([`spawn_producers`]), while the calling thread
+/// calls `step` (receive what there is into the [`Acc`]) until it has them
+/// all. Returns the time from before the producers are spawned until the
+/// last message is received; the sum is checked.
+///
+/// # Errors
+///
+/// Spawning a producer, `step` failing (returned at once, producers left
+/// to finish on their own), a producer failing, or a wrong sum.
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// fdloop_bench::threads::throughput("demo", 2, 100, tx, |t, v| t.send(v).is_ok(), |acc| {
+///     rx.recv().map(|v| acc.add(v)).map_err(std::io::Error::other)
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn throughput<T: Clone + Send + 'static>(
+    name: &str,
+    p: usize,
+    msgs: u64,
+    tx: T,
+    send: fn(&T, u64) -> bool,
+    mut step: impl FnMut(&mut Acc) -> io::Result<()>,
+) -> io::Result<Duration> {
+    let mut acc = Acc::default();
+    let start = Instant::now();
+    let hs = spawn_producers(p, msgs, tx, send)?;
+    while acc.n < msgs {
+        step(&mut acc)?;
+    }
+    let elapsed = start.elapsed();
+    join_producers(hs, name)?;
+    acc.check(msgs, name)?;
+    Ok(elapsed)
 }
 
 /// Runs the two sides of a ping-pong on threads pinned as `pin` says;

@@ -1,6 +1,7 @@
-//! Shared pieces of the timer comparisons (`benches/timers.rs`, the report
-//! and the C peers): the deterministic deadline generator, the arm+cancel
-//! contender trait and the lateness patterns.
+//! Shared pieces of the timer comparisons (the report's timers group and
+//! the C peers): the deterministic deadline generator, the arm+cancel
+//! contender trait, the lateness patterns and their driver, and the
+//! `Instant` to `CLOCK_MONOTONIC` conversion.
 //!
 //! Nothing here measures anything by itself.
 
@@ -47,9 +48,6 @@ impl Rng {
 
 /// A timer store with K timers pending that can arm and cancel more.
 pub trait ArmCancel {
-    /// A short name for the table.
-    fn name(&self) -> &'static str;
-
     /// Inserts a timer at each deadline and removes it again, one by one.
     ///
     /// # Errors
@@ -70,6 +68,62 @@ pub enum Pattern {
     /// n timers at pseudo-random deadlines in the next [`SPREAD`] (from
     /// [`spread_deadlines`]), armed at once.
     Spread(usize),
+}
+
+impl Pattern {
+    /// How many timers the run fires.
+    pub fn count(self) -> usize {
+        match self {
+            Pattern::Sequential(n) | Pattern::Spread(n) => n,
+        }
+    }
+}
+
+/// Drives one lateness run of `pat` on a loop `lp`: `arm(lp, deadline)`
+/// arms a one-shot timer whose callback records its lateness, and returns
+/// what must live until the timer has fired; `run_until(lp, k)` runs the
+/// loop until `k` timers have fired. [`Pattern::Sequential`]: each timer
+/// at [`STEP`] from now, armed when the previous one has fired;
+/// [`Pattern::Spread`]: [`spread_deadlines`]`(n, seed)`, armed at once.
+///
+/// # Errors
+///
+/// The first error of `arm` or `run_until`.
+///
+/// # Examples
+///
+/// ```
+/// use fdloop_bench::timers::{run_pattern, Pattern};
+/// let mut fired = Vec::new();
+/// run_pattern(Pattern::Spread(3), 1, &mut fired, |f, d| Ok(f.push(d)), |_, _| Ok(()))?;
+/// assert_eq!(fired.len(), 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn run_pattern<L, T>(
+    pat: Pattern,
+    seed: u64,
+    lp: &mut L,
+    mut arm: impl FnMut(&mut L, Instant) -> io::Result<T>,
+    mut run_until: impl FnMut(&mut L, usize) -> io::Result<()>,
+) -> io::Result<()> {
+    match pat {
+        Pattern::Sequential(n) => {
+            for i in 0..n {
+                let armed = arm(lp, Instant::now() + STEP)?;
+                run_until(lp, i + 1)?;
+                drop(armed);
+            }
+        }
+        Pattern::Spread(n) => {
+            let armed = spread_deadlines(n, seed)
+                .into_iter()
+                .map(|d| arm(lp, d))
+                .collect::<io::Result<Vec<T>>>()?;
+            run_until(lp, n)?;
+            drop(armed);
+        }
+    }
+    Ok(())
 }
 
 /// The window of [`Pattern::Spread`].
@@ -110,5 +164,53 @@ pub fn late_ns(deadline: Instant) -> f64 {
     match now.checked_duration_since(deadline) {
         Some(d) => d.as_nanos() as f64,
         None => -(deadline.duration_since(now).as_nanos() as f64),
+    }
+}
+
+/// A reading of `Instant::now()` and then of `CLOCK_MONOTONIC` (the clock
+/// `Instant` uses on Linux), to turn `Instant` deadlines into absolute
+/// times of that clock: for a timerfd (the lateness floor), and the µs
+/// that GLib and sd-event take. The second reading is not earlier than
+/// the first, so converted deadlines err late by a few ns, never early.
+#[derive(Clone, Copy, Debug)]
+pub struct MonoClock {
+    /// `Instant::now()`.
+    pub at: Instant,
+    /// `CLOCK_MONOTONIC` in ns, read just after `at`.
+    pub ns: u128,
+}
+
+impl MonoClock {
+    /// Takes the two readings.
+    ///
+    /// # Errors
+    ///
+    /// `clock_gettime` failing.
+    pub fn now() -> io::Result<MonoClock> {
+        let at = Instant::now();
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let ns = (ts.tv_sec.max(0) as u128) * 1_000_000_000 + ts.tv_nsec.max(0) as u128;
+        Ok(MonoClock { at, ns })
+    }
+
+    /// `d` in ns of `CLOCK_MONOTONIC`; 0 at the earliest.
+    pub fn ns(&self, d: Instant) -> u128 {
+        match d.checked_duration_since(self.at) {
+            Some(after) => self.ns + after.as_nanos(),
+            None => self.ns.saturating_sub(self.at.duration_since(d).as_nanos()),
+        }
+    }
+
+    /// `d` in µs of `CLOCK_MONOTONIC`, rounded up (a library comparing with
+    /// the clock truncated to µs never fires early); 0 at the earliest.
+    pub fn us_ceil(&self, d: Instant) -> u64 {
+        u64::try_from(self.ns(d).div_ceil(1000)).unwrap_or(u64::MAX - 1)
     }
 }

@@ -1,33 +1,20 @@
-//! libevent 2.1 (`event2/event.h`, `event2/thread.h`), through a
-//! hand-written binding of just the calls used here.
+//! libevent 2.1 (declarations and RAII wrappers in the private `ffi`
+//! module). The contenders:
 //!
-//! What each contender measures:
-//!
-//! * [`round_trips`]: two threads, each running its own `event_base`
-//!   (`event_base_loop(EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY)`), each with
-//!   one user event (`event_new(base, -1, 0, …)`, never added) that the
-//!   *other* thread fires with `event_active`. That is libevent's way of
+//! * [`round_trips`]: two threads, each running its own `event_base`, each
+//!   firing the other's user event with `event_active` — libevent's way of
 //!   waking a loop from another thread: with locking enabled
-//!   (`evthread_use_pthreads`) every base gets a notify eventfd, and
-//!   `event_active` from a foreign thread writes it when the base is
-//!   blocked in `epoll_wait`. B's callback activates A's event; A's counts
-//!   and activates B's. One round trip = two cross-thread activations.
-//! * [`throughput`]: producers push onto a `Mutex<VecDeque<u64>>` (ours:
-//!   libevent has no queue) and call `event_active` after every push; the
-//!   consumer runs `event_base_loop(EVLOOP_ONCE | …)` and its callback
-//!   drains the queue. `event_active` coalesces: an event already active is
-//!   not queued again, and the notify eventfd is written only while the
-//!   base sleeps and no notification is pending.
-//! * [`Dispatch`]: one `event_base` (epoll backend), one
-//!   `EV_READ | EV_PERSIST` event per always-ready eventfd (level
-//!   triggered), one turn = `event_base_loop(EVLOOP_ONCE | EVLOOP_NONBLOCK)`:
-//!   one `epoll_wait(…, 0)`, then every reported event's callback.
-//! * [`Arm`]: K pending timers (`event_new(base, -1, 0, …)` +
-//!   `event_add(ev, &tv)`), then per deadline `event_new` + `event_add` +
-//!   `event_del` + `event_free` (libevent keeps timers in a binary min-heap).
-//! * [`lateness`] / [`lateness_precise`]: how late a timer's callback runs
-//!   on an otherwise idle base, default configuration vs
-//!   `EVENT_BASE_FLAG_PRECISE_TIMER`.
+//!   (`evthread_use_pthreads`) every base gets a notify eventfd, which
+//!   `event_active` from a foreign thread writes while the base is blocked
+//!   in `epoll_wait`. One round trip = two cross-thread activations.
+//! * [`throughput`]: producers push onto a `Mutex<VecDeque<u64>>` (libevent
+//!   has no queue) and call `event_active` after every push; the
+//!   consumer's callback drains the queue. `event_active` coalesces: an
+//!   event already active is not queued again, and the notify eventfd is
+//!   written only while the base sleeps and no notification is pending.
+//! * [`Dispatch`], [`Arm`] (libevent keeps timers in a binary min-heap),
+//!   [`lateness`] and [`lateness_precise`] (default configuration vs
+//!   `EVENT_BASE_FLAG_PRECISE_TIMER`).
 //!
 //! The single-threaded contenders ([`Dispatch`], [`Arm`], the lateness
 //! runs) use bases made with `EVENT_BASE_FLAG_NOLOCK`: they never leave
@@ -52,310 +39,25 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::ffi::CStr;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::raw::{c_int, c_short, c_void};
-use std::ptr::{self, NonNull};
+use std::ptr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::cpeers::{record, Fire, WorkSlots};
 use crate::dispatch::{Contender, Work};
 use crate::threads::{join_producers, spawn_producers, two_sides, Acc};
-use crate::timers::{late_ns, spread_deadlines, ArmCancel, Late, Pattern, STEP};
+use crate::timers::{run_pattern, ArmCancel, Late, Pattern};
 use crate::Pin;
 
-/// The C declarations (from `event2/event.h` and `event2/thread.h` of
-/// libevent 2.1). Linked by `build.rs` (`-levent -levent_pthreads`).
-#[allow(non_camel_case_types)]
-mod ffi {
-    use std::marker::{PhantomData, PhantomPinned};
-    use std::os::raw::{c_char, c_int, c_short, c_void};
+mod ffi;
 
-    /// `struct event_base` (opaque).
-    #[repr(C)]
-    pub struct event_base {
-        _data: [u8; 0],
-        _marker: PhantomData<(*mut u8, PhantomPinned)>,
-    }
-
-    /// `struct event` (opaque: only ever handled through `event_new`).
-    #[repr(C)]
-    pub struct event {
-        _data: [u8; 0],
-        _marker: PhantomData<(*mut u8, PhantomPinned)>,
-    }
-
-    /// `struct event_config` (opaque).
-    #[repr(C)]
-    pub struct event_config {
-        _data: [u8; 0],
-        _marker: PhantomData<(*mut u8, PhantomPinned)>,
-    }
-
-    /// `event_callback_fn`: `void (*)(evutil_socket_t, short, void *)`
-    /// (`evutil_socket_t` is `int` on Linux).
-    pub type event_callback_fn = extern "C" fn(fd: c_int, what: c_short, arg: *mut c_void);
-
-    pub const EV_READ: c_short = 0x02;
-    pub const EV_PERSIST: c_short = 0x10;
-
-    pub const EVLOOP_ONCE: c_int = 0x01;
-    pub const EVLOOP_NONBLOCK: c_int = 0x02;
-    pub const EVLOOP_NO_EXIT_ON_EMPTY: c_int = 0x04;
-
-    pub const EVENT_BASE_FLAG_NOLOCK: c_int = 0x01;
-    pub const EVENT_BASE_FLAG_PRECISE_TIMER: c_int = 0x20;
-
-    extern "C" {
-        pub fn evthread_use_pthreads() -> c_int;
-        pub fn evthread_make_base_notifiable(base: *mut event_base) -> c_int;
-
-        pub fn event_config_new() -> *mut event_config;
-        pub fn event_config_free(cfg: *mut event_config);
-        pub fn event_config_set_flag(cfg: *mut event_config, flag: c_int) -> c_int;
-
-        pub fn event_base_new() -> *mut event_base;
-        pub fn event_base_new_with_config(cfg: *const event_config) -> *mut event_base;
-        pub fn event_base_free(base: *mut event_base);
-        pub fn event_base_get_method(base: *const event_base) -> *const c_char;
-        pub fn event_base_loop(base: *mut event_base, flags: c_int) -> c_int;
-
-        pub fn event_new(
-            base: *mut event_base,
-            fd: c_int,
-            events: c_short,
-            cb: Option<event_callback_fn>,
-            arg: *mut c_void,
-        ) -> *mut event;
-        pub fn event_free(ev: *mut event);
-        pub fn event_add(ev: *mut event, timeout: *const libc::timeval) -> c_int;
-        pub fn event_del(ev: *mut event) -> c_int;
-        pub fn event_active(ev: *mut event, res: c_int, ncalls: c_short);
-    }
-}
-
-/// An error for a libevent call that reported failure (libevent returns -1
-/// or NULL and may leave errno set; it is quoted, not trusted).
-fn failed(what: &str) -> io::Error {
-    let os = io::Error::last_os_error();
-    io::Error::other(format!("libevent: {what} failed (errno says: {os})"))
-}
-
-/// Switches libevent to pthreads locking, once per process; every base
-/// created afterwards without `EVENT_BASE_FLAG_NOLOCK` has a lock and a
-/// notify fd.
-///
-/// # Errors
-///
-/// `evthread_use_pthreads` returning non-zero (libevent built without
-/// thread support, or out of memory).
-fn use_pthreads() -> io::Result<()> {
-    static RC: OnceLock<c_int> = OnceLock::new();
-    // SAFETY: evthread_use_pthreads only installs libevent's global lock,
-    // condition and thread-id callbacks; OnceLock makes it run once per
-    // process, and it takes no pointers.
-    let rc = *RC.get_or_init(|| unsafe { ffi::evthread_use_pthreads() });
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "libevent: evthread_use_pthreads returned {rc}"
-        )))
-    }
-}
-
-/// An `event_config` (RAII: `event_config_free`).
-struct Config(NonNull<ffi::event_config>);
-
-impl Config {
-    fn new() -> io::Result<Config> {
-        // SAFETY: plain allocation; the result is checked before use.
-        let p = unsafe { ffi::event_config_new() };
-        NonNull::new(p)
-            .map(Config)
-            .ok_or_else(|| failed("event_config_new"))
-    }
-
-    fn set_flag(&self, flag: c_int) -> io::Result<()> {
-        // SAFETY: the config is live (owned by self).
-        if unsafe { ffi::event_config_set_flag(self.0.as_ptr(), flag) } != 0 {
-            return Err(failed("event_config_set_flag"));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Config {
-    fn drop(&mut self) {
-        // SAFETY: the config is live and owned by self; a base made from it
-        // does not keep a pointer to it.
-        unsafe { ffi::event_config_free(self.0.as_ptr()) };
-    }
-}
-
-/// An `event_base` (RAII: `event_base_free`). Every [`Event`] made on it
-/// must be dropped first; the structs below order their fields so.
-struct Base(NonNull<ffi::event_base>);
-
-impl Base {
-    /// A base for cross-thread use: process-wide pthreads locking switched
-    /// on first, then the default configuration (locked, notifiable).
-    fn threaded() -> io::Result<Base> {
-        use_pthreads()?;
-        // SAFETY: plain constructor; the result is checked before use.
-        let p = unsafe { ffi::event_base_new() };
-        let base = NonNull::new(p)
-            .map(Base)
-            .ok_or_else(|| failed("event_base_new"))?;
-        // With locking on, event_base_new already made the base notifiable
-        // (then this returns 0 at once); asking again checks it.
-        // SAFETY: the base is live (owned by `base`).
-        if unsafe { ffi::evthread_make_base_notifiable(base.0.as_ptr()) } != 0 {
-            return Err(failed("evthread_make_base_notifiable"));
-        }
-        Ok(base)
-    }
-
-    /// A base for one thread: `EVENT_BASE_FLAG_NOLOCK`, plus
-    /// `EVENT_BASE_FLAG_PRECISE_TIMER` if `precise`.
-    fn single_thread(precise: bool) -> io::Result<Base> {
-        // libevent wants its thread callbacks set before any other call;
-        // switching them on first keeps a later `threaded()` (possibly on
-        // another thread, as in the tests) from racing this base's set-up.
-        // A NOLOCK base has no lock either way.
-        use_pthreads()?;
-        let cfg = Config::new()?;
-        cfg.set_flag(ffi::EVENT_BASE_FLAG_NOLOCK)?;
-        if precise {
-            cfg.set_flag(ffi::EVENT_BASE_FLAG_PRECISE_TIMER)?;
-        }
-        // SAFETY: the config is live for the call; libevent copies what it
-        // needs from it.
-        let p = unsafe { ffi::event_base_new_with_config(cfg.0.as_ptr()) };
-        NonNull::new(p)
-            .map(Base)
-            .ok_or_else(|| failed("event_base_new_with_config"))
-    }
-
-    /// The backend's name (`"epoll"` on Linux unless disabled by the
-    /// environment).
-    fn method(&self) -> String {
-        // SAFETY: the base is live; libevent returns a pointer to a static
-        // NUL-terminated name (or NULL, checked).
-        let p = unsafe { ffi::event_base_get_method(self.0.as_ptr()) };
-        if p.is_null() {
-            return String::new();
-        }
-        // SAFETY: non-NULL, NUL-terminated and static (see above).
-        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-    }
-
-    /// One `event_base_loop(flags)`. Returns false when libevent exited
-    /// because no events were pending or active (return value 1).
-    fn run(&self, flags: c_int) -> io::Result<bool> {
-        // SAFETY: the base is live; callbacks of its events run inside this
-        // call, and every event's argument outlives the event (see
-        // `Event::new`'s contract).
-        match unsafe { ffi::event_base_loop(self.0.as_ptr(), flags) } {
-            0 => Ok(true),
-            1 => Ok(false),
-            _ => Err(failed("event_base_loop")),
-        }
-    }
-}
-
-impl Drop for Base {
-    fn drop(&mut self) {
-        // SAFETY: the base is live and owned by self; its events were freed
-        // before (field order of the owners), and no thread runs its loop.
-        unsafe { ffi::event_base_free(self.0.as_ptr()) };
-    }
-}
-
-/// An `event` from `event_new` (RAII: `event_free`, which deletes it from
-/// its base first).
-struct Event(NonNull<ffi::event>);
-
-impl Event {
-    /// `event_new(base, fd, what, cb, arg)`.
-    ///
-    /// # Safety
-    ///
-    /// `base` must outlive the event, and `arg` must stay valid for what
-    /// `cb` does with it for as long as the event lives (`cb` may run
-    /// during any `event_base_loop` of `base` while the event is pending or
-    /// active).
-    unsafe fn new(
-        base: &Base,
-        fd: c_int,
-        what: c_short,
-        cb: ffi::event_callback_fn,
-        arg: *mut c_void,
-    ) -> io::Result<Event> {
-        // SAFETY: the base is live; the caller guarantees `arg`'s validity.
-        let p = unsafe { ffi::event_new(base.0.as_ptr(), fd, what, Some(cb), arg) };
-        NonNull::new(p)
-            .map(Event)
-            .ok_or_else(|| failed("event_new"))
-    }
-
-    /// `event_add(ev, timeout)`: pending, with a relative timeout if given.
-    fn add(&self, timeout: Option<&libc::timeval>) -> io::Result<()> {
-        let tv = timeout.map_or(ptr::null(), |t| t as *const libc::timeval);
-        // SAFETY: the event is live; `tv` is NULL or points to a timeval
-        // that libevent only reads during the call.
-        if unsafe { ffi::event_add(self.0.as_ptr(), tv) } != 0 {
-            return Err(failed("event_add"));
-        }
-        Ok(())
-    }
-
-    /// `event_del(ev)`: no longer pending.
-    fn del(&self) -> io::Result<()> {
-        // SAFETY: the event is live.
-        if unsafe { ffi::event_del(self.0.as_ptr()) } != 0 {
-            return Err(failed("event_del"));
-        }
-        Ok(())
-    }
-
-    /// `event_active(ev, EV_READ, 0)`: makes the event active (a no-op
-    /// beyond or-ing the flags if it already is); wakes its base's loop if
-    /// another thread is blocked in it and the base is notifiable.
-    fn activate(&self) {
-        // SAFETY: the event is live. Calls from a thread other than the
-        // base's loop happen only through the `Send`/`Sync` wrappers below,
-        // whose bases are locked (see their SAFETY notes).
-        unsafe { ffi::event_active(self.0.as_ptr(), c_int::from(ffi::EV_READ), 0) };
-    }
-}
-
-impl Drop for Event {
-    fn drop(&mut self) {
-        // SAFETY: the event is live and owned by self; its base is still
-        // live (field order of the owners).
-        unsafe { ffi::event_free(self.0.as_ptr()) };
-    }
-}
-
-/// `d` as a `timeval`, rounded **up** to the microsecond (a deadline must
-/// not move earlier).
-fn timeval_ceil(d: Duration) -> libc::timeval {
-    let mut secs = d.as_secs();
-    let mut us = d.subsec_nanos().div_ceil(1000);
-    if us >= 1_000_000 {
-        secs += 1;
-        us -= 1_000_000;
-    }
-    libc::timeval {
-        tv_sec: secs.min(i64::MAX as u64) as libc::time_t,
-        tv_usec: us as libc::suseconds_t,
-    }
-}
+use ffi::{timeval_ceil, Base, Event};
 
 // ---------------------------------------------------------------- round trips
 
@@ -425,7 +127,7 @@ extern "C" fn rt_ping_cb(_fd: c_int, _what: c_short, arg: *mut c_void) {
         let peer = st.b_ev.load(Ordering::Relaxed);
         // SAFETY: `peer` is B's live event (owned by the same `RtPair`);
         // its base is locked, so activating it from this thread is allowed.
-        unsafe { ffi::event_active(peer, c_int::from(ffi::EV_READ), 0) };
+        unsafe { ffi::activate(peer) };
     }
 }
 
@@ -436,7 +138,7 @@ extern "C" fn rt_echo_cb(_fd: c_int, _what: c_short, arg: *mut c_void) {
     if !st.stop.load(Ordering::Acquire) {
         let peer = st.a_ev.load(Ordering::Relaxed);
         // SAFETY: `peer` is A's live event (same `RtPair`), locked base.
-        unsafe { ffi::event_active(peer, c_int::from(ffi::EV_READ), 0) };
+        unsafe { ffi::activate(peer) };
     }
 }
 
@@ -459,8 +161,8 @@ fn rt_pair(rts: u64, warmup: u64) -> io::Result<RtPair> {
     let a_ev = unsafe { Event::new(&a_base, -1, 0, rt_ping_cb, arg)? };
     // SAFETY: as above.
     let b_ev = unsafe { Event::new(&b_base, -1, 0, rt_echo_cb, arg)? };
-    st.a_ev.store(a_ev.0.as_ptr(), Ordering::Relaxed);
-    st.b_ev.store(b_ev.0.as_ptr(), Ordering::Relaxed);
+    st.a_ev.store(a_ev.as_ptr(), Ordering::Relaxed);
+    st.b_ev.store(b_ev.as_ptr(), Ordering::Relaxed);
     Ok(RtPair {
         a_ev,
         b_ev,
@@ -635,7 +337,7 @@ extern "C" fn dispatch_cb(_fd: c_int, _what: c_short, arg: *mut c_void) {
     // SAFETY: `arg` is what `Dispatch::new` registered: a slot of the
     // owning `Dispatch`'s `WorkSlots`, which outlive its registrations; the
     // loop calls back from inside `turn`.
-    unsafe { super::record(arg) };
+    unsafe { record(arg) };
 }
 
 /// libevent: one `event_base` (epoll backend, `EVENT_BASE_FLAG_NOLOCK`),
@@ -647,7 +349,7 @@ pub struct Dispatch {
     // then the descriptors (kept open until libevent has deleted them).
     events: Vec<Event>,
     base: Base,
-    slots: super::WorkSlots,
+    slots: WorkSlots,
     _fds: Vec<Rc<OwnedFd>>,
 }
 
@@ -666,12 +368,9 @@ impl Dispatch {
                 "libevent: backend is {method:?}, not epoll"
             )));
         }
-        let slots = super::WorkSlots::new(fds.len());
+        let slots = WorkSlots::new(fds.len());
         let mut events = Vec::with_capacity(fds.len());
-        for (i, fd) in fds.iter().enumerate() {
-            let arg = slots
-                .arg(i)
-                .ok_or_else(|| io::Error::other("dispatch: fewer slots than descriptors"))?;
+        for (fd, arg) in fds.iter().zip(slots.args()) {
             // SAFETY: the event is stored in `events`, dropped before
             // `base` and `slots` (field order); `slots` is never resized.
             let ev = unsafe {
@@ -776,10 +475,6 @@ impl fmt::Debug for Arm {
 }
 
 impl ArmCancel for Arm {
-    fn name(&self) -> &'static str {
-        "libevent event_new + event_add + event_del + event_free"
-    }
-
     fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
         let now = Instant::now();
         for &d in deadlines {
@@ -793,83 +488,39 @@ impl ArmCancel for Arm {
     }
 }
 
-/// A lateness timer's argument: its deadline and where to put the result.
-struct Fire {
-    deadline: Instant,
-    sink: *const RefCell<Late>,
-}
-
-/// A lateness timer's callback: push how late it runs.
+/// A lateness timer's callback.
 extern "C" fn fire_cb(_fd: c_int, _what: c_short, arg: *mut c_void) {
-    // SAFETY: `arg` is a `Fire` that outlives its event, and `sink` the
-    // `RefCell` of the running `late_run`, which outlives both.
-    let f = unsafe { &*(arg as *const Fire) };
-    // SAFETY: as above.
-    let sink = unsafe { &*f.sink };
-    // No borrow is held while the loop runs; on the impossible failure the
-    // firing would go unrecorded and `late_run` would report it missing.
-    if let Ok(mut l) = sink.try_borrow_mut() {
-        l.push(late_ns(f.deadline));
-    }
-}
-
-/// Runs the base until `sink` holds `want` results.
-fn run_until(base: &Base, sink: &RefCell<Late>, want: usize) -> io::Result<()> {
-    while sink.borrow().len() < want {
-        if !base.run(ffi::EVLOOP_ONCE)? {
-            return Err(io::Error::other(format!(
-                "libevent: loop empty with {} of {want} timers fired",
-                sink.borrow().len()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Arms a one-shot timer at `f.deadline` (relative to now, rounded up).
-fn arm_fire(base: &Base, f: &Fire) -> io::Result<Event> {
-    let arg = f as *const Fire as *mut c_void;
-    // SAFETY: every caller drops the event before `f` and `base`.
-    let ev = unsafe { Event::new(base, -1, 0, fire_cb, arg)? };
-    ev.add(Some(&timeval_ceil(
-        f.deadline.saturating_duration_since(Instant::now()),
-    )))?;
-    Ok(ev)
+    // SAFETY: `arg` is the `Fire` of `late_run`'s timer, which outlives its
+    // event, and its sink outlives both.
+    unsafe { Fire::fired(arg) };
 }
 
 fn late_run(pat: Pattern, seed: u64, precise: bool) -> io::Result<Late> {
+    let sink = RefCell::new(Vec::with_capacity(pat.count()));
     let base = Base::single_thread(precise)?;
-    let sink: RefCell<Late> = RefCell::new(Vec::new());
-    match pat {
-        Pattern::Sequential(n) => {
-            sink.borrow_mut().reserve(n);
-            for i in 0..n {
-                let f = Fire {
-                    deadline: Instant::now() + STEP,
-                    sink: &sink,
-                };
-                let ev = arm_fire(&base, &f)?;
-                run_until(&base, &sink, i + 1)?;
-                drop(ev);
+    // A one-shot timer at `deadline`, relative to now (rounded up); the
+    // event drops before its `Fire` (tuple order).
+    let arm = |_: &mut (), deadline| -> io::Result<(Event, Box<Fire>)> {
+        let f = Fire::new(deadline, &sink);
+        // SAFETY: the event is dropped before `f` and `base` (see above).
+        let ev = unsafe { Event::new(&base, -1, 0, fire_cb, f.arg())? };
+        ev.add(Some(&timeval_ceil(
+            deadline.saturating_duration_since(Instant::now()),
+        )))?;
+        Ok((ev, f))
+    };
+    let run_until = |_: &mut (), want| {
+        while sink.borrow().len() < want {
+            if !base.run(ffi::EVLOOP_ONCE)? {
+                let n = sink.borrow().len();
+                return Err(io::Error::other(format!(
+                    "libevent: loop empty with {n} of {want} timers fired"
+                )));
             }
         }
-        Pattern::Spread(n) => {
-            sink.borrow_mut().reserve(n);
-            let fires: Vec<Fire> = spread_deadlines(n, seed)
-                .into_iter()
-                .map(|deadline| Fire {
-                    deadline,
-                    sink: &sink,
-                })
-                .collect();
-            let evs = fires
-                .iter()
-                .map(|f| arm_fire(&base, f))
-                .collect::<io::Result<Vec<Event>>>()?;
-            run_until(&base, &sink, n)?;
-            drop(evs);
-        }
-    }
+        Ok(())
+    };
+    run_pattern(pat, seed, &mut (), arm, run_until)?;
     drop(base);
     Ok(sink.into_inner())
 }
@@ -905,26 +556,7 @@ pub fn lateness_precise(pat: Pattern, seed: u64) -> io::Result<Late> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::run_turns;
-    use std::os::fd::FromRawFd;
-
-    /// `n` eventfds with counter 1 (readable), made here.
-    fn readable_eventfds(n: usize) -> Vec<Rc<OwnedFd>> {
-        (0..n)
-            .map(|_| {
-                // SAFETY: plain syscall; checked below.
-                let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-                assert!(fd >= 0);
-                // SAFETY: fresh descriptor, owned by nobody else.
-                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-                let one = 1u64.to_ne_bytes();
-                // SAFETY: open eventfd; 8 bytes from `one`.
-                let w = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), 8) };
-                assert_eq!(w, 8);
-                Rc::new(fd)
-            })
-            .collect()
-    }
+    use crate::dispatch::{ready_eventfds, run_turns};
 
     #[test]
     fn round_trips_complete() {
@@ -943,7 +575,7 @@ mod tests {
 
     #[test]
     fn dispatch_runs_every_ready_fd_once_per_turn() {
-        let fds = readable_eventfds(3);
+        let fds = ready_eventfds(3).unwrap();
         let mut c = Dispatch::new(&fds).unwrap();
         assert!(c.batch() >= 32);
         for _ in 0..2 {
@@ -970,7 +602,6 @@ mod tests {
         let mut a = Arm::new(&pending).unwrap();
         a.run(&seq).unwrap();
         a.run(&seq).unwrap();
-        assert!(!a.name().is_empty());
     }
 
     fn check_late(l: &Late, n: usize, allow_early: bool) {
@@ -999,13 +630,5 @@ mod tests {
             20,
             false,
         );
-    }
-
-    #[test]
-    fn timeval_rounds_up() {
-        let t = timeval_ceil(Duration::from_nanos(1_999_999_001));
-        assert_eq!((t.tv_sec, t.tv_usec), (2, 0));
-        let t = timeval_ceil(Duration::from_nanos(1_500));
-        assert_eq!((t.tv_sec, t.tv_usec), (0, 2));
     }
 }

@@ -1,5 +1,8 @@
-//! The C event loops fdloop is measured against (feature `c-peers`), each
-//! driven through a small hand-written FFI binding of just the calls used:
+//! The C event loops fdloop is measured against (feature `c-peers`). Each
+//! is two modules: a private `ffi` (the declarations and thin safe RAII
+//! wrappers: GLib's declarations from `glib-sys`, libevent's and
+//! sd-event's written by hand, for the reasons given there) and the
+//! contenders, which only use those wrappers and their own callbacks:
 //!
 //! * [`glib`]: GLib's `GMainContext` (woken from another thread) and
 //!   `GAsyncQueue`;
@@ -31,13 +34,27 @@ pub mod glib;
 pub mod libevent;
 pub mod sdevent;
 
-use std::cell::Cell;
-use std::io;
+/// Declares opaque C types, only ever handled behind a pointer: neither
+/// `Send`, `Sync` nor `Unpin`, and of no size Rust could read.
+macro_rules! opaque {
+    ($($name:ident),*) => {$(
+        #[doc = concat!("`", stringify!($name), "` (opaque).")]
+        #[repr(C)]
+        pub struct $name {
+            _data: [u8; 0],
+            _marker: std::marker::PhantomData<(*mut u8, std::marker::PhantomPinned)>,
+        }
+    )*};
+}
+pub(crate) use opaque;
+
+use std::cell::{Cell, RefCell};
 use std::os::raw::c_void;
 use std::ptr;
 use std::time::Instant;
 
 use crate::dispatch::Work;
+use crate::timers::{late_ns, Late};
 
 /// The callback arguments of a C loop's dispatch contender: one slot per
 /// descriptor, each knowing its key and where the [`Work`] of the current
@@ -72,10 +89,10 @@ impl WorkSlots {
         self.slots.len()
     }
 
-    /// The callback argument of slot `i` (valid while `self` lives; the
-    /// slots are never resized), or `None` past the end.
-    pub(crate) fn arg(&self, i: usize) -> Option<*mut c_void> {
-        self.slots.get(i).map(|s| s as *const Slot as *mut c_void)
+    /// The callback argument of every slot, in key order (each valid while
+    /// `self` lives: the slots are never resized).
+    pub(crate) fn args(&self) -> impl Iterator<Item = *mut c_void> + '_ {
+        self.slots.iter().map(|s| s as *const Slot as *mut c_void)
     }
 
     /// Runs `f` (one turn of the C loop) with `work` as the current
@@ -94,7 +111,7 @@ impl WorkSlots {
 ///
 /// # Safety
 ///
-/// `arg` must come from [`WorkSlots::arg`] of a `WorkSlots` that is still
+/// `arg` must come from [`WorkSlots::args`] of a `WorkSlots` that is still
 /// alive, and the call must happen on the thread running
 /// [`WorkSlots::turn`] (the C loops call back from inside their run call).
 pub(crate) unsafe fn record(arg: *mut c_void) {
@@ -110,44 +127,41 @@ pub(crate) unsafe fn record(arg: *mut c_void) {
     }
 }
 
-/// A reading of `Instant::now()` and then of `CLOCK_MONOTONIC` (the clock
-/// `Instant` uses on Linux), to turn `Instant` deadlines into the absolute
-/// µs that GLib and sd-event take. The second reading is not earlier than
-/// the first, so converted deadlines err late by a few ns, never early.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct MonoClock {
-    pub(crate) at: Instant,
-    /// `CLOCK_MONOTONIC` in ns, read just after `at`.
-    pub(crate) ns: u128,
+/// A lateness timer's callback argument: its deadline, and the sink its
+/// lateness goes into ([`Fire::fired`]).
+pub(crate) struct Fire {
+    deadline: Instant,
+    sink: *const RefCell<Late>,
 }
 
-impl MonoClock {
-    /// Takes the two readings.
-    ///
-    /// # Errors
-    ///
-    /// `clock_gettime` failing.
-    pub(crate) fn now() -> io::Result<MonoClock> {
-        let at = Instant::now();
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec.
-        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let ns = (ts.tv_sec.max(0) as u128) * 1_000_000_000 + ts.tv_nsec.max(0) as u128;
-        Ok(MonoClock { at, ns })
+impl Fire {
+    /// A timer at `deadline` recording into `sink`, boxed so that its
+    /// address, handed to C, stays put.
+    pub(crate) fn new(deadline: Instant, sink: &RefCell<Late>) -> Box<Fire> {
+        Box::new(Fire { deadline, sink })
     }
 
-    /// `d` in µs of `CLOCK_MONOTONIC`, rounded up (a library comparing with
-    /// the clock truncated to µs never fires early); 0 at the earliest.
-    pub(crate) fn us_ceil(&self, d: Instant) -> u64 {
-        let ns = match d.checked_duration_since(self.at) {
-            Some(after) => self.ns + after.as_nanos(),
-            None => self.ns.saturating_sub(self.at.duration_since(d).as_nanos()),
-        };
-        u64::try_from(ns.div_ceil(1000)).unwrap_or(u64::MAX - 1)
+    /// The callback argument to hand to C.
+    pub(crate) fn arg(&self) -> *mut c_void {
+        self as *const Fire as *mut c_void
+    }
+
+    /// The body of every lateness callback: pushes how late it runs.
+    ///
+    /// # Safety
+    ///
+    /// `arg` must come from [`Fire::arg`] of a live `Fire` whose sink is
+    /// alive too.
+    pub(crate) unsafe fn fired(arg: *mut c_void) {
+        // SAFETY: the caller's contract.
+        let f = unsafe { &*(arg as *const Fire) };
+        let late = late_ns(f.deadline);
+        // SAFETY: the caller's contract.
+        let sink = unsafe { &*f.sink };
+        // No borrow is held while a loop runs; on the impossible failure the
+        // firing would go unrecorded, and the run would wait for it.
+        if let Ok(mut l) = sink.try_borrow_mut() {
+            l.push(late);
+        }
     }
 }

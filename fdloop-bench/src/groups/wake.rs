@@ -12,15 +12,14 @@
 //!   signals it; two sleeps and two wake-ups through the scheduler per
 //!   round trip.
 //!
-//! In the report: `cargo run --release -p fdloop-bench --example report --
-//! --only wake [--pin same|cross|off]`.
+//! In the report: `cargo run --release -p fdloop-bench --bin report --
+//! --only wake [--pin same|cross|off]`, or `cargo bench -p fdloop-bench --bench wake`.
 
 use std::io;
 
-use fdloop_bench::record::Role;
-use fdloop_bench::{pin_current_thread, Burst, Local, Pin, RoundTrip, Sample};
-
-use super::{entry, Case, Ctx, Entry, Measured};
+use crate::harness::{entry, Case, Ctx, Entry, Measured};
+use crate::record::Role;
+use crate::{pin_opt, Burst, Local, Pin, RoundTrip, Sample};
 
 fn measured(s: Sample) -> Measured {
     let m = Measured::time(s.elapsed, s.ops);
@@ -39,9 +38,7 @@ fn on_main_cpu<T: Send + 'static>(
     std::thread::Builder::new()
         .name("measure".into())
         .spawn(move || {
-            if let Some(cpu) = pin.main_cpu() {
-                pin_current_thread(cpu)?;
-            }
+            pin_opt(pin.main_cpu())?;
             f()
         })?
         .join()
@@ -55,16 +52,14 @@ fn on_main_cpu<T: Send + 'static>(
 /// A primitive failing, or pinning failing (`--pin` on a machine without
 /// the CPU).
 pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
+    // The one-thread cases: the bare eventfd is the floor, the rest fdloop.
+    let role = |floor: bool| if floor { Role::Floor } else { Role::Fdloop };
     let iters = ctx.cfg.size(500, 50_000, 300_000);
     let entries: Vec<Entry<'_>> = Local::ALL
         .iter()
         .map(|&c| {
-            let role = if c == Local::RawEventFd {
-                Role::Floor
-            } else {
-                Role::Fdloop
-            };
-            entry(c.name(), role, move || c.run(iters).map(measured))
+            let run = move || c.run(iters).map(measured);
+            entry(c.name(), role(c == Local::RawEventFd), run)
         })
         .collect();
     let case = Case::time("notify + drain, one thread", "time/op").note(format!(
@@ -76,12 +71,8 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
     let entries: Vec<Entry<'_>> = Burst::ALL
         .iter()
         .map(|&c| {
-            let role = if c == Burst::RawEventFd {
-                Role::Floor
-            } else {
-                Role::Fdloop
-            };
-            entry(c.name(), role, move || c.run(rounds).map(measured))
+            let run = move || c.run(rounds).map(measured);
+            entry(c.name(), role(c == Burst::RawEventFd), run)
         })
         .collect();
     let case = Case::time(
@@ -113,7 +104,7 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
         .collect();
     #[cfg(feature = "c-peers")]
     entries.push(entry("GLib GAsyncQueue push/pop", Role::Peer, move || {
-        let d = fdloop_bench::cpeers::glib::round_trips_queue(pin, rts, warmup)?;
+        let d = crate::cpeers::glib::round_trips_queue(pin, rts, warmup)?;
         Ok(Measured::time(d, rts))
     }));
     let case = Case::time(

@@ -8,13 +8,13 @@
 //! * **Round trip**: two threads ping-pong one message each way; for the
 //!   loop contenders each thread is an event loop with the other's channel
 //!   as a source. The floor is two threads blocked in `epoll_wait` on an
-//!   eventfd each, writing each other's eventfd (`fdloop_bench::pingpong`).
+//!   eventfd each, writing each other's eventfd (`crate::pingpong`).
 //!
 //! Every contender runs `reps` times, interleaved (repetition *r* starts at
 //! contender *r* mod *n*), after one untimed warm-up pass; the tables give
 //! the median and min–max of the repetitions and ratios of medians.
 //!
-//! In the report: `cargo run --release -p fdloop-bench --example report --
+//! In the report: `cargo run --release -p fdloop-bench --bin report --
 //! --only channel`, or `cargo bench -p fdloop-bench --bench channel`.
 //! With feature `c-peers`, GLib (GAsyncQueue, GMainContext), libevent and
 //! sd-event join the tables.
@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 
 use fdloop::channel::{self, Event};
 use fdloop::{Action, EventLoop};
-use fdloop_bench::pingpong::raw_round_trips;
-use fdloop_bench::record::Role;
-use fdloop_bench::threads::{join_producers, spawn_producers, two_sides, Acc};
-use fdloop_bench::Pin;
 
-use super::{entry, Case, Ctx, Entry, Measured};
+use crate::harness::{entry, Case, Ctx, Entry, Measured};
+use crate::pingpong::raw_round_trips;
+use crate::record::Role;
+use crate::threads::{join_producers, spawn_producers, throughput, two_sides, Acc};
+use crate::Pin;
 
 // ---------------------------------------------------------------- throughput
 
@@ -72,15 +72,8 @@ fn tp_fdloop_loop(p: usize, msgs: u64, cap: Option<usize>) -> io::Result<TpOut> 
         }
         Action::Continue
     })?;
-    let mut acc = Acc::default();
-    let start = Instant::now();
-    let hs = spawn_producers(p, msgs, tx, |tx, v| tx.send(v).is_ok())?;
-    while acc.n < msgs {
-        ev.run_once(&mut acc, None)?;
-    }
-    let elapsed = start.elapsed();
-    join_producers(hs, "fdloop loop")?;
-    acc.check(msgs, "fdloop loop")?;
+    let step = |acc: &mut Acc| Ok(ev.run_once(acc, None).map(drop)?);
+    let elapsed = throughput("fdloop loop", p, msgs, tx, |t, v| t.send(v).is_ok(), step)?;
     Ok(TpOut {
         elapsed,
         wake_writes: Some(probe.wake_writes()),
@@ -88,18 +81,18 @@ fn tp_fdloop_loop(p: usize, msgs: u64, cap: Option<usize>) -> io::Result<TpOut> 
     })
 }
 
+/// The step of a plain channel's throughput run: one blocking receive.
+fn recv_one<E: std::error::Error + Send + Sync + 'static>(
+    recv: impl Fn() -> Result<u64, E>,
+) -> impl FnMut(&mut Acc) -> io::Result<()> {
+    move |acc| recv().map(|v| acc.add(v)).map_err(io::Error::other)
+}
+
 /// fdloop: plain blocking `Receiver::recv` (ppoll on the descriptor).
 fn tp_fdloop_recv(p: usize, msgs: u64, cap: Option<usize>) -> io::Result<TpOut> {
     let (tx, rx) = fdloop_pair(cap)?;
-    let mut acc = Acc::default();
-    let start = Instant::now();
-    let hs = spawn_producers(p, msgs, tx, |tx, v| tx.send(v).is_ok())?;
-    while acc.n < msgs {
-        acc.add(rx.recv().map_err(io::Error::other)?);
-    }
-    let elapsed = start.elapsed();
-    join_producers(hs, "fdloop recv")?;
-    acc.check(msgs, "fdloop recv")?;
+    let step = recv_one(|| rx.recv());
+    let elapsed = throughput("fdloop recv", p, msgs, tx, |t, v| t.send(v).is_ok(), step)?;
     Ok(TpOut {
         elapsed,
         wake_writes: Some(rx.wake_writes()),
@@ -108,48 +101,21 @@ fn tp_fdloop_recv(p: usize, msgs: u64, cap: Option<usize>) -> io::Result<TpOut> 
 }
 
 fn tp_crossbeam(p: usize, msgs: u64, cap: Option<usize>) -> io::Result<TpOut> {
-    let (tx, rx) = match cap {
-        Some(c) => crossbeam_channel::bounded(c),
-        None => crossbeam_channel::unbounded(),
-    };
-    let mut acc = Acc::default();
-    let start = Instant::now();
-    let hs = spawn_producers(p, msgs, tx, |tx, v| tx.send(v).is_ok())?;
-    while acc.n < msgs {
-        acc.add(rx.recv().map_err(io::Error::other)?);
-    }
-    let elapsed = start.elapsed();
-    join_producers(hs, "crossbeam")?;
-    acc.check(msgs, "crossbeam")?;
-    Ok(TpOut::plain(elapsed))
+    let (tx, rx) = cap.map_or_else(crossbeam_channel::unbounded, crossbeam_channel::bounded);
+    let step = recv_one(|| rx.recv());
+    throughput("crossbeam", p, msgs, tx, |t, v| t.send(v).is_ok(), step).map(TpOut::plain)
 }
 
 fn tp_std_mpsc(p: usize, msgs: u64) -> io::Result<TpOut> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut acc = Acc::default();
-    let start = Instant::now();
-    let hs = spawn_producers(p, msgs, tx, |tx, v| tx.send(v).is_ok())?;
-    while acc.n < msgs {
-        acc.add(rx.recv().map_err(io::Error::other)?);
-    }
-    let elapsed = start.elapsed();
-    join_producers(hs, "std mpsc")?;
-    acc.check(msgs, "std mpsc")?;
-    Ok(TpOut::plain(elapsed))
+    let step = recv_one(|| rx.recv());
+    throughput("std mpsc", p, msgs, tx, |t, v| t.send(v).is_ok(), step).map(TpOut::plain)
 }
 
 fn tp_flume(p: usize, msgs: u64) -> io::Result<TpOut> {
     let (tx, rx) = flume::unbounded();
-    let mut acc = Acc::default();
-    let start = Instant::now();
-    let hs = spawn_producers(p, msgs, tx, |tx, v| tx.send(v).is_ok())?;
-    while acc.n < msgs {
-        acc.add(rx.recv().map_err(io::Error::other)?);
-    }
-    let elapsed = start.elapsed();
-    join_producers(hs, "flume")?;
-    acc.check(msgs, "flume")?;
-    Ok(TpOut::plain(elapsed))
+    let step = recv_one(|| rx.recv());
+    throughput("flume", p, msgs, tx, |t, v| t.send(v).is_ok(), step).map(TpOut::plain)
 }
 
 /// tokio: unbounded mpsc, received with `recv().await` on a current-thread
@@ -191,17 +157,12 @@ fn tp_calloop(p: usize, msgs: u64) -> io::Result<TpOut> {
             }
         })
         .map_err(|e| io::Error::other(e.error))?;
-    let mut acc = Acc::default();
     let mut iterations = 0;
-    let start = Instant::now();
-    let hs = spawn_producers(p, msgs, tx, |tx, v| tx.send(v).is_ok())?;
-    while acc.n < msgs {
-        ev.dispatch(None, &mut acc).map_err(io::Error::other)?;
+    let step = |acc: &mut Acc| {
         iterations += 1;
-    }
-    let elapsed = start.elapsed();
-    join_producers(hs, "calloop")?;
-    acc.check(msgs, "calloop")?;
+        ev.dispatch(None, acc).map_err(io::Error::other)
+    };
+    let elapsed = throughput("calloop", p, msgs, tx, |t, v| t.send(v).is_ok(), step)?;
     Ok(TpOut {
         elapsed,
         wake_writes: None,
@@ -235,7 +196,7 @@ fn tp_contenders() -> Vec<(&'static str, TpFn)> {
     ];
     #[cfg(feature = "c-peers")]
     {
-        use fdloop_bench::cpeers::{glib, libevent};
+        use crate::cpeers::{glib, libevent};
         v.push(("GLib GAsyncQueue, pop", |p, m| {
             glib::throughput_queue(p, m).map(TpOut::plain)
         }));
@@ -316,13 +277,29 @@ fn rt_fdloop_loop(pin: Pin, rts: u64, warmup: u64) -> io::Result<Duration> {
     two_sides(pin, a, b)
 }
 
-/// fdloop channels without a loop: blocking `recv` (ppoll) on each side.
-fn rt_fdloop_recv(pin: Pin, rts: u64, warmup: u64) -> io::Result<Duration> {
-    let (tx_ab, rx_ab) = channel::unbounded::<u64>()?;
-    let (tx_ba, rx_ba) = channel::unbounded::<u64>()?;
+/// Two channels and two threads, each blocked in `recv` between messages:
+/// B echoes until its receiver closes, A sends `rts + warmup` pings and
+/// times the last `rts` round trips.
+fn rt_recv<S, R, F, G>(
+    pin: Pin,
+    rts: u64,
+    warmup: u64,
+    (tx_ab, rx_ab): (S, R),
+    (tx_ba, rx_ba): (S, R),
+    send: F,
+    recv: G,
+) -> io::Result<Duration>
+where
+    S: Send + 'static,
+    R: Send + 'static,
+    F: Fn(&S, u64) -> bool + Copy + Send + 'static,
+    G: Fn(&R) -> Option<u64> + Copy + Send + 'static,
+{
     let b = move || -> io::Result<()> {
-        for v in rx_ab.iter() {
-            tx_ba.send(v).map_err(|_| io::Error::other("A side gone"))?;
+        while let Some(v) = recv(&rx_ab) {
+            if !send(&tx_ba, v) {
+                return Err(io::Error::other("A side gone"));
+            }
         }
         Ok(())
     };
@@ -332,36 +309,45 @@ fn rt_fdloop_recv(pin: Pin, rts: u64, warmup: u64) -> io::Result<Duration> {
             if i == warmup {
                 start = Instant::now();
             }
-            tx_ab.send(i).map_err(|_| io::Error::other("B side gone"))?;
-            rx_ba.recv().map_err(io::Error::other)?;
+            if !send(&tx_ab, i) {
+                return Err(io::Error::other("B side gone"));
+            }
+            recv(&rx_ba).ok_or_else(|| io::Error::other("B side gone"))?;
         }
         Ok(start.elapsed())
     };
     two_sides(pin, a, b)
 }
 
+/// fdloop channels without a loop: blocking `recv` (ppoll) on each side.
+fn rt_fdloop_recv(pin: Pin, rts: u64, warmup: u64) -> io::Result<Duration> {
+    let (ab, ba) = (channel::unbounded::<u64>()?, channel::unbounded::<u64>()?);
+    rt_recv(
+        pin,
+        rts,
+        warmup,
+        ab,
+        ba,
+        |t, v| t.send(v).is_ok(),
+        |r| r.recv().ok(),
+    )
+}
+
 /// crossbeam-channel, blocking send/recv (futex-based parking).
 fn rt_crossbeam(pin: Pin, rts: u64, warmup: u64) -> io::Result<Duration> {
-    let (tx_ab, rx_ab) = crossbeam_channel::unbounded::<u64>();
-    let (tx_ba, rx_ba) = crossbeam_channel::unbounded::<u64>();
-    let b = move || -> io::Result<()> {
-        for v in rx_ab.iter() {
-            tx_ba.send(v).map_err(|_| io::Error::other("A side gone"))?;
-        }
-        Ok(())
-    };
-    let a = move || -> io::Result<Duration> {
-        let mut start = Instant::now();
-        for i in 0..rts + warmup {
-            if i == warmup {
-                start = Instant::now();
-            }
-            tx_ab.send(i).map_err(|_| io::Error::other("B side gone"))?;
-            rx_ba.recv().map_err(io::Error::other)?;
-        }
-        Ok(start.elapsed())
-    };
-    two_sides(pin, a, b)
+    let (ab, ba) = (
+        crossbeam_channel::unbounded(),
+        crossbeam_channel::unbounded(),
+    );
+    rt_recv(
+        pin,
+        rts,
+        warmup,
+        ab,
+        ba,
+        |t, v| t.send(v).is_ok(),
+        |r| r.recv().ok(),
+    )
 }
 
 type RtFn = fn(Pin, u64, u64) -> io::Result<Duration>;
@@ -380,7 +366,7 @@ fn rt_contenders() -> Vec<(&'static str, RtFn)> {
     ];
     #[cfg(feature = "c-peers")]
     {
-        use fdloop_bench::cpeers::{glib, libevent, sdevent};
+        use crate::cpeers::{glib, libevent, sdevent};
         v.push((
             "GLib GMainContext each side (GAsyncQueue + wakeup)",
             glib::round_trips_context,
@@ -397,16 +383,6 @@ fn rt_contenders() -> Vec<(&'static str, RtFn)> {
     v
 }
 
-fn role_of(name: &str) -> Role {
-    if name == FLOOR {
-        Role::Floor
-    } else if name.starts_with("fdloop") {
-        Role::Fdloop
-    } else {
-        Role::Peer
-    }
-}
-
 /// The channel group: throughput with 1 and 4 producers, then round trips
 /// between two loops.
 ///
@@ -419,7 +395,7 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
         let entries: Vec<Entry<'_>> = tp_contenders()
             .into_iter()
             .map(|(name, f)| {
-                entry(name, role_of(name), move || {
+                entry(name, Role::of(name, FLOOR), move || {
                     let out = f(p, msgs)?;
                     let mut m = Measured::rate(out.elapsed, msgs);
                     if let Some(w) = out.wake_writes {
@@ -452,7 +428,7 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
     let entries: Vec<Entry<'_>> = rt_contenders()
         .into_iter()
         .map(|(name, f)| {
-            entry(name, role_of(name), move || {
+            entry(name, Role::of(name, FLOOR), move || {
                 Ok(Measured::time(f(pin, rts, warmup)?, rts))
             })
         })

@@ -16,7 +16,7 @@
 //! contender *r* mod *n*); the tables give the median and min–max of the
 //! repetitions and ratios of medians.
 //!
-//! In the report: `cargo run --release -p fdloop-bench --example report --
+//! In the report: `cargo run --release -p fdloop-bench --bin report --
 //! --only timers`, or `cargo bench -p fdloop-bench --bench timers`.
 //! With feature `c-peers`, GLib, libevent and sd-event join the tables.
 
@@ -29,10 +29,11 @@ use std::time::{Duration, Instant};
 
 use fdloop::{Action, EventLoop, SourceId, Timer};
 
-use super::{entry, Case, Ctx, Entry, Measured};
-use fdloop_bench::record::Role;
-use fdloop_bench::report::percentile;
-use fdloop_bench::timers::{late_ns, spread_deadlines, ArmCancel, Late, Pattern, Rng, STEP};
+use crate::harness::{entry, Case, Ctx, Entry, Measured};
+use crate::record::{percentile, Role};
+use crate::timers::{
+    late_ns, run_pattern, spread_deadlines, ArmCancel, Late, MonoClock, Pattern, Rng, STEP,
+};
 
 // ---------------------------------------------------------------- arm + cancel
 
@@ -56,10 +57,6 @@ fn fired(_: fdloop::TimerEvent, _: &mut fdloop::TimerCtl, n: &mut u64) -> Action
 }
 
 impl ArmCancel for FdloopArm {
-    fn name(&self) -> &'static str {
-        "fdloop insert(Timer::at) + remove"
-    }
-
     fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
         for &d in deadlines {
             let id: SourceId = self.ev.insert(Timer::at(d), fired)?;
@@ -91,10 +88,6 @@ fn calloop_fired(_: Instant, _: &mut (), n: &mut u64) -> calloop::timer::Timeout
 }
 
 impl ArmCancel for CalloopArm {
-    fn name(&self) -> &'static str {
-        "calloop insert_source(Timer) + remove"
-    }
-
     fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
         let h = self.ev.handle();
         for &d in deadlines {
@@ -142,10 +135,6 @@ impl DelayQueueArm {
 }
 
 impl ArmCancel for DelayQueueArm {
-    fn name(&self) -> &'static str {
-        "tokio-util DelayQueue insert_at + remove"
-    }
-
     fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
         let _g = self.rt.enter();
         for &d in deadlines {
@@ -182,10 +171,6 @@ impl SleepArm {
 }
 
 impl ArmCancel for SleepArm {
-    fn name(&self) -> &'static str {
-        "tokio sleep_until + first poll + drop"
-    }
-
     fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
         let _g = self.rt.enter();
         let mut cx = Context::from_waker(Waker::noop());
@@ -223,7 +208,7 @@ fn arm_contenders() -> Vec<ArmMaker> {
     ];
     #[cfg(feature = "c-peers")]
     {
-        use fdloop_bench::cpeers::{glib, libevent, sdevent};
+        use crate::cpeers::{glib, libevent, sdevent};
         v.push(("GLib GSource (ready time) attach + destroy", |p| {
             Ok(Box::new(glib::Arm::new(p)?))
         }));
@@ -271,71 +256,47 @@ const CALLOOP_MAX_K: usize = 200_000;
 // ---------------------------------------------------------------- lateness
 
 fn late_fdloop(pat: Pattern, seed: u64) -> io::Result<Late> {
-    let mut ev: EventLoop<Late> = EventLoop::new()?;
-    let mut late = Vec::new();
-    match pat {
-        Pattern::Sequential(n) => {
-            for _ in 0..n {
-                let d = Instant::now() + STEP;
-                ev.insert(Timer::at(d), move |_, _, l: &mut Late| {
-                    l.push(late_ns(d));
-                    Action::Continue
-                })?;
-                let want = late.len() + 1;
-                while late.len() < want {
-                    ev.run_once(&mut late, None)?;
-                }
-            }
+    let mut lp = (EventLoop::<Late>::new()?, Vec::new());
+    let arm = |(ev, _): &mut (EventLoop<Late>, Late), d: Instant| -> io::Result<SourceId> {
+        Ok(ev.insert(Timer::at(d), move |_, _, l: &mut Late| {
+            l.push(late_ns(d));
+            Action::Continue
+        })?)
+    };
+    let run_until = |(ev, late): &mut (EventLoop<Late>, Late), want| {
+        while late.len() < want {
+            ev.run_once(late, None)?;
         }
-        Pattern::Spread(n) => {
-            for d in spread_deadlines(n, seed) {
-                ev.insert(Timer::at(d), move |_, _, l: &mut Late| {
-                    l.push(late_ns(d));
-                    Action::Continue
-                })?;
-            }
-            while late.len() < n {
-                ev.run_once(&mut late, None)?;
-            }
-        }
-    }
-    Ok(late)
+        Ok(())
+    };
+    run_pattern(pat, seed, &mut lp, arm, run_until)?;
+    Ok(lp.1)
 }
 
 fn late_calloop(pat: Pattern, seed: u64) -> io::Result<Late> {
     use calloop::timer::{TimeoutAction, Timer as CTimer};
-    let mut ev: calloop::EventLoop<'static, Late> =
-        calloop::EventLoop::try_new().map_err(io::Error::other)?;
-    let h = ev.handle();
-    let add = |d: Instant| {
-        h.insert_source(CTimer::from_deadline(d), move |_, _, l: &mut Late| {
+    type Loop = (calloop::EventLoop<'static, Late>, Late);
+    let mut lp: Loop = (
+        calloop::EventLoop::try_new().map_err(io::Error::other)?,
+        Vec::new(),
+    );
+    let arm = |(ev, _): &mut Loop, d: Instant| {
+        let cb = move |_, _: &mut (), l: &mut Late| {
             l.push(late_ns(d));
             TimeoutAction::Drop
-        })
-        .map(|_| ())
-        .map_err(|e| io::Error::other(e.error))
+        };
+        ev.handle()
+            .insert_source(CTimer::from_deadline(d), cb)
+            .map_err(|e| io::Error::other(e.error))
     };
-    let mut late = Vec::new();
-    match pat {
-        Pattern::Sequential(n) => {
-            for _ in 0..n {
-                add(Instant::now() + STEP)?;
-                let want = late.len() + 1;
-                while late.len() < want {
-                    ev.dispatch(None, &mut late).map_err(io::Error::other)?;
-                }
-            }
+    let run_until = |(ev, late): &mut Loop, want| {
+        while late.len() < want {
+            ev.dispatch(None, late).map_err(io::Error::other)?;
         }
-        Pattern::Spread(n) => {
-            for d in spread_deadlines(n, seed) {
-                add(d)?;
-            }
-            while late.len() < n {
-                ev.dispatch(None, &mut late).map_err(io::Error::other)?;
-            }
-        }
-    }
-    Ok(late)
+        Ok(())
+    };
+    run_pattern(pat, seed, &mut lp, arm, run_until)?;
+    Ok(lp.1)
 }
 
 /// tokio: `sleep_until(d).await` on a current-thread runtime with IO and
@@ -386,29 +347,17 @@ fn late_timerfd(pat: Pattern, _seed: u64) -> io::Result<Late> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut late = Vec::with_capacity(n);
     for _ in 0..n {
-        // Instant is CLOCK_MONOTONIC on Linux; read both to convert.
-        let now_i = Instant::now();
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        let d = now_i + STEP;
-        // time_t and c_long are i32 on some targets.
-        #[allow(clippy::unnecessary_cast)]
-        let (mut sec, mut ns) = (ts.tv_sec as i64, ts.tv_nsec as i64);
-        ns += STEP.as_nanos() as i64;
-        sec += ns / 1_000_000_000;
-        ns %= 1_000_000_000;
+        let clock = MonoClock::now()?;
+        let d = clock.at + STEP;
+        let ns = clock.ns(d);
         let spec = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
             },
             it_value: libc::timespec {
-                tv_sec: sec as libc::time_t,
-                tv_nsec: ns as libc::c_long,
+                tv_sec: (ns / 1_000_000_000) as libc::time_t,
+                tv_nsec: (ns % 1_000_000_000) as libc::c_long,
             },
         };
         // SAFETY: `fd` is an open timerfd; `spec` is valid and only read.
@@ -455,7 +404,7 @@ fn late_contenders() -> Vec<(&'static str, LateFn)> {
     ];
     #[cfg(feature = "c-peers")]
     {
-        use fdloop_bench::cpeers::{glib, libevent, sdevent};
+        use crate::cpeers::{glib, libevent, sdevent};
         v.push(("GLib GSource ready time", glib::lateness));
         v.push(("libevent evtimer (default base)", libevent::lateness));
         v.push((
@@ -537,12 +486,7 @@ fn arm_case(ctx: &mut Ctx<'_>, k: usize) -> io::Result<()> {
     let entries: Vec<Entry<'_>> = cs
         .iter_mut()
         .map(|(name, c)| {
-            let role = if name.starts_with("fdloop") {
-                Role::Fdloop
-            } else {
-                Role::Peer
-            };
-            entry(*name, role, move || {
+            entry(*name, Role::of(name, ""), move || {
                 let (ns, ops) = arm_sample(c.as_mut(), seq, max_ops, budget)?;
                 Ok(Measured {
                     value: ns,
@@ -585,15 +529,8 @@ fn late_case(ctx: &mut Ctx<'_>, pat: Pattern) -> io::Result<()> {
         .into_iter()
         .filter(|(n, _)| *n != FLOOR || matches!(pat, Pattern::Sequential(_)))
         .map(|(name, f)| {
-            let role = if name == FLOOR {
-                Role::Floor
-            } else if name.starts_with("fdloop") {
-                Role::Fdloop
-            } else {
-                Role::Peer
-            };
             let mut rep = 0u64;
-            entry(name, role, move || {
+            entry(name, Role::of(name, FLOOR), move || {
                 // The same deadlines for every contender's k-th run.
                 rep += 1;
                 let s = late_stats(f(pat, 0x5eed + rep)?);

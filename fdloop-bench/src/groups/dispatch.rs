@@ -5,12 +5,12 @@
 //! level-triggered); each contender waits with a zero timeout and runs one
 //! callback per ready descriptor, each doing the same [`Work`]. One sample
 //! runs iterations until it has dispatched a fixed number of events and
-//! reports ns per event. Every contender runs in one process, 7 repetitions
-//! interleaved (repetition *r* starts at contender *r* mod *n*), each sample
+//! reports ns per event. Every contender runs in one process, `--reps`
+//! repetitions interleaved (repetition *r* starts at contender *r* mod *n*), each sample
 //! after an untimed warm-up; the table gives the median, min–max and the
 //! ratio of medians to the floor.
 //!
-//! In the report: `cargo run --release -p fdloop-bench --example report --
+//! In the report: `cargo run --release -p fdloop-bench --bin report --
 //! --only dispatch`, or `cargo bench -p fdloop-bench --bench dispatch`.
 //! With feature `c-peers`, GLib, libevent and sd-event join the table.
 
@@ -19,14 +19,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use fdloop_bench::record::Role;
-
-use super::{entry, Case, Ctx, Entry, Measured};
-
-use fdloop_bench::dispatch::{
+use crate::dispatch::{
     ensure_nofile, epoll_add_level, ready_eventfds, Contender, FdloopDrive, FdloopSet, RawEpoll,
     Work,
 };
+use crate::harness::{entry, Case, Ctx, Entry, Measured};
+use crate::record::Role;
 
 /// A callback of the mio contender.
 type MioHandler = Box<dyn FnMut(&mio::event::Event, &mut Work)>;
@@ -47,16 +45,12 @@ struct MioSet {
 impl MioSet {
     fn new(fds: &[Rc<OwnedFd>]) -> io::Result<MioSet> {
         let poll = mio::Poll::new()?;
-        let mut handlers: Vec<MioHandler> = Vec::with_capacity(fds.len());
-        for (i, fd) in fds.iter().enumerate() {
-            epoll_add_level(poll.as_raw_fd(), fd.as_raw_fd(), i as u64)?;
-            let key = i as u32;
-            handlers.push(Box::new(move |_ev, w: &mut Work| w.record(key)));
-        }
+        epoll_add_level(poll.as_raw_fd(), fds)?;
+        let handler = |key| -> MioHandler { Box::new(move |_ev, w: &mut Work| w.record(key)) };
         Ok(MioSet {
             poll,
             events: mio::Events::with_capacity(fds.len().max(1)),
-            handlers,
+            handlers: (0..fds.len() as u32).map(handler).collect(),
         })
     }
 }
@@ -215,7 +209,7 @@ fn build(fds: &[Rc<OwnedFd>], glib: bool) -> io::Result<Vec<(Role, Box<dyn Conte
     ];
     #[cfg(feature = "c-peers")]
     {
-        use fdloop_bench::cpeers::{glib, libevent, sdevent};
+        use crate::cpeers::{glib, libevent, sdevent};
         if glib {
             v.push((Role::Peer, Box::new(glib::Dispatch::new(fds)?)));
         }
