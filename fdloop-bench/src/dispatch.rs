@@ -234,8 +234,7 @@ impl FdloopSet {
                     w.record(key);
                     Action::Continue
                 },
-            )
-            .map_err(io::Error::other)?;
+            )?;
         }
         Ok(FdloopSet { ev, drive })
     }
