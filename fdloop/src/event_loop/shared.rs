@@ -1,4 +1,4 @@
-//! The half of a loop shared (`Rc`) with every [`LoopHandle`]: the epoll
+//! The half of a loop shared (`Rc`) with every [`LoopHandle`](crate::LoopHandle): the epoll
 //! set, the slab, the queues of idle and deferred calls, the stop flag, the
 //! wake state and the timer store.
 

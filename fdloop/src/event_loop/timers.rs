@@ -139,7 +139,7 @@ impl Timers {
         self.schedule_gen(ep, slot, 0, clock, deadline, slack)
     }
 
-    /// [`schedule`](Timers::schedule), recording the slot's registration
+    /// `schedule` (test builds only), recording the slot's registration
     /// generation `reg_gen`.
     pub(crate) fn schedule_gen(
         &mut self,
