@@ -195,6 +195,10 @@ fn receiver_readiness_in_plain_poll() {
     assert_eq!(rx.try_recv(), Ok(1));
     assert!(util::readiness(&rx).0, "a message still waits");
     assert_eq!(rx.try_recv(), Ok(2));
+    assert!(
+        !util::readiness(&rx).0,
+        "the last message taken: not readable, with no extra try_recv"
+    );
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     assert!(!util::readiness(&rx).0, "drained: not readable");
     tx.send(3).unwrap();
@@ -478,4 +482,215 @@ fn a_panicking_send_ready_callback_uses_up_its_report_only() {
         0
     );
     assert_eq!((n, ev.len()), (1, 1));
+}
+
+/// Takes one message from a receiver.
+type Take = fn(&channel::Receiver<u32>) -> u32;
+
+/// Each way of receiving, as a function that takes one message.
+fn receive_paths() -> Vec<(&'static str, Take)> {
+    vec![
+        ("try_recv", |rx| loop {
+            // Non-blocking: in the threaded tests, wait for the producer.
+            match rx.try_recv() {
+                Ok(m) => return m,
+                Err(TryRecvError::Empty) => thread::yield_now(),
+                Err(e) => panic!("{e:?}"),
+            }
+        }),
+        ("recv", |rx| rx.recv().unwrap()),
+        ("recv_timeout", |rx| {
+            rx.recv_timeout(Duration::from_secs(5)).unwrap()
+        }),
+        ("try_iter", |rx| loop {
+            if let Some(m) = rx.try_iter().next() {
+                return m;
+            }
+            thread::yield_now();
+        }),
+        ("iter", |rx| rx.iter().next().unwrap()),
+    ]
+}
+
+#[test]
+fn capacity_comes_back_with_each_message_received() {
+    for (name, take) in receive_paths() {
+        let (tx, rx) = channel::bounded::<u32>(1).unwrap();
+        tx.try_send(1).unwrap();
+        assert!(
+            matches!(tx.try_send(2), Err(TrySendError::Full(2))),
+            "{name}"
+        );
+        assert_eq!(tx.len(), 1, "{name}");
+        assert_eq!(take(&rx), 1, "{name}");
+        assert_eq!(tx.len(), 0, "{name}: len after the receive");
+        tx.try_send(2)
+            .unwrap_or_else(|e| panic!("{name}: room did not come back: {e:?}"));
+        assert_eq!(take(&rx), 2, "{name}");
+    }
+    // And in a loop callback: inside the callback that got the message,
+    // its slot is free already.
+    let (tx, rx) = channel::bounded::<u32>(1).unwrap();
+    tx.try_send(1).unwrap();
+    let mut ev: EventLoop<Vec<u32>> = EventLoop::new().unwrap();
+    let tx2 = tx.clone();
+    ev.insert(rx, move |e, _, got: &mut Vec<u32>| {
+        if let Event::Msg(m) = e {
+            got.push(m);
+            assert_eq!(tx2.len(), 0, "len inside the callback");
+            if m == 1 {
+                tx2.try_send(2).expect("room inside the callback");
+            }
+        }
+        Action::Continue
+    })
+    .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        ev.run_once(&mut got, SEC5).unwrap();
+    }
+    assert_eq!(got, [1, 2]);
+}
+
+#[test]
+fn hand_off_where_the_consumer_waits_for_the_next_send_does_not_deadlock() {
+    // bounded(1): the producer's second send blocks until the consumer has
+    // taken the first; the consumer takes it and then waits for the second.
+    // With capacity returned only at a later refill this deadlocked.
+    for (name, take) in receive_paths() {
+        let (tx, rx) = channel::bounded::<u32>(1).unwrap();
+        let producer = thread::spawn(move || {
+            for i in 0..1000 {
+                tx.send_timeout(i, Duration::from_secs(10))
+                    .expect("send blocked for 10 s: capacity never came back");
+            }
+        });
+        for i in 0..1000 {
+            assert_eq!(take(&rx), i, "{name}");
+        }
+        producer.join().unwrap();
+    }
+}
+
+#[test]
+fn readable_exactly_while_a_message_waits_for_every_receive_path() {
+    for bounded in [false, true] {
+        for (name, take) in receive_paths() {
+            let (tx, rx) = if bounded {
+                channel::bounded::<u32>(4).unwrap()
+            } else {
+                channel::unbounded::<u32>().unwrap()
+            };
+            assert!(!util::readiness(&rx).0, "{name}: new channel");
+            for round in 0..3 {
+                tx.send(round).unwrap();
+                tx.send(round + 10).unwrap();
+                assert!(util::readiness(&rx).0, "{name}: two waiting");
+                assert_eq!(take(&rx), round);
+                assert!(util::readiness(&rx).0, "{name}: one still waiting");
+                assert_eq!(take(&rx), round + 10);
+                assert!(
+                    !util::readiness(&rx).0,
+                    "{name} (bounded: {bounded}): readable after the last message was taken"
+                );
+            }
+            drop(tx);
+            assert!(util::readiness(&rx).0, "{name}: disconnected");
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+            assert!(util::readiness(&rx).0, "{name}: stays readable");
+        }
+    }
+}
+
+#[test]
+fn readiness_through_a_loop_callback() {
+    let (tx, rx) = channel::unbounded::<u32>().unwrap();
+    let fd = util::raw(&rx);
+    let mut ev: EventLoop<Vec<bool>> = EventLoop::new().unwrap();
+    ev.insert(rx, move |e, _, seen: &mut Vec<bool>| {
+        if let Event::Msg(_) = e {
+            // SAFETY: `fd` is the receiver's descriptor, alive while the
+            // source is in the loop (we are in its callback).
+            let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            seen.push(util::readiness(b).0);
+        }
+        Action::Continue
+    })
+    .unwrap();
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        ev.run_once(&mut seen, SEC5).unwrap();
+    }
+    // While the callback holds message 1, message 2 waits: readable. With
+    // message 2, nothing waits: not readable.
+    assert_eq!(seen, [true, false]);
+}
+
+#[test]
+fn messages_cross_many_blocks_in_order() {
+    // The unbounded queue is a list of 31-slot blocks: take and give across
+    // many block boundaries, with the receiver sometimes caught up.
+    let (tx, rx) = channel::unbounded::<u32>().unwrap();
+    let mut next_in = 0u32;
+    let mut next_out = 0u32;
+    for burst in [1u32, 30, 31, 32, 62, 63, 100, 7, 500] {
+        for _ in 0..burst {
+            tx.send(next_in).unwrap();
+            next_in += 1;
+        }
+        assert_eq!(tx.len(), (next_in - next_out) as usize);
+        let take = burst / 2 + 1;
+        for _ in 0..take.min(next_in - next_out) {
+            assert_eq!(rx.try_recv(), Ok(next_out));
+            next_out += 1;
+        }
+    }
+    while next_out < next_in {
+        assert_eq!(rx.try_recv(), Ok(next_out));
+        next_out += 1;
+    }
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    assert_eq!(tx.len(), 0);
+}
+
+#[test]
+fn a_send_racing_the_receivers_drop_loses_nothing_and_drops_once() {
+    // Senders keep sending while the receiver is dropped: each message is
+    // either handed back to its sender or dropped with the channel, once.
+    for _ in 0..50 {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let back = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = channel::unbounded().unwrap();
+        let senders: Vec<_> = (0..2)
+            .map(|_| {
+                let (tx, drops, back) = (tx.clone(), drops.clone(), back.clone());
+                thread::spawn(move || {
+                    let mut sent = 0;
+                    for _ in 0..2000 {
+                        match tx.send(Tracked(drops.clone())) {
+                            Ok(()) => sent += 1,
+                            Err(e) => {
+                                drop(e.into_inner());
+                                back.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                    sent
+                })
+            })
+            .collect();
+        drop(tx);
+        thread::sleep(Duration::from_micros(200));
+        drop(rx);
+        let sent: usize = senders.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            4000,
+            "every message dropped exactly once (sent {sent}, back {})",
+            back.load(Ordering::SeqCst)
+        );
+        assert_eq!(sent + back.load(Ordering::SeqCst), 4000);
+    }
 }

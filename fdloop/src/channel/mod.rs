@@ -6,10 +6,11 @@
 //! fdloop's ([`Receiver`] is a [`Source`](crate::Source)) or anyone else's —
 //! next to sockets and timers.
 //!
-//! A send makes a system call only when the receiver may be asleep: while
-//! the receiver is busy, a burst of sends costs no syscall at all. The
-//! protocol, and why it never loses a wake-up, is written down in
-//! `channel/core.rs` and model-checked with loom.
+//! A send makes a system call only when the receiver is asleep: while the
+//! receiver is busy, a burst of sends costs no syscall at all, and no lock
+//! either — the queue is lock-free (one compare-exchange per send, none per
+//! receive). The protocol, and why it never loses a wake-up, is written
+//! down in `channel/core.rs` and model-checked with loom.
 //!
 //! # Examples
 //!
@@ -41,6 +42,7 @@
 
 mod core;
 mod error;
+mod queue;
 mod source;
 
 pub use error::{
@@ -48,18 +50,18 @@ pub use error::{
 };
 pub use source::{Event, SendReady};
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::convert::Infallible;
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use self::core::{Core, Push};
+use self::core::{Core, RxState, Settled};
+use self::queue::Push;
 use crate::notify::Notifier;
+use crate::sync::Backoff;
 use crate::sys;
 
 /// How many messages the receiver hands to a loop callback per iteration
@@ -67,7 +69,7 @@ use crate::sys;
 pub const DEFAULT_BATCH: usize = 256;
 
 struct Shared<T> {
-    core: Mutex<Core<T>>,
+    core: Core<T>,
     rx_notify: Notifier,
     /// Written when capacity frees up for waiting senders (bounded only).
     tx_notify: Option<Notifier>,
@@ -75,20 +77,12 @@ struct Shared<T> {
 }
 
 impl<T> Shared<T> {
-    /// The lock. A panic while it was held cannot leave the core
-    /// inconsistent (its critical sections only push, pop and set flags), so
-    /// poisoning is ignored.
-    #[inline]
-    fn lock(&self) -> MutexGuard<'_, Core<T>> {
-        self.core.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Writes the receiver's notifier. Cannot fail on a live eventfd or pipe
-    /// we own (`EAGAIN` counts as sent, `EINTR` is retried); were it to
-    /// fail, the message is still queued and the next send retries.
+    /// Writes the receiver's notifier (S3 in core.rs: this send found the
+    /// receiver asleep). Cannot fail on a live eventfd or pipe we own
+    /// (`EAGAIN` counts as written, `EINTR` is retried).
     #[inline]
     fn wake_rx(&self) {
-        let _ = self.rx_notify.notify();
+        let _ = self.rx_notify.raise_uncoalesced();
     }
 
     fn wake_tx(&self) {
@@ -97,17 +91,19 @@ impl<T> Shared<T> {
         }
     }
 
-    /// S3–S4 (see core.rs) for a message [`Core::push`] queued: unlocks,
-    /// then notifies the receiver if it was asleep (`wake_rx`).
-    ///
-    /// Each send path keeps its own `match` on [`Push`]: a wrapper that also
-    /// locked and pushed, handing back refusals with the guard, compiled
-    /// `try_send` with the rare arms laid out on the fall-through path.
+    /// A push's outcome, as a `try_send` result; writes the receiver's fd
+    /// when the push found it asleep.
     #[inline]
-    fn queued(&self, core: MutexGuard<'_, Core<T>>, wake_rx: bool) {
-        drop(core);
-        if wake_rx {
-            self.wake_rx();
+    fn pushed(&self, p: Push<T>) -> Result<(), TrySendError<T>> {
+        match p {
+            Push::Queued { wake_rx } => {
+                if wake_rx {
+                    self.wake_rx();
+                }
+                Ok(())
+            }
+            Push::Full(m) => Err(TrySendError::Full(m)),
+            Push::NoReceiver(m) => Err(TrySendError::Disconnected(m)),
         }
     }
 }
@@ -157,8 +153,9 @@ pub fn bounded<T>(capacity: usize) -> io::Result<(Sender<T>, Receiver<T>)> {
 }
 
 fn make<T>(cap: usize, bounded: bool) -> io::Result<(Sender<T>, Receiver<T>)> {
+    let (core, state) = Core::new(bounded.then_some(cap));
     let shared = Arc::new(Shared {
-        core: Mutex::new(Core::new(cap)),
+        core,
         rx_notify: Notifier::new()?,
         tx_notify: if bounded {
             Some(Notifier::new()?)
@@ -173,8 +170,7 @@ fn make<T>(cap: usize, bounded: bool) -> io::Result<(Sender<T>, Receiver<T>)> {
         },
         Receiver {
             shared,
-            local: RefCell::new(VecDeque::new()),
-            delivered: Cell::new(0),
+            state: RefCell::new(state),
             batch: DEFAULT_BATCH,
             closed: false,
         },
@@ -254,17 +250,16 @@ impl<T> Sender<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
-        let mut core = self.shared.lock();
-        match core.push(msg) {
-            Push::Queued { wake_rx } => {
-                self.shared.queued(core, wake_rx);
-                Ok(())
-            }
+        let shared = &*self.shared;
+        match shared.core.push(msg) {
             Push::Full(m) => {
-                core.tx_want = true;
-                Err(TrySendError::Full(m))
+                // Register for a `SendReady` wake-up, then look once more:
+                // room freed before the registration was seen would
+                // otherwise never be reported (T1–T4 in core.rs).
+                shared.core.tx_want();
+                shared.pushed(shared.core.push(m))
             }
-            Push::NoReceiver(m) => Err(TrySendError::Disconnected(m)),
+            p => shared.pushed(p),
         }
     }
 
@@ -292,44 +287,39 @@ impl<T> Sender<T> {
 
     fn send_until(&self, mut msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         let shared = &*self.shared;
+        let timeout = |r: Result<(), TrySendError<T>>| match r {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(m)) => Err(SendTimeoutError::Disconnected(m)),
+            Err(TrySendError::Full(m)) => Err(SendTimeoutError::Timeout(m)),
+        };
         loop {
-            let mut core = shared.lock();
-            match core.push(msg) {
-                Push::Queued { wake_rx } => {
-                    shared.queued(core, wake_rx);
-                    return Ok(());
-                }
-                Push::NoReceiver(m) => return Err(SendTimeoutError::Disconnected(m)),
-                Push::Full(m) => msg = m,
+            match shared.pushed(shared.core.push(msg)) {
+                Err(TrySendError::Full(m)) => msg = m,
+                r => return timeout(r),
             }
-            // Full: wait on the send-side notifier. Drain a stale signal
-            // first (under the lock), so the fd is readable only once the
-            // receiver has returned capacity after this point.
+            // Full: wait on the send-side notifier (T1–T5 in core.rs).
             let Some(tx_notify) = &shared.tx_notify else {
                 // Unbounded channels are never full.
                 return Err(SendTimeoutError::Disconnected(msg));
             };
-            // A failed drain (not possible on a live descriptor we own) is
-            // ignored: the wait below then returns at once and we retry.
-            let Ok(()) = core.consume_tx_signal(|| {
-                let _ = tx_notify.drain();
-                Ok::<(), Infallible>(())
-            });
-            core.tx_waiters += 1;
-            drop(core);
+            shared.core.tx_wait();
+            // A stale signal (room that came and went) would make the wait
+            // below return at once: consume it, then look again. A failed
+            // drain (not possible on a live descriptor we own) only costs a
+            // spurious wake-up.
+            let _ = tx_notify.drain();
+            match shared.pushed(shared.core.push(msg)) {
+                Err(TrySendError::Full(m)) => msg = m,
+                r => {
+                    shared.core.tx_unwait();
+                    return timeout(r);
+                }
+            }
             let timed_out = !wait_readable(tx_notify.as_fd(), deadline);
-            shared.lock().tx_waiters -= 1;
+            shared.core.tx_unwait();
             if timed_out {
                 // One last try: room may have appeared at the deadline.
-                let mut core = shared.lock();
-                return match core.push(msg) {
-                    Push::Queued { wake_rx } => {
-                        shared.queued(core, wake_rx);
-                        Ok(())
-                    }
-                    Push::NoReceiver(m) => Err(SendTimeoutError::Disconnected(m)),
-                    Push::Full(m) => Err(SendTimeoutError::Timeout(m)),
-                };
+                return timeout(shared.pushed(shared.core.push(msg)));
             }
         }
     }
@@ -358,7 +348,7 @@ impl<T> Sender<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn len(&self) -> usize {
-        self.shared.lock().len
+        self.shared.core.len()
     }
 
     /// Whether no message is waiting.
@@ -384,10 +374,7 @@ impl<T> Sender<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn capacity(&self) -> Option<usize> {
-        self.shared
-            .tx_notify
-            .as_ref()
-            .map(|_| self.shared.lock().cap)
+        self.shared.core.capacity()
     }
 
     /// The receiver's [`wake_writes`](Receiver::wake_writes), seen from the
@@ -417,7 +404,7 @@ impl<T> Sender<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn is_disconnected(&self) -> bool {
-        self.shared.lock().rx_gone
+        self.shared.core.is_rx_gone()
     }
 }
 
@@ -434,11 +421,9 @@ impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         // AcqRel: the last sender must see every other sender's pushes
         // before it disconnects (they are also ordered by the lock).
-        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let wake = self.shared.lock().disconnect();
-            if wake {
-                self.shared.wake_rx();
-            }
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 && self.shared.core.disconnect()
+        {
+            self.shared.wake_rx();
         }
     }
 }
@@ -474,10 +459,10 @@ impl<T> fmt::Debug for Sender<T> {
 /// ```
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
-    /// Messages taken out of the shared queue, in order.
-    local: RefCell<VecDeque<T>>,
-    /// Messages handed out since capacity was last given back.
-    delivered: Cell<usize>,
+    /// The receiving end's private state (head position, sleep, owed
+    /// writes). Borrowed only inside the receive calls, never across a
+    /// callback.
+    state: RefCell<RxState<T>>,
     batch: usize,
     /// As a loop source: [`Event::Closed`] was handed to the callback.
     closed: bool,
@@ -506,47 +491,38 @@ impl<T> Receiver<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        let mut local = self.local.borrow_mut();
-        if let Some(m) = local.pop_front() {
-            self.delivered.set(self.delivered.get() + 1);
-            return Ok(m);
-        }
         let shared = &*self.shared;
-        let delivered = self.delivered.replace(0);
-        let (wake_tx, disconnected) = {
-            let mut core = shared.lock();
-            (core.refill(&mut local, delivered), core.disconnected)
-        };
-        if wake_tx {
-            shared.wake_tx();
-        }
-        if let Some(m) = local.pop_front() {
-            self.delivered.set(1);
-            return Ok(m);
-        }
-        if disconnected {
-            // Every message was taken under that same lock: this is the end.
-            // The descriptor stays readable.
-            return Err(TryRecvError::Disconnected);
-        }
-        // Going to sleep: R1 (drain), then R2–R4 (see core.rs).
-        let _ = shared.rx_notify.drain();
-        let (slept, wake_tx) = shared.lock().try_sleep(&mut local, 0);
-        if wake_tx {
-            shared.wake_tx();
-        }
-        if slept {
-            return Err(TryRecvError::Empty);
-        }
-        // Something arrived between the drain and the lock: stay awake, and
-        // keep the descriptor readable while awake.
-        shared.wake_rx();
-        match local.pop_front() {
-            Some(m) => {
-                self.delivered.set(1);
-                Ok(m)
+        let mut st = self.state.borrow_mut();
+        let mut backoff = Backoff::new();
+        loop {
+            // SAFETY: this is the channel's one receiver (`Receiver` is not
+            // `Clone` and `state` is borrowed mutably), and the queue is
+            // closed only when it is dropped.
+            if let Some(m) = unsafe { shared.core.take(&mut st) } {
+                self.after_take(&mut st);
+                return Ok(m);
             }
-            None => Err(TryRecvError::Disconnected),
+            match shared.core.settle(&mut st, &shared.rx_notify) {
+                Settled::Asleep => return Err(TryRecvError::Empty),
+                Settled::Disconnected => return Err(TryRecvError::Disconnected),
+                // A sender is between claiming a slot and filling it.
+                Settled::Pending => backoff.snooze(),
+            }
+        }
+    }
+
+    /// After each message handed out: wake senders waiting for the room it
+    /// freed; if it was the last one, fall asleep now, so the descriptor
+    /// stops being readable with it.
+    #[inline]
+    fn after_take(&self, st: &mut RxState<T>) {
+        let shared = &*self.shared;
+        if shared.tx_notify.is_some() && shared.core.senders_waiting() {
+            shared.wake_tx();
+        }
+        // SAFETY: as in `try_recv`.
+        if !unsafe { shared.core.head_ready(st) } {
+            let _ = shared.core.settle(st, &shared.rx_notify);
         }
     }
 
@@ -685,7 +661,7 @@ impl<T> Receiver<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn is_disconnected(&self) -> bool {
-        self.shared.lock().disconnected
+        self.shared.core.is_disconnected()
     }
 }
 
@@ -728,19 +704,14 @@ impl<T> AsRawFd for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let (queued, wake_tx) = {
-            let mut core = self.shared.lock();
-            core.rx_gone = true;
-            let wake = core.signal_tx();
-            (std::mem::take(&mut core.queue), wake)
-        };
-        if wake_tx {
-            // Blocked senders wake up and find the receiver gone.
-            self.shared.wake_tx();
-        }
-        // Drop the messages outside the lock: their destructors may do
-        // anything, even send on this channel.
-        drop(queued);
+        // No send succeeds from here on; every message still queued is
+        // dropped here, once each (their destructors may even send on this
+        // channel: that send gets its message back).
+        // SAFETY: this is the one receiver, and it is going away.
+        unsafe { self.shared.core.close(self.state.get_mut()) };
+        // Blocked senders and `SendReady` sources wake up and find the
+        // receiver gone.
+        self.shared.wake_tx();
     }
 }
 

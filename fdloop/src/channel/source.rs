@@ -164,16 +164,12 @@ impl<T> Source for SendReady<T> {
         _r: &mut Registrar<'_>,
         callback: &mut dyn FnMut((), &mut ()) -> Action,
     ) -> io::Result<Action> {
-        {
-            let mut core = self.shared.lock();
-            core.consume_tx_signal(|| {
-                if let Some(n) = &self.shared.tx_notify {
-                    n.drain()?;
-                }
-                Ok::<(), io::Error>(())
-            })?;
-            // A `Full` seen by the callback sets it again.
-            core.tx_want = false;
+        // The want is used up before the drain: a `Full` seen by the
+        // callback sets it again, and room freed in between makes the fd
+        // readable again (at worst one spurious firing).
+        self.shared.core.tx_want_consumed();
+        if let Some(n) = &self.shared.tx_notify {
+            n.drain()?;
         }
         Ok(callback((), &mut ()))
     }

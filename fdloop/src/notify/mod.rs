@@ -335,6 +335,48 @@ impl Notifier {
         }
     }
 
+    /// One uncoalesced write (a channel's receiver descriptor: the
+    /// channel's own protocol decides when to write, exactly once per
+    /// sleep, and counts the writes it is owed). `EINTR` is retried;
+    /// `EAGAIN` (counter saturated, pipe full) counts as written.
+    pub(crate) fn raise_uncoalesced(&self) -> io::Result<()> {
+        self.raise()
+    }
+
+    /// Consumes whatever is pending without blocking and returns how many
+    /// writes that was (the eventfd's counter, or the bytes read from the
+    /// pipe); `0` when nothing was pending. `EINTR` is retried.
+    pub(crate) fn consume_count(&self) -> io::Result<u64> {
+        match &self.imp {
+            Imp::EventFd(fd) => loop {
+                match sys::eventfd::read_counter(fd) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                    Err(e) => return Err(e),
+                }
+            },
+            Imp::Pipe { read, .. } => {
+                let mut total = 0u64;
+                let mut buf = [0u8; 64];
+                loop {
+                    match sys::fd::read(read, &mut buf) {
+                        Ok(0) => return Ok(total),
+                        Ok(n) => {
+                            total += n as u64;
+                            if n < buf.len() {
+                                return Ok(total);
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+
     /// Blocks until notified or until `timeout` passes (`None`: no limit),
     /// then consumes the wake-up.
     ///
