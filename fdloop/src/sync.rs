@@ -2,12 +2,10 @@
 //! crate is built with `RUSTFLAGS="--cfg loom"` for model checking.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{
-    fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering,
-};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 /// An `UnsafeCell` with loom's closure API, so code that stores values in
 /// shared slots runs unchanged under the model (which then checks that no

@@ -12,6 +12,35 @@
 //! receive). The protocol, and why it never loses a wake-up, is written
 //! down in `channel/core.rs` and model-checked with loom.
 //!
+//! # Semantics in brief
+//!
+//! * **Readiness.** The receiver's descriptor is readable while a message
+//!   waits, and once every sender is gone (then for good). Taking the last
+//!   waiting message — by [`Receiver::try_recv`], [`Receiver::recv`],
+//!   either iterator, or the loop source handing it to its callback — makes
+//!   it unreadable before the call returns (before the callback runs): no
+//!   extra empty `try_recv` is needed. The one exception is a race in
+//!   which a sender is in the middle of a send at that moment; the
+//!   descriptor may then read readable once with nothing to take, and the
+//!   next receive call that finds nothing clears it.
+//! * **Capacity** ([`bounded`]) comes back with each message received:
+//!   once a receive has returned a message (or the loop callback has been
+//!   called with it), [`Sender::try_send`] has room for one more and
+//!   [`Sender::len`] counts it gone.
+//! * **Order**: first in, first out per sender; messages of different
+//!   senders interleave in the order their sends claimed a slot.
+//! * **Drops**: a message is dropped exactly once — by whoever received
+//!   it, inside the error of a send to a dropped receiver (which hands it
+//!   back), or by the channel when the receiver is dropped with messages
+//!   queued.
+//! * **System calls**: a send writes the receiver's descriptor only when
+//!   the receiver is asleep (the first send after it found the channel
+//!   empty); a receive reads it only when falling asleep after a wake-up.
+//!   `EINTR` is retried inside; `EAGAIN` cannot happen (the descriptor is
+//!   written at most once per sleep). Creating a channel can fail with
+//!   `EMFILE`/`ENFILE` (one descriptor, two for a bounded channel), or
+//!   fall back from eventfd to a pipe where eventfd is missing (`ENOSYS`).
+//!
 //! # Examples
 //!
 //! ```
@@ -63,6 +92,10 @@ use self::queue::Push;
 use crate::notify::Notifier;
 use crate::sync::Backoff;
 use crate::sys;
+
+/// Spin-then-yield rounds of a blocking receive before it sleeps (six
+/// spins of 1 to 32 pause instructions, then yields): a few microseconds.
+const RECV_SPINS: u32 = 10;
 
 /// How many messages the receiver hands to a loop callback per iteration
 /// before letting other sources run (see [`Receiver::set_batch_limit`]).
@@ -420,7 +453,7 @@ impl<T> Clone for Sender<T> {
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         // AcqRel: the last sender must see every other sender's pushes
-        // before it disconnects (they are also ordered by the lock).
+        // before it disconnects (they are also ordered by the tail word).
         if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 && self.shared.core.disconnect()
         {
             self.shared.wake_rx();
@@ -439,9 +472,10 @@ impl<T> fmt::Debug for Sender<T> {
 /// every sender is gone.
 ///
 /// To use it in your own poll set: wait for the descriptor to be readable,
-/// then call [`try_recv`](Receiver::try_recv) until it returns
-/// [`TryRecvError::Empty`] (which re-arms the descriptor) or
-/// [`TryRecvError::Disconnected`] (after which it stays readable). As an
+/// then call [`try_recv`](Receiver::try_recv) as often as you like; the
+/// descriptor turns unreadable when the last waiting message is taken (or
+/// at the latest when `try_recv` returns [`TryRecvError::Empty`]), and
+/// stays readable for good once [`TryRecvError::Disconnected`] comes. As an
 /// fdloop source it does this itself, [`DEFAULT_BATCH`] messages per
 /// iteration at most.
 ///
@@ -473,8 +507,8 @@ impl<T> Receiver<T> {
     ///
     /// # Errors
     ///
-    /// [`TryRecvError::Empty`] when nothing waits (the descriptor is
-    /// re-armed: it turns readable at the next send);
+    /// [`TryRecvError::Empty`] when nothing waits (the descriptor is not
+    /// readable; it turns readable at the next send);
     /// [`TryRecvError::Disconnected`] when every sender is gone and every
     /// message has been received.
     ///
@@ -491,39 +525,7 @@ impl<T> Receiver<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        let shared = &*self.shared;
-        let mut st = self.state.borrow_mut();
-        let mut backoff = Backoff::new();
-        loop {
-            // SAFETY: this is the channel's one receiver (`Receiver` is not
-            // `Clone` and `state` is borrowed mutably), and the queue is
-            // closed only when it is dropped.
-            if let Some(m) = unsafe { shared.core.take(&mut st) } {
-                self.after_take(&mut st);
-                return Ok(m);
-            }
-            match shared.core.settle(&mut st, &shared.rx_notify) {
-                Settled::Asleep => return Err(TryRecvError::Empty),
-                Settled::Disconnected => return Err(TryRecvError::Disconnected),
-                // A sender is between claiming a slot and filling it.
-                Settled::Pending => backoff.snooze(),
-            }
-        }
-    }
-
-    /// After each message handed out: wake senders waiting for the room it
-    /// freed; if it was the last one, fall asleep now, so the descriptor
-    /// stops being readable with it.
-    #[inline]
-    fn after_take(&self, st: &mut RxState<T>) {
-        let shared = &*self.shared;
-        if shared.tx_notify.is_some() && shared.core.senders_waiting() {
-            shared.wake_tx();
-        }
-        // SAFETY: as in `try_recv`.
-        if !unsafe { shared.core.head_ready(st) } {
-            let _ = shared.core.settle(st, &shared.rx_notify);
-        }
+        recv_step(&self.shared, &mut self.state.borrow_mut())
     }
 
     /// Waits for the next message.
@@ -573,11 +575,23 @@ impl<T> Receiver<T> {
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        loop {
+        'look: loop {
             match self.try_recv() {
                 Ok(m) => return Ok(m),
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {}
+            }
+            // Before blocking: a few short spins, then a few yields of the
+            // CPU (a sender sharing it runs meanwhile), looking for a
+            // message. A sender that is in the middle of a burst usually
+            // delivers within this window, and the receiver then skips the
+            // `ppoll` and the context switches of a real sleep.
+            let mut backoff = Backoff::new();
+            for _ in 0..RECV_SPINS {
+                backoff.snooze();
+                if self.peek() {
+                    continue 'look;
+                }
             }
             if !wait_readable(self.as_fd(), deadline) {
                 // Timed out; one last look.
@@ -588,6 +602,14 @@ impl<T> Receiver<T> {
                 };
             }
         }
+    }
+
+    /// Whether a message is written at the head (the next receive takes it
+    /// without waiting).
+    fn peek(&self) -> bool {
+        // SAFETY: as in `recv_step`: the one receiver's state, held
+        // exclusively for this call.
+        unsafe { self.shared.core.head_ready(&self.state.borrow()) }
     }
 
     /// An iterator over the messages waiting now; never blocks.
@@ -662,6 +684,43 @@ impl<T> Receiver<T> {
     /// ```
     pub fn is_disconnected(&self) -> bool {
         self.shared.core.is_disconnected()
+    }
+}
+
+/// One receive: the next message, or why there is none. Shared by
+/// [`Receiver::try_recv`] and the loop source (which borrows the state once
+/// per batch).
+#[inline]
+fn recv_step<T>(shared: &Shared<T>, st: &mut RxState<T>) -> Result<T, TryRecvError> {
+    let mut backoff = Backoff::new();
+    loop {
+        // SAFETY: `st` is the state of the channel's one receiver (`Receiver`
+        // is not `Clone`, and callers hold the state exclusively), and the
+        // queue is closed only when that receiver is dropped.
+        if let Some(m) = unsafe { shared.core.take(st) } {
+            after_take(shared, st);
+            return Ok(m);
+        }
+        match shared.core.settle(st, &shared.rx_notify) {
+            Settled::Asleep => return Err(TryRecvError::Empty),
+            Settled::Disconnected => return Err(TryRecvError::Disconnected),
+            // A sender is between claiming a slot and filling it.
+            Settled::Pending => backoff.snooze(),
+        }
+    }
+}
+
+/// After each message handed out: wake senders waiting for the room it
+/// freed; if it was the last one, fall asleep now, so the descriptor stops
+/// being readable with it.
+#[inline]
+fn after_take<T>(shared: &Shared<T>, st: &mut RxState<T>) {
+    if shared.tx_notify.is_some() && shared.core.senders_waiting() {
+        shared.wake_tx();
+    }
+    // SAFETY: as in `recv_step`.
+    if !unsafe { shared.core.head_ready(st) } {
+        let _ = shared.core.settle(st, &shared.rx_notify);
     }
 }
 

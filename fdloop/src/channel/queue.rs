@@ -33,7 +33,7 @@
 use std::mem::MaybeUninit;
 use std::ptr;
 
-use crate::sync::{AtomicPtr, AtomicU8, AtomicUsize, Backoff, Ordering, Padded, RawCell};
+use crate::sync::{AtomicPtr, AtomicUsize, Backoff, Ordering, Padded, RawCell};
 
 /// The receiver is asleep: the next claim must write its descriptor.
 pub(crate) const SLEEP: usize = 1;
@@ -67,8 +67,10 @@ const LAP: usize = 3;
 const BLOCK_CAP: usize = LAP - 1;
 
 struct Slot<T> {
-    /// 1 once the message is written.
-    ready: AtomicU8,
+    /// `lap + 1` once the message of lap `lap` (position / `LAP`) is
+    /// written. Blocks are reused for later laps without clearing: an old
+    /// lap's mark never equals the current one.
+    ready: AtomicUsize,
     msg: RawCell<MaybeUninit<T>>,
 }
 
@@ -89,8 +91,8 @@ impl<T> Block<T> {
                 std::alloc::handle_alloc_error(layout);
             }
             // All-zero bytes are a valid `Block`: a null `AtomicPtr`, `0`
-            // (empty) `AtomicU8`s, and `MaybeUninit` cells, which accept any
-            // bytes. Allocating zeroed memory directly (not `Box::new`)
+            // (never a lap's mark) `AtomicUsize`s, and `MaybeUninit` cells,
+            // which accept any bytes. Allocating zeroed memory directly (not `Box::new`)
             // keeps blocks of large messages off the stack.
             p
         }
@@ -99,7 +101,7 @@ impl<T> Block<T> {
             Box::into_raw(Box::new(Block {
                 next: AtomicPtr::new(ptr::null_mut()),
                 slots: std::array::from_fn(|_| Slot {
-                    ready: AtomicU8::new(0),
+                    ready: AtomicUsize::new(0),
                     msg: RawCell::new(MaybeUninit::uninit()),
                 }),
             }))
@@ -126,8 +128,9 @@ pub(crate) struct List<T> {
     tail: Padded<ListTail<T>>,
     /// One block kept for reuse: the receiver leaves a finished block here
     /// and the sender that needs a block next takes it, so a steady stream
-    /// of messages allocates nothing.
-    spare: AtomicPtr<Block<T>>,
+    /// of messages allocates nothing. On its own line: the receiver writes
+    /// it while senders read the lines around it.
+    spare: Padded<AtomicPtr<Block<T>>>,
 }
 
 struct ListTail<T> {
@@ -158,7 +161,7 @@ impl<T> List<T> {
                     word: AtomicUsize::new(SLEEP),
                     block: AtomicPtr::new(first),
                 }),
-                spare: AtomicPtr::new(ptr::null_mut()),
+                spare: Padded(AtomicPtr::new(ptr::null_mut())),
             },
             ListHead {
                 pos: 0,
@@ -184,8 +187,8 @@ impl<T> List<T> {
     ///
     /// # Safety
     ///
-    /// `p` is a block nobody else uses, with every slot empty and no
-    /// successor.
+    /// `p` is a block nobody else uses (its slots may hold old laps' marks:
+    /// they never match a later lap).
     unsafe fn give_block(&self, p: *mut Block<T>) {
         if p.is_null() {
             return;
@@ -257,7 +260,7 @@ impl<T> List<T> {
                     // SAFETY: position `pos` was claimed by this sender alone;
                     // the receiver reads the cell only after `ready`.
                     slot.msg.with_mut(|p| unsafe { (*p).write(msg) });
-                    slot.ready.store(1, Ordering::Release);
+                    slot.ready.store(pos / LAP + 1, Ordering::Release);
                     // SAFETY: `fresh` (if any) was taken by this call and
                     // never shared.
                     unsafe { self.give_block(fresh) };
@@ -285,7 +288,7 @@ impl<T> List<T> {
         // caller) has not passed it.
         let b = unsafe { &*head.block };
         let slot = &b.slots[off];
-        if slot.ready.load(Ordering::Acquire) == 0 {
+        if slot.ready.load(Ordering::Acquire) != head.pos / LAP + 1 {
             return None;
         }
         // SAFETY: `ready` says the sender finished writing (its `Release`
@@ -299,29 +302,13 @@ impl<T> List<T> {
             head.pos += 2;
             // SAFETY: every slot of `done` has been read, so every sender
             // that claimed one has finished with it, and no later sender can
-            // reach it (the tail moved on). Reset it for reuse.
-            unsafe {
-                Self::reset(done);
-                self.give_block(done);
-            }
+            // reach it (the tail moved on). Its `next` is stale but is read
+            // only after the block's next linker rewrote it.
+            unsafe { self.give_block(done) };
         } else {
             head.pos += 1;
         }
         Some(msg)
-    }
-
-    /// Empties a finished block's slots and link for reuse.
-    ///
-    /// # Safety
-    ///
-    /// Nobody else uses `p`.
-    unsafe fn reset(p: *mut Block<T>) {
-        // SAFETY: by the contract.
-        let b = unsafe { &*p };
-        b.next.store(ptr::null_mut(), Ordering::Relaxed);
-        for s in &b.slots {
-            s.ready.store(0, Ordering::Relaxed);
-        }
     }
 
     /// Whether the head slot is written (a `pop` would succeed).
@@ -333,7 +320,7 @@ impl<T> List<T> {
     pub(crate) unsafe fn head_ready(&self, head: &ListHead<T>) -> bool {
         // SAFETY: as in `pop`.
         let b = unsafe { &*head.block };
-        b.slots[head.pos % LAP].ready.load(Ordering::Acquire) != 0
+        b.slots[head.pos % LAP].ready.load(Ordering::Acquire) == head.pos / LAP + 1
     }
 
     /// The receiver leaves: sets [`RX_GONE`] (no more claims succeed),

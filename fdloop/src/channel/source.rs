@@ -54,8 +54,12 @@ impl<T> Source for Receiver<T> {
         _r: &mut Registrar<'_>,
         callback: &mut dyn FnMut(Event<T>, &mut ()) -> Action,
     ) -> io::Result<Action> {
+        // The receiver's state is borrowed once for the batch (`&mut self`:
+        // nothing else can reach it while the callbacks run).
+        let shared = &*self.shared;
+        let st = self.state.get_mut();
         for _ in 0..self.batch {
-            match self.try_recv() {
+            match super::recv_step(shared, st) {
                 Ok(m) => match callback(Event::Msg(m), &mut ()) {
                     Action::Continue => {}
                     other => return Ok(other),
