@@ -138,6 +138,13 @@ pub fn consumer(pin: Pin) -> io::Result<PinGuard> {
     pin_scoped(pin.main_cpu())
 }
 
+/// The longest a [`throughput`] sample may run: far beyond any contender's
+/// 5·10^6 messages on this VM (under 5 s at 1 M msg/s), short of a hang.
+/// On one CPU a side that spins while waiting for the other keeps it off
+/// the CPU for its whole time slice: a bounded channel then moves a
+/// capacity's worth of messages per slice, and a sample can take hours.
+pub const SAMPLE_LIMIT: Duration = Duration::from_secs(60);
+
 /// One throughput run under placement `pin`: `p` producers send `0..msgs`
 /// through their clones of `tx` with `send` ([`spawn_producers`]), while
 /// the calling thread, pinned as the [`consumer`] for the run, calls
@@ -148,8 +155,9 @@ pub fn consumer(pin: Pin) -> io::Result<PinGuard> {
 /// # Errors
 ///
 /// The placement unavailable ([`Pin::check`]), spawning a producer, `step`
-/// failing (returned at once, producers left to finish on their own), a
-/// producer failing, or a wrong sum.
+/// failing (returned at once, producers left to finish on their own), the
+/// run passing [`SAMPLE_LIMIT`] (`TimedOut`, likewise), a producer failing,
+/// or a wrong sum.
 ///
 /// # Examples
 ///
@@ -168,19 +176,48 @@ pub fn throughput<T: Clone + Send + 'static>(
     msgs: u64,
     tx: T,
     send: fn(&T, u64) -> bool,
-    mut step: impl FnMut(&mut Acc) -> io::Result<()>,
+    step: impl FnMut(&mut Acc) -> io::Result<()>,
 ) -> io::Result<Duration> {
     let _consumer = consumer(pin)?;
-    let mut acc = Acc::default();
     let start = Instant::now();
     let hs = spawn_producers(pin.echo_cpu(), p, msgs, tx, send)?;
-    while acc.n < msgs {
-        step(&mut acc)?;
-    }
+    let acc = consume(msgs, start, SAMPLE_LIMIT, step)
+        .map_err(|e| io::Error::new(e.kind(), format!("{name}, {}: {e}", pin.describe())))?;
     let elapsed = start.elapsed();
     join_producers(hs, name)?;
     acc.check(msgs, name)?;
     Ok(elapsed)
+}
+
+/// Calls `step` until the [`Acc`] holds `msgs` messages and returns it.
+///
+/// # Errors
+///
+/// `step`'s error, or `TimedOut` once `limit` has passed since `start`
+/// (checked every 4096 steps: a clock read costs as much as a receive).
+fn consume(
+    msgs: u64,
+    start: Instant,
+    limit: Duration,
+    mut step: impl FnMut(&mut Acc) -> io::Result<()>,
+) -> io::Result<Acc> {
+    let mut acc = Acc::default();
+    let mut steps: u32 = 0;
+    while acc.n < msgs {
+        step(&mut acc)?;
+        steps = steps.wrapping_add(1);
+        if steps.is_multiple_of(4096) && start.elapsed() > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "{} of {msgs} messages after {limit:?}: a side that spins instead of \
+                     sleeping starves the other on one CPU",
+                    acc.n
+                ),
+            ));
+        }
+    }
+    Ok(acc)
 }
 
 /// Runs the two sides of a ping-pong on threads pinned as `pin` says;
@@ -296,6 +333,26 @@ mod tests {
             msg.starts_with("demo: ") && msg.contains(&format!("CPU {cpu}")),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_consumer_that_gets_nowhere_times_out() {
+        let start = Instant::now();
+        let limit = Duration::from_millis(20);
+        let e = consume(10, start, limit, |_| Ok(())).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            e.to_string().starts_with("0 of 10 messages after 20ms"),
+            "{e}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(5));
+        // One that finishes is not cut short.
+        let acc = consume(3, Instant::now(), limit, |acc| {
+            acc.add(acc.n);
+            Ok(())
+        })
+        .unwrap();
+        acc.check(3, "consume").unwrap();
     }
 
     #[test]
