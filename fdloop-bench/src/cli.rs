@@ -114,8 +114,9 @@ and system calls per operation.
 
   --quick            smaller samples, 3 reps, fewer sizes (under a minute)
   --only GROUPS      only these groups: wake, channel, dispatch, timers
-  --pin MODE         two-thread cases: same (both on CPU 0), cross (CPUs 0
-                     and 1) or off (default: the scheduler decides)
+  --pin MODE         the wake group's two-thread cases: same (both on CPU 0),
+                     cross (CPUs 0 and 1) or off (default: the scheduler
+                     decides); the channel group runs all three placements
   --json PATH        write every figure to PATH as JSON records, every table
                      beside it as Markdown (PATH with .md) and one SVG chart
                      per group (PATH-stem-GROUP.svg)

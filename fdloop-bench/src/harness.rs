@@ -25,7 +25,8 @@ pub struct Config {
     /// Tiny sizes and one repetition: proves every contender and output
     /// works (the tests use it); its figures mean nothing.
     pub smoke: bool,
-    /// Pinning of the two-thread cases.
+    /// Pinning of the wake group's two-thread cases (the channel group
+    /// runs every placement).
     pub pin: Pin,
     /// Repetitions per contender (0: 3 with `quick`, else 5).
     pub reps: usize,
@@ -188,6 +189,10 @@ pub struct Case {
     pub warmup: bool,
     /// A line printed under the table (how to read it).
     pub note: String,
+    /// A secondary variant (another thread placement of a headline case):
+    /// its figures are [`detail`](crate::record::Record::detail), left out
+    /// of the summary.
+    pub detail: bool,
 }
 
 impl Case {
@@ -209,6 +214,7 @@ impl Case {
             better,
             warmup: true,
             note: String::new(),
+            detail: false,
         }
     }
 
@@ -221,6 +227,13 @@ impl Case {
     /// Skips the untimed warm-up run.
     pub fn no_warmup(mut self) -> Case {
         self.warmup = false;
+        self
+    }
+
+    /// Marks the case a secondary variant, left out of the summary when
+    /// `detail` is true.
+    pub fn detail(mut self, detail: bool) -> Case {
+        self.detail = detail;
         self
     }
 }
@@ -358,6 +371,9 @@ impl<'c> Ctx<'c> {
             if let Some(c) = calls[i] {
                 add(e, "syscalls/op", "", Better::Lower, &[c]);
             }
+        }
+        if case.detail {
+            self.report.mark_detail(group, title);
         }
         self.clear_progress();
         println!("{}", self.report.table(group, &case.title));

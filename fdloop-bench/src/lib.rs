@@ -51,7 +51,7 @@ pub mod threads;
 pub mod timers;
 
 pub use local::{Burst, Local};
-pub use pin::{pin_current_thread, pin_opt, Pin};
+pub use pin::{allowed_cpus, pin_current_thread, pin_opt, pin_scoped, Pin, PinGuard};
 pub use round_trip::RoundTrip;
 
 use std::time::Duration;

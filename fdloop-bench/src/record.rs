@@ -13,7 +13,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// The physical floor: the least any loop can do (a raw syscall loop).
+    /// The case's reference, the `× floor` column: the physical floor, the
+    /// least any loop can do (a raw syscall loop); where a case has no such
+    /// floor, the peer fdloop must match (channel throughput:
+    /// crossbeam-channel of the same capacity).
     Floor,
     /// fdloop itself.
     Fdloop,
@@ -75,6 +78,11 @@ pub struct Record {
     pub role: Role,
     /// Which direction is good.
     pub better: Better,
+    /// A secondary variant of a headline case (another thread placement):
+    /// in the tables, left out of the summary. Absent from the JSON when
+    /// false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detail: bool,
 }
 
 /// JSON has no NaN: serde_json writes it as `null`, which reads back here.
@@ -147,7 +155,17 @@ impl Report {
             reps: samples.len(),
             role,
             better,
+            detail: false,
         });
+    }
+
+    /// Marks every record of a case as [`detail`](Record::detail): a
+    /// secondary variant, left out of the summary.
+    pub fn mark_detail(&mut self, group: &str, case: &str) {
+        self.records
+            .iter_mut()
+            .filter(|r| r.group == group && r.case == case)
+            .for_each(|r| r.detail = true);
     }
 
     /// The groups, in the order first recorded.

@@ -28,12 +28,13 @@ impl Report {
         let _ = writeln!(
             out,
             "#### {group}: {case}\n\n{} in {} ({}; median of {} reps). \
-             × columns: cost as a multiple of the best peer's{} and of the floor's (under 1 = cheaper).\n",
+             × columns: cost as a multiple of the best peer's{} and of the floor's{} (under 1 = cheaper).\n",
             first.metric,
             first.unit,
             direction(first.better),
             first.reps,
             best.map_or(String::new(), |b| format!(" ({})", b.contender)),
+            floor.map_or(String::new(), |f| format!(" ({})", f.contender)),
         );
         out.push_str("| contender | median | min–max | × best peer | × floor |");
         for e in &extras {
@@ -212,7 +213,8 @@ impl Report {
 }
 
 /// The compact summary of one or more runs of the report: a row per fdloop
-/// contender of every case (cases and contenders as in the first run),
+/// contender of every headline case (cases and contenders as in the first
+/// run; [`detail`](Record::detail) cases left out),
 /// with its median, the case's best peer and that peer's median, and
 /// fdloop's cost as a multiple of the best peer's and of the floor's
 /// (under 1 = cheaper). With several runs each cell holds one value per
@@ -239,7 +241,10 @@ pub fn summary(runs: &[&Report]) -> String {
     for g in first.groups() {
         for case in first.cases(g) {
             let fdloop = first.primary(g, case);
-            for fd in fdloop.iter().filter(|r| r.role == Role::Fdloop) {
+            for fd in fdloop
+                .iter()
+                .filter(|r| r.role == Role::Fdloop && !r.detail)
+            {
                 // One column's values over the runs, ` / `-separated.
                 let col = |cell: &dyn Fn(&Report, &Record) -> String| -> String {
                     let v: Vec<String> = runs
@@ -437,8 +442,16 @@ mod tests {
             t.contains("| raw (floor) | 100 ns | 90.0 ns–110 ns | 0.50 | 1.00 | – |"),
             "{t}"
         );
+        assert!(
+            t.contains("best peer's (p2) and of the floor's (raw) (under 1"),
+            "{t}"
+        );
         // A rate: 30 M/s against the best peer's 20 costs 0.67 of its time.
         let t = sample().table("g", "tp");
+        assert!(
+            t.contains("best peer's (p) and of the floor's (under 1"),
+            "{t}"
+        );
         assert!(
             t.contains("| **fd** | 30.0 M msg/s | 30.0 M msg/s–30.0 M msg/s | 0.67 | – |"),
             "{t}"
@@ -469,6 +482,23 @@ mod tests {
         let s = summary(&[&r, &other]);
         assert!(s.contains("| g | c | fd | 120 ns / 120 ns | p2 |"), "{s}");
         assert!(s.contains("| 0.67 / – | – / – |"), "{s}");
+    }
+
+    #[test]
+    fn detail_cases_are_tabled_but_left_out_of_the_summary() {
+        let mut r = sample();
+        r.mark_detail("g", "tp");
+        let s = summary(&[&r]);
+        assert!(
+            s.contains("| g | c | fd |") && !s.contains("| g | tp |"),
+            "{s}"
+        );
+        assert!(r.table("g", "tp").contains("| **fd** | 30.0 M msg/s |"));
+        // The flag survives the JSON; records without it read as headline.
+        let j = r.to_json();
+        assert_eq!(j.matches("\"detail\":true").count(), 2, "{j}");
+        assert!(!j.contains("\"detail\":false"), "{j}");
+        assert_eq!(Report::from_json(&j).unwrap().records, r.records);
     }
 
     #[test]

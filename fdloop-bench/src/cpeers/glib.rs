@@ -72,7 +72,7 @@
 //!
 //! let d = glib::round_trips_context(Pin::Off, 2_000, 200)?;
 //! println!("{:.0} ns per round trip", d.as_nanos() as f64 / 2_000.0);
-//! let d = glib::throughput_queue(1, 1_000_000)?;
+//! let d = glib::throughput_queue(Pin::Cross, 1, 1_000_000)?;
 //! println!("{:.1} M msg/s", 1.0 / d.as_secs_f64());
 //! # Ok::<(), std::io::Error>(())
 //! ```
@@ -266,16 +266,17 @@ fn ping_pong(pin: Pin, rts: u64, warmup: u64, with_context: bool) -> io::Result<
 /// through one `GAsyncQueue`, calling `g_main_context_wakeup` after every
 /// push; the calling thread owns the `GMainContext`, iterates it (blocking)
 /// and after each iteration drains the queue with `g_async_queue_try_pop`.
-/// The sum is checked. Returns the time from before the producers are
-/// spawned until the last message is received.
+/// Threads are placed as `pin` says ([`crate::threads::throughput`]). The
+/// sum is checked. Returns the time from before the producers are spawned
+/// until the last message is received.
 ///
 /// # Errors
 ///
 /// A GLib constructor returning NULL, acquiring the context or spawning a
-/// thread failing, a wrong sum, or `msgs` not fitting in a pointer
-/// (`InvalidInput`).
-pub fn throughput_context(producers: usize, msgs: u64) -> io::Result<Duration> {
-    throughput(producers, msgs, true)
+/// thread failing, the placement unavailable, a wrong sum, or `msgs` not
+/// fitting in a pointer (`InvalidInput`).
+pub fn throughput_context(pin: Pin, producers: usize, msgs: u64) -> io::Result<Duration> {
+    throughput(pin, producers, msgs, true)
 }
 
 /// As [`throughput_context`] without the main loop: the producers only
@@ -284,11 +285,11 @@ pub fn throughput_context(producers: usize, msgs: u64) -> io::Result<Duration> {
 /// # Errors
 ///
 /// As [`throughput_context`].
-pub fn throughput_queue(producers: usize, msgs: u64) -> io::Result<Duration> {
-    throughput(producers, msgs, false)
+pub fn throughput_queue(pin: Pin, producers: usize, msgs: u64) -> io::Result<Duration> {
+    throughput(pin, producers, msgs, false)
 }
 
-fn throughput(producers: usize, msgs: u64, with_context: bool) -> io::Result<Duration> {
+fn throughput(pin: Pin, producers: usize, msgs: u64, with_context: bool) -> io::Result<Duration> {
     let name = if with_context {
         "GLib GMainContext + GAsyncQueue"
     } else {
@@ -303,15 +304,17 @@ fn throughput(producers: usize, msgs: u64, with_context: bool) -> io::Result<Dur
     let _own = mb.own()?;
     let send = |mb: &Arc<Mailbox>, v| msg(v).map(|m| mb.send(m)).is_some();
     match &mb.ctx {
-        Some(ctx) => crate::threads::throughput(name, producers, msgs, mb.clone(), send, |acc| {
-            ctx.iterate(true);
-            while let Some(v) = mb.queue.try_pop() {
-                acc.add(v.get() as u64 - 1);
-            }
-            Ok(())
-        }),
+        Some(ctx) => {
+            crate::threads::throughput(name, pin, producers, msgs, mb.clone(), send, |acc| {
+                ctx.iterate(true);
+                while let Some(v) = mb.queue.try_pop() {
+                    acc.add(v.get() as u64 - 1);
+                }
+                Ok(())
+            })
+        }
         // Never 0: the queue only holds `msg` values.
-        None => crate::threads::throughput(name, producers, msgs, mb.clone(), send, |acc| {
+        None => crate::threads::throughput(name, pin, producers, msgs, mb.clone(), send, |acc| {
             acc.add((mb.queue.pop() as u64).wrapping_sub(1));
             Ok(())
         }),
@@ -595,16 +598,16 @@ mod tests {
     #[test]
     fn throughput_over_a_context_sums_right() {
         for p in [1, 4] {
-            throughput_context(p, 20_000).unwrap();
+            throughput_context(Pin::Off, p, 20_000).unwrap();
         }
     }
 
     #[test]
     fn throughput_over_a_queue_sums_right() {
         for p in [1, 4] {
-            throughput_queue(p, 20_000).unwrap();
+            throughput_queue(Pin::Off, p, 20_000).unwrap();
         }
-        throughput_queue(2, 0).unwrap();
+        throughput_queue(Pin::Off, 2, 0).unwrap();
     }
 
     #[test]

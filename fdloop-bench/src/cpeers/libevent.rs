@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use crate::cpeers::{record, Fire, WorkSlots};
 use crate::dispatch::{Contender, Work};
-use crate::threads::{join_producers, spawn_producers, two_sides, Acc};
+use crate::threads::{consumer, join_producers, spawn_producers, two_sides, Acc};
 use crate::timers::{run_pattern, ArmCancel, Late, Pattern};
 use crate::Pin;
 
@@ -287,15 +287,19 @@ extern "C" fn tp_drain_cb(_fd: c_int, _what: c_short, arg: *mut c_void) {
 /// `producers` threads send `0..msgs` through a `Mutex<VecDeque>` plus an
 /// `event_active` per message to a consumer running
 /// `event_base_loop(EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY)`, whose callback
-/// drains the queue. Returns the time from before the producers are
-/// spawned until the last message is counted; the sum is checked.
+/// drains the queue. Threads are placed as `pin` says (the calling thread
+/// is the consumer: [`crate::threads::consumer`]). Returns the time from
+/// before the producers are spawned until the last message is counted;
+/// the sum is checked.
 ///
 /// # Errors
 ///
 /// Enabling threads, creating the base or the event, `event_base_loop`
-/// failing, spawning a producer, a producer panicking, or a wrong sum.
-pub fn throughput(producers: usize, msgs: u64) -> io::Result<Duration> {
+/// failing, the placement unavailable, spawning a producer, a producer
+/// failing, or a wrong sum.
+pub fn throughput(pin: Pin, producers: usize, msgs: u64) -> io::Result<Duration> {
     const NAME: &str = "libevent event_active + Mutex<VecDeque>";
+    let _consumer = consumer(pin)?;
     let sh = Arc::new(TpShared {
         ev: OnceLock::new(),
         q: Mutex::new(VecDeque::new()),
@@ -315,7 +319,7 @@ pub fn throughput(producers: usize, msgs: u64) -> io::Result<Duration> {
         return Err(io::Error::other("libevent: consumer event set twice"));
     }
     let start = Instant::now();
-    let hs = spawn_producers(producers, msgs, sh.clone(), tp_send)?;
+    let hs = spawn_producers(pin.echo_cpu(), producers, msgs, sh.clone(), tp_send)?;
     let mut res = Ok(());
     while cons.acc.borrow().n < msgs {
         if let Err(e) = sh.base.run(BLOCK_ONCE) {
@@ -568,7 +572,7 @@ mod tests {
     #[test]
     fn throughput_counts_every_message() {
         for p in [1, 4] {
-            let d = throughput(p, 20_000).unwrap();
+            let d = throughput(Pin::Off, p, 20_000).unwrap();
             assert!(d > Duration::ZERO, "{p} producers");
         }
     }

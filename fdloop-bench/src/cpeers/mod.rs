@@ -16,10 +16,11 @@
 //! * `round_trips(pin, rts, warmup) -> io::Result<Duration>`: two threads,
 //!   each running the library's loop, ping-pong one message; the time of
 //!   the `rts` timed round trips (after `warmup` untimed ones);
-//! * `throughput(producers, msgs) -> io::Result<Duration>`: producers send
-//!   `0..msgs` to one consumer, whose sum is checked
-//!   ([`Acc`](crate::threads::Acc)); the time from before the producers
-//!   start until the last message is received;
+//! * `throughput(pin, producers, msgs) -> io::Result<Duration>`: producers
+//!   send `0..msgs` to one consumer (the calling thread), whose sum is
+//!   checked ([`Acc`](crate::threads::Acc)), placed on CPUs as `pin` says
+//!   ([`crate::threads`]); the time from before the producers start until
+//!   the last message is received;
 //! * `Dispatch`: a [`Contender`](crate::dispatch::Contender) over the
 //!   always-ready eventfds of the dispatch-overhead bench;
 //! * `Arm`: an [`ArmCancel`](crate::timers::ArmCancel) with K timers

@@ -1,18 +1,62 @@
-//! Channels (issue 4): fdloop's pollable channel against crossbeam-channel,
-//! std mpsc, flume, tokio mpsc and calloop's channel.
+//! Channels (issues 4 and 13): fdloop's pollable channel against
+//! crossbeam-channel, std mpsc, flume, tokio mpsc and calloop's channel.
 //!
 //! * **Throughput**: P producer threads send `msgs` u64 in total (each its
 //!   share, values 0..msgs) to one consumer, which sums them; the sum is
 //!   checked. Reported as millions of messages per second, from before the
-//!   producers are spawned until the last message is received.
+//!   producers are spawned until the last message is received. Four
+//!   shapes: 1 and 4 producers, unbounded and bounded(1024). fdloop runs
+//!   twice in each, with the receiver as a source of an `EventLoop` and
+//!   with blocking `recv`; the `× floor` column is the reference,
+//!   crossbeam-channel of the same capacity (issue 13 asks fdloop to match
+//!   it), so `× best peer` compares with the best of the others.
+//! * **Placements**: every throughput shape runs in the three placements
+//!   of [`Pin::ALL`], each its own case: *pinned across CPUs* (consumer on
+//!   CPU 0, every producer on CPU 1: the headline, first and in the
+//!   summary), *pinned on one CPU* (every thread on CPU 0: throughput then
+//!   depends on time slices, and a blocking receiver sleeps while producers
+//!   fill the queue) and *unpinned* (on a 2-vCPU machine bimodal: the
+//!   scheduler sometimes puts both threads on one CPU). The consumer is the
+//!   report's own thread, pinned for the run and unpinned after
+//!   ([`crate::threads`]). `--pin` does not apply to this group.
+//! * **Slow peers**: tokio (4 producers), calloop and GLib's
+//!   GAsyncQueue + GMainContext write a descriptor or contend on a lock per
+//!   message (≤ 3 M msg/s anywhere); they run in the headline placement
+//!   only, where they make their point, since the other placements would
+//!   add minutes and nothing new. They and GLib's plain GAsyncQueue (1.3 M
+//!   msg/s on one CPU: a futex hand-off per message) send a fifth of the
+//!   messages (`SLOW_SHARE`), as each table's note says.
+//! * **Message count**: 5·10^6 per sample in full mode (`MSGS`; the
+//!   issue used 10^7): 0.1–0.4 s per sample for fdloop and crossbeam, long
+//!   enough that a time slice or an idle-CPU wake-up is under 1 % of it,
+//!   while the whole group stays near 2 minutes on a 2-vCPU VM (a 10^7
+//!   count would double that without narrowing the spread, which the
+//!   machine's noise sets). Quick mode: 2·10^5.
 //! * **Round trip**: two threads ping-pong one message each way; for the
 //!   loop contenders each thread is an event loop with the other's channel
 //!   as a source. The floor is two threads blocked in `epoll_wait` on an
-//!   eventfd each, writing each other's eventfd (`crate::pingpong`).
+//!   eventfd each, writing each other's eventfd (`crate::pingpong`). Run in
+//!   the three placements too, on one CPU first: that one is in the
+//!   summary (issue 13's criterion is the same-CPU round trip against the
+//!   floor; across CPUs it mostly measures how fast the host wakes an idle
+//!   vCPU), and 2·10^4 round trips per sample; the other two, half as many.
+//!
+//! On one CPU every contender here finishes in bounded time: each sleeps
+//! (or yields) when its queue is empty or full, so the other side runs.
+//! A contender that spun through its time slice instead would fail with
+//! `TimedOut` after [`crate::threads::SAMPLE_LIMIT`] rather than hold the
+//! report for hours (every contender but tokio and libevent, whose
+//! consumers sleep in their runtimes, receives through
+//! [`crate::threads::throughput`], which sets that limit).
+//!
+//! A placement the machine cannot give (across CPUs with one CPU, or CPU 0
+//! outside the process's cpuset) is skipped with the reason printed where
+//! its tables would be ([`Pin::check`]).
 //!
 //! Every contender runs `reps` times, interleaved (repetition *r* starts at
-//! contender *r* mod *n*), after one untimed warm-up pass; the tables give
-//! the median and min–max of the repetitions and ratios of medians.
+//! contender *r* mod *n*), after one untimed warm-up pass (the round trips
+//! have none); the tables give the median and min–max of the repetitions
+//! and ratios of medians.
 //!
 //! In the report: `cargo run --release -p fdloop-bench --bin report --
 //! --only channel`, or `cargo bench -p fdloop-bench --bench channel`.
@@ -28,7 +72,7 @@ use fdloop::{Action, EventLoop};
 use crate::harness::{entry, Case, Ctx, Entry, Measured};
 use crate::pingpong::raw_round_trips;
 use crate::record::Role;
-use crate::threads::{join_producers, spawn_producers, throughput, two_sides, Acc};
+use crate::threads::{consumer, join_producers, spawn_producers, throughput, two_sides, Acc};
 use crate::Pin;
 
 // ---------------------------------------------------------------- throughput
@@ -62,7 +106,7 @@ fn fdloop_pair(cap: Option<usize>) -> io::Result<(channel::Sender<u64>, channel:
 
 /// fdloop: the receiver is a source of an `EventLoop`, driven by
 /// `run_once(None)`; the callback sums.
-fn tp_fdloop_loop(p: usize, msgs: u64, cap: Option<usize>) -> io::Result<TpOut> {
+fn tp_fdloop_loop(pin: Pin, p: usize, msgs: u64, cap: Option<usize>) -> io::Result<TpOut> {
     let (tx, rx) = fdloop_pair(cap)?;
     let probe = tx.clone();
     let mut ev: EventLoop<Acc> = EventLoop::new()?;
@@ -73,7 +117,8 @@ fn tp_fdloop_loop(p: usize, msgs: u64, cap: Option<usize>) -> io::Result<TpOut> 
         Action::Continue
     })?;
     let step = |acc: &mut Acc| Ok(ev.run_once(acc, None).map(drop)?);
-    let elapsed = throughput("fdloop loop", p, msgs, tx, |t, v| t.send(v).is_ok(), step)?;
+    let send = |t: &channel::Sender<u64>, v| t.send(v).is_ok();
+    let elapsed = throughput("fdloop loop", pin, p, msgs, tx, send, step)?;
     Ok(TpOut {
         elapsed,
         wake_writes: Some(probe.wake_writes()),
@@ -89,10 +134,11 @@ fn recv_one<E: std::error::Error + Send + Sync + 'static>(
 }
 
 /// fdloop: plain blocking `Receiver::recv` (ppoll on the descriptor).
-fn tp_fdloop_recv(p: usize, msgs: u64, cap: Option<usize>) -> io::Result<TpOut> {
+fn tp_fdloop_recv(pin: Pin, p: usize, msgs: u64, cap: Option<usize>) -> io::Result<TpOut> {
     let (tx, rx) = fdloop_pair(cap)?;
     let step = recv_one(|| rx.recv());
-    let elapsed = throughput("fdloop recv", p, msgs, tx, |t, v| t.send(v).is_ok(), step)?;
+    let send = |t: &channel::Sender<u64>, v| t.send(v).is_ok();
+    let elapsed = throughput("fdloop recv", pin, p, msgs, tx, send, step)?;
     Ok(TpOut {
         elapsed,
         wake_writes: Some(rx.wake_writes()),
@@ -100,32 +146,54 @@ fn tp_fdloop_recv(p: usize, msgs: u64, cap: Option<usize>) -> io::Result<TpOut> 
     })
 }
 
-fn tp_crossbeam(p: usize, msgs: u64, cap: Option<usize>) -> io::Result<TpOut> {
-    let (tx, rx) = cap.map_or_else(crossbeam_channel::unbounded, crossbeam_channel::bounded);
-    let step = recv_one(|| rx.recv());
-    throughput("crossbeam", p, msgs, tx, |t, v| t.send(v).is_ok(), step).map(TpOut::plain)
+/// A plain channel's throughput: producers `send` through clones of the
+/// pair's sender, the calling thread blocks in `recv` on its receiver
+/// (errors name the receiver's type).
+fn tp_plain<S, R, E>(
+    pin: Pin,
+    p: usize,
+    msgs: u64,
+    (tx, rx): (S, R),
+    send: fn(&S, u64) -> bool,
+    recv: fn(&R) -> Result<u64, E>,
+) -> io::Result<TpOut>
+where
+    S: Clone + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let name = std::any::type_name::<R>();
+    throughput(name, pin, p, msgs, tx, send, recv_one(|| recv(&rx))).map(TpOut::plain)
 }
 
-fn tp_std_mpsc(p: usize, msgs: u64) -> io::Result<TpOut> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let step = recv_one(|| rx.recv());
-    throughput("std mpsc", p, msgs, tx, |t, v| t.send(v).is_ok(), step).map(TpOut::plain)
+fn tp_crossbeam(pin: Pin, p: usize, msgs: u64, cap: Option<usize>) -> io::Result<TpOut> {
+    let pair = cap.map_or_else(crossbeam_channel::unbounded, crossbeam_channel::bounded);
+    tp_plain(pin, p, msgs, pair, |t, v| t.send(v).is_ok(), |r| r.recv())
 }
 
-fn tp_flume(p: usize, msgs: u64) -> io::Result<TpOut> {
-    let (tx, rx) = flume::unbounded();
-    let step = recv_one(|| rx.recv());
-    throughput("flume", p, msgs, tx, |t, v| t.send(v).is_ok(), step).map(TpOut::plain)
+fn tp_std_mpsc(pin: Pin, p: usize, msgs: u64) -> io::Result<TpOut> {
+    let pair = std::sync::mpsc::channel();
+    tp_plain(pin, p, msgs, pair, |t, v| t.send(v).is_ok(), |r| r.recv())
+}
+
+fn tp_std_sync(pin: Pin, p: usize, msgs: u64, cap: usize) -> io::Result<TpOut> {
+    let pair = std::sync::mpsc::sync_channel(cap);
+    tp_plain(pin, p, msgs, pair, |t, v| t.send(v).is_ok(), |r| r.recv())
+}
+
+fn tp_flume(pin: Pin, p: usize, msgs: u64, cap: Option<usize>) -> io::Result<TpOut> {
+    let pair = cap.map_or_else(flume::unbounded, flume::bounded);
+    tp_plain(pin, p, msgs, pair, |t, v| t.send(v).is_ok(), |r| r.recv())
 }
 
 /// tokio: unbounded mpsc, received with `recv().await` on a current-thread
 /// runtime (built before the clock starts).
-fn tp_tokio(p: usize, msgs: u64) -> io::Result<TpOut> {
+fn tp_tokio(pin: Pin, p: usize, msgs: u64) -> io::Result<TpOut> {
+    let _consumer = consumer(pin)?;
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut acc = Acc::default();
     let start = Instant::now();
-    let hs = spawn_producers(p, msgs, tx, |tx, v| tx.send(v).is_ok())?;
+    let hs = spawn_producers(pin.echo_cpu(), p, msgs, tx, |tx, v| tx.send(v).is_ok())?;
     let ok = rt.block_on(async {
         while acc.n < msgs {
             match rx.recv().await {
@@ -136,17 +204,17 @@ fn tp_tokio(p: usize, msgs: u64) -> io::Result<TpOut> {
         true
     });
     let elapsed = start.elapsed();
+    join_producers(hs, "tokio")?;
     if !ok {
         return Err(io::Error::other("tokio: channel closed early"));
     }
-    join_producers(hs, "tokio")?;
     acc.check(msgs, "tokio")?;
     Ok(TpOut::plain(elapsed))
 }
 
 /// calloop: its channel (std mpsc + a `Ping`) as a source of a calloop
 /// loop, driven by `dispatch(None)`.
-fn tp_calloop(p: usize, msgs: u64) -> io::Result<TpOut> {
+fn tp_calloop(pin: Pin, p: usize, msgs: u64) -> io::Result<TpOut> {
     let (tx, ch) = calloop::channel::channel::<u64>();
     let mut ev: calloop::EventLoop<'static, Acc> =
         calloop::EventLoop::try_new().map_err(io::Error::other)?;
@@ -162,7 +230,8 @@ fn tp_calloop(p: usize, msgs: u64) -> io::Result<TpOut> {
         iterations += 1;
         ev.dispatch(None, acc).map_err(io::Error::other)
     };
-    let elapsed = throughput("calloop", p, msgs, tx, |t, v| t.send(v).is_ok(), step)?;
+    let send = |t: &calloop::channel::Sender<u64>, v| t.send(v).is_ok();
+    let elapsed = throughput("calloop", pin, p, msgs, tx, send, step)?;
     Ok(TpOut {
         elapsed,
         wake_writes: None,
@@ -170,44 +239,206 @@ fn tp_calloop(p: usize, msgs: u64) -> io::Result<TpOut> {
     })
 }
 
-type TpFn = fn(usize, u64) -> io::Result<TpOut>;
+/// Messages per throughput sample in full mode.
+const MSGS: u64 = 5_000_000;
 
-/// Every throughput contender (name, function).
-fn tp_contenders() -> Vec<(&'static str, TpFn)> {
+/// The capacity of the bounded throughput cases (the issue's figure).
+const CAP: usize = 1024;
+
+/// The shape of a throughput case: producers, and the channels' capacity
+/// (`None`: unbounded).
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    producers: usize,
+    cap: Option<usize>,
+}
+
+/// The throughput cases of each placement, in order.
+const SHAPES: [Shape; 4] = [
+    Shape {
+        producers: 1,
+        cap: None,
+    },
+    Shape {
+        producers: 4,
+        cap: None,
+    },
+    Shape {
+        producers: 1,
+        cap: Some(CAP),
+    },
+    Shape {
+        producers: 4,
+        cap: Some(CAP),
+    },
+];
+
+impl Shape {
+    /// The case title under placement `pin`.
+    fn title(self, pin: Pin) -> String {
+        let p = self.producers;
+        format!(
+            "throughput{}, {p} producer{} → 1 consumer, {}",
+            self.cap
+                .map_or(String::new(), |c| format!(", bounded({c})")),
+            if p == 1 { "" } else { "s" },
+            pin.describe()
+        )
+    }
+
+    /// The reference (the `× floor` column): crossbeam-channel of the same
+    /// capacity.
+    fn reference(self) -> &'static str {
+        match self.cap {
+            None => "crossbeam-channel unbounded, recv",
+            Some(_) => "crossbeam-channel bounded(1024), recv",
+        }
+    }
+}
+
+type TpFn = fn(Pin, usize, u64) -> io::Result<TpOut>;
+
+/// A throughput contender: its name, its run (placement, producers,
+/// messages), whether it runs in every placement or only the headline one
+/// ([`HEADLINE`]), and whether it is slow (sends [`SLOW_SHARE`] of the
+/// messages).
+struct TpContender {
+    name: &'static str,
+    run: TpFn,
+    every_placement: bool,
+    slow: bool,
+}
+
+/// The slow contenders (≤ 3 M msg/s in some placement: a descriptor
+/// written per message, or a futex hand-off per message on one CPU) send
+/// this fraction of a sample's messages: at the full count they would add
+/// minutes to the report, and their rate hardly depends on the count.
+const SLOW_SHARE: u64 = 5;
+
+/// The throughput contenders of a case of capacity `cap`.
+fn tp_contenders(cap: Option<usize>) -> Vec<TpContender> {
+    let c = |name, run: TpFn| TpContender {
+        name,
+        run,
+        every_placement: true,
+        slow: false,
+    };
+    let slow = |name, run: TpFn| TpContender {
+        slow: true,
+        ..c(name, run)
+    };
+    let headline_only = |name, run: TpFn| TpContender {
+        every_placement: false,
+        ..slow(name, run)
+    };
+    if cap.is_some() {
+        return vec![
+            c("fdloop bounded(1024) in EventLoop", |pin, p, m| {
+                tp_fdloop_loop(pin, p, m, Some(CAP))
+            }),
+            c("fdloop bounded(1024), recv", |pin, p, m| {
+                tp_fdloop_recv(pin, p, m, Some(CAP))
+            }),
+            c("crossbeam-channel bounded(1024), recv", |pin, p, m| {
+                tp_crossbeam(pin, p, m, Some(CAP))
+            }),
+            c("std::sync::mpsc::sync_channel(1024), recv", |pin, p, m| {
+                tp_std_sync(pin, p, m, CAP)
+            }),
+            c("flume bounded(1024), recv", |pin, p, m| {
+                tp_flume(pin, p, m, Some(CAP))
+            }),
+        ];
+    }
     #[cfg_attr(not(feature = "c-peers"), allow(unused_mut))]
-    let mut v: Vec<(&'static str, TpFn)> = vec![
-        ("fdloop unbounded in EventLoop", |p, m| {
-            tp_fdloop_loop(p, m, None)
+    let mut v = vec![
+        c("fdloop unbounded in EventLoop", |pin, p, m| {
+            tp_fdloop_loop(pin, p, m, None)
         }),
-        ("fdloop unbounded, recv", |p, m| tp_fdloop_recv(p, m, None)),
-        ("fdloop bounded(1024) in EventLoop", |p, m| {
-            tp_fdloop_loop(p, m, Some(1024))
+        c("fdloop unbounded, recv", |pin, p, m| {
+            tp_fdloop_recv(pin, p, m, None)
         }),
-        ("crossbeam-channel unbounded, recv", |p, m| {
-            tp_crossbeam(p, m, None)
+        c("crossbeam-channel unbounded, recv", |pin, p, m| {
+            tp_crossbeam(pin, p, m, None)
         }),
-        ("crossbeam-channel bounded(1024), recv", |p, m| {
-            tp_crossbeam(p, m, Some(1024))
+        c("std::sync::mpsc, recv", tp_std_mpsc),
+        c("flume unbounded, recv", |pin, p, m| {
+            tp_flume(pin, p, m, None)
         }),
-        ("std::sync::mpsc, recv", tp_std_mpsc),
-        ("flume unbounded, recv", tp_flume),
-        ("tokio mpsc unbounded, current_thread", tp_tokio),
-        ("calloop channel in calloop loop", tp_calloop),
+        headline_only("tokio mpsc unbounded, current_thread", tp_tokio),
+        headline_only("calloop channel in calloop loop", tp_calloop),
     ];
     #[cfg(feature = "c-peers")]
     {
         use crate::cpeers::{glib, libevent};
-        v.push(("GLib GAsyncQueue, pop", |p, m| {
-            glib::throughput_queue(p, m).map(TpOut::plain)
+        v.push(slow("GLib GAsyncQueue, pop", |pin, p, m| {
+            glib::throughput_queue(pin, p, m).map(TpOut::plain)
         }));
-        v.push(("GLib GAsyncQueue + GMainContext wakeup", |p, m| {
-            glib::throughput_context(p, m).map(TpOut::plain)
-        }));
-        v.push(("libevent event_active + Mutex<VecDeque>", |p, m| {
-            libevent::throughput(p, m).map(TpOut::plain)
+        v.push(headline_only(
+            "GLib GAsyncQueue + GMainContext wakeup",
+            |pin, p, m| glib::throughput_context(pin, p, m).map(TpOut::plain),
+        ));
+        v.push(c("libevent event_active + Mutex<VecDeque>", |pin, p, m| {
+            libevent::throughput(pin, p, m).map(TpOut::plain)
         }));
     }
     v
+}
+
+/// The placement whose throughput cases are the headline: first, with
+/// every contender, and in the summary.
+const HEADLINE: Pin = Pin::Cross;
+
+/// One throughput case: `shape` under placement `pin`, `msgs` messages
+/// per sample (a fifth for the slow contenders).
+fn tp_case(ctx: &mut Ctx<'_>, pin: Pin, shape: Shape, msgs: u64) -> io::Result<()> {
+    let reference = shape.reference();
+    let contenders: Vec<TpContender> = tp_contenders(shape.cap)
+        .into_iter()
+        .filter(|c| c.every_placement || pin == HEADLINE)
+        .collect();
+    let slow: Vec<&str> = contenders
+        .iter()
+        .filter(|c| c.slow)
+        .map(|c| c.name)
+        .collect();
+    let entries: Vec<Entry<'_>> = contenders
+        .iter()
+        .map(|c| {
+            let (run, n) = (c.run, if c.slow { msgs / SLOW_SHARE } else { msgs });
+            entry(c.name, Role::of(c.name, reference), move || {
+                let out = run(pin, shape.producers, n)?;
+                let mut m = Measured::rate(out.elapsed, n);
+                if let Some(w) = out.wake_writes {
+                    m = m.with("wake writes/msg", "", w as f64 / n as f64);
+                }
+                if let Some(it) = out.iterations {
+                    m = m.with("msgs/iteration", "", n as f64 / it.max(1) as f64);
+                }
+                Ok(m)
+            })
+        })
+        .collect();
+    let mut note = format!(
+        "{msgs} u64 per sample, from before the producers start until the consumer has \
+         the last one (its sum checked). Consumer {}. × floor: against {reference}.",
+        match pin {
+            Pin::Cross => "on CPU 0, every producer on CPU 1",
+            Pin::Same => "and every producer on CPU 0",
+            Pin::Off => "and producers placed by the scheduler",
+        }
+    );
+    if !slow.is_empty() {
+        note += &format!(
+            " {} u64 per sample for the slow ones ({}).",
+            msgs / SLOW_SHARE,
+            slow.join(", ")
+        );
+    }
+    let case = Case::rate(shape.title(pin), "throughput", "M msg/s")
+        .detail(pin != HEADLINE)
+        .note(note);
+    ctx.run_case("channel", case, entries)
 }
 
 // ---------------------------------------------------------------- latency
@@ -383,48 +614,15 @@ fn rt_contenders() -> Vec<(&'static str, RtFn)> {
     v
 }
 
-/// The channel group: throughput with 1 and 4 producers, then round trips
-/// between two loops.
-///
-/// # Errors
-///
-/// A contender failing (including a wrong sum of received messages).
-pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
-    let msgs: u64 = ctx.cfg.size(2_000, 200_000, 5_000_000);
-    for p in [1usize, 4] {
-        let entries: Vec<Entry<'_>> = tp_contenders()
-            .into_iter()
-            .map(|(name, f)| {
-                entry(name, Role::of(name, FLOOR), move || {
-                    let out = f(p, msgs)?;
-                    let mut m = Measured::rate(out.elapsed, msgs);
-                    if let Some(w) = out.wake_writes {
-                        m = m.with("wake writes/msg", "", w as f64 / msgs as f64);
-                    }
-                    if let Some(it) = out.iterations {
-                        m = m.with("msgs/iteration", "", msgs as f64 / it.max(1) as f64);
-                    }
-                    Ok(m)
-                })
-            })
-            .collect();
-        let case = Case::rate(
-            format!(
-                "throughput, {p} producer{} → 1 consumer",
-                if p == 1 { "" } else { "s" }
-            ),
-            "throughput",
-            "M msg/s",
-        )
-        .note(format!(
-            "{msgs} u64 per sample, from before the producers start until the consumer has \
-             the last one (its sum checked)."
-        ));
-        ctx.run_case("channel", case, entries)?;
-    }
-    let rts: u64 = ctx.cfg.size(50, 3_000, 20_000);
+/// The placement whose round trip is the headline (in the summary): on
+/// one CPU, where the issue's criterion (≤ 1.05× the raw floor) is set;
+/// across CPUs a round trip mostly measures how fast the host wakes an idle
+/// vCPU.
+const RT_HEADLINE: Pin = Pin::Same;
+
+/// The round trips between two threads placed as `pin` says.
+fn rt_case(ctx: &mut Ctx<'_>, pin: Pin, rts: u64) -> io::Result<()> {
     let warmup = (rts / 20).max(100);
-    let pin = ctx.cfg.pin;
     let entries: Vec<Entry<'_>> = rt_contenders()
         .into_iter()
         .map(|(name, f)| {
@@ -434,13 +632,112 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
         })
         .collect();
     let case = Case::time(
-        format!("round trip between two loops, pin {pin}"),
+        format!("round trip between two loops, {}", pin.describe()),
         "time/round trip",
     )
     .no_warmup()
+    .detail(pin != RT_HEADLINE)
     .note(format!(
         "{rts} round trips per sample after {warmup} untimed ones; each side blocks \
-             in its loop (or recv) between messages."
+         in its loop (or recv) between messages."
     ));
     ctx.run_case("channel", case, entries)
+}
+
+/// Prints why a placement is skipped (see [`Pin::check`]); true if it is.
+fn skipped(pin: Pin, what: &str) -> bool {
+    match pin.check() {
+        Ok(()) => false,
+        Err(e) => {
+            println!("({what}, {}: skipped: {e})\n", pin.describe());
+            true
+        }
+    }
+}
+
+/// The channel group: the throughput cases in every placement (the
+/// headline, across CPUs, first), then the round trips between two loops
+/// in every placement. A placement this machine cannot give (across CPUs
+/// with one CPU) is skipped with a note.
+///
+/// # Errors
+///
+/// A contender failing (including a wrong sum of received messages).
+pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
+    let msgs: u64 = ctx.cfg.size(2_000, 200_000, MSGS);
+    for pin in Pin::ALL {
+        if skipped(pin, "throughput") {
+            continue;
+        }
+        for shape in SHAPES {
+            tp_case(ctx, pin, shape, msgs)?;
+        }
+    }
+    // The other placements' round trips, half as many: across CPUs one
+    // takes 2–5× as long, and they are not the headline.
+    let rts: u64 = ctx.cfg.size(50, 3_000, 20_000);
+    for pin in [RT_HEADLINE, Pin::Cross, Pin::Off] {
+        if !skipped(pin, "round trip") {
+            rt_case(ctx, pin, if pin == RT_HEADLINE { rts } else { rts / 2 })?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::parse_args;
+    use crate::render::summary;
+
+    /// The group at smoke sizes: every shape in every placement this
+    /// machine can give, the headline first, crossbeam of the same
+    /// capacity as each throughput case's reference, fdloop in a loop and
+    /// with `recv` in each, and only headline cases in the summary.
+    #[test]
+    fn every_shape_in_every_placement_against_crossbeam() {
+        let cfg = parse_args(["--smoke".to_string()], Some("channel"))
+            .unwrap()
+            .unwrap();
+        let mut ctx = Ctx::new(&cfg);
+        run(&mut ctx).unwrap();
+        let r = &ctx.report;
+        let cases = r.cases("channel");
+        let placements: Vec<Pin> = Pin::ALL.into_iter().filter(|p| p.check().is_ok()).collect();
+        assert_eq!(
+            cases.len(),
+            placements.len() * (SHAPES.len() + 1),
+            "{cases:?}"
+        );
+        assert!(cases[0].ends_with(placements[0].describe()), "{cases:?}");
+        let sum = summary(&[r]);
+        for case in cases {
+            let prim = r.primary("channel", case);
+            let fdloop = prim.iter().filter(|x| x.role == Role::Fdloop).count();
+            let floor = r
+                .floor("channel", case)
+                .expect("a reference")
+                .contender
+                .as_str();
+            let headline = if case.starts_with("throughput") {
+                let bounded = case.contains("bounded(1024)");
+                assert_eq!(floor.contains("bounded(1024)"), bounded, "{case}: {floor}");
+                assert!(floor.starts_with("crossbeam-channel"), "{case}: {floor}");
+                assert_eq!(fdloop, 2, "{case}");
+                assert!(prim
+                    .iter()
+                    .any(|x| x.contender.ends_with(", recv") && x.role == Role::Fdloop));
+                case.ends_with(HEADLINE.describe())
+            } else {
+                assert_eq!(floor, FLOOR);
+                case.ends_with(RT_HEADLINE.describe())
+            };
+            assert!(prim.iter().all(|x| x.detail != headline), "{case}");
+            assert_eq!(
+                sum.contains(&format!("| channel | {case} |")),
+                headline,
+                "{case}\n{sum}"
+            );
+        }
+    }
 }
