@@ -54,11 +54,16 @@
 //! back per message: after a receive, `try_send` succeeds. Senders that wait
 //! for room (a blocking `send`, or a [`SendReady`](super::SendReady) source
 //! after `try_send` said `Full`) register in `tx_wait` and sleep on a second
-//! notifier. This is a Dekker handshake on two variables, so both sides
-//! fence:
+//! notifier. The receiver looks for them at checkpoints: every
+//! `capacity / 2` receives (at least every receive for capacities 1 to 3)
+//! and whenever it finds the channel empty. A woken sender thus finds about
+//! half the ring free and refills it in one go, instead of waking once per
+//! freed slot; and since the receiver checks before it can sleep, a sender
+//! is never left blocked beside an empty channel. The check is a Dekker
+//! handshake on two variables, so both sides fence:
 //!
 //! ```text
-//! waiting sender:                      receiver, after each receive:
+//! waiting sender:                      receiver, at a checkpoint:
 //!   T1 tx_wait += 1 (or set WANT)        F1 slot freed (stamp store)
 //!   T2 fence(SeqCst)                     F2 fence(SeqCst)
 //!   T3 drain a stale tx signal           F3 if tx_wait != 0: notify tx fd
@@ -66,7 +71,9 @@
 //!   T5 if still full: wait on the tx fd
 //! ```
 //!
-//! The fences make "T4 misses F1 and F3 misses T1" impossible, and the
+//! The fences make "T4 misses F1 and F3 misses T1" impossible (F1: every
+//! slot freed before the checkpoint), so a sender that blocks at T5 is seen
+//! by the first checkpoint whose fence follows its T2; the
 //! notifier's own coalescing (its `pending` flag, an `AcqRel` swap in both
 //! notify and drain) makes a notify that T3 consumed visible to T4. The loom
 //! models at the end of this file check both protocols, and that they fail
@@ -164,6 +171,10 @@ pub(crate) struct RxState<T> {
     owed: u64,
     /// `close` ran.
     closed: bool,
+    /// Bounded: receives between two checks for waiting senders (half the
+    /// capacity, at least 1); 0 for unbounded channels.
+    check_every: usize,
+    since_check: usize,
 }
 
 // SAFETY: the raw block pointer in `ListHead` is owned by the receiver
@@ -197,6 +208,8 @@ impl<T> Core<T> {
                 asleep: true,
                 owed: 0,
                 closed: false,
+                check_every: cap.map_or(0, |c| (c / 2).max(1)),
+                since_check: 0,
             },
         )
     }
@@ -301,8 +314,24 @@ impl<T> Core<T> {
         }
     }
 
-    /// Receiver, after a receive from a bounded channel (F2–F3): whether a
-    /// sender waits for room (the caller notifies the tx fd).
+    /// Receiver, after each receive: whether this is a checkpoint (every
+    /// `check_every` receives, bounded channels only) at which a sender
+    /// waiting for room must hear of it (F2–F3; the caller notifies the tx
+    /// fd).
+    #[inline]
+    pub(crate) fn tx_checkpoint(&self, st: &mut RxState<T>) -> bool {
+        if st.check_every == 0 {
+            return false;
+        }
+        st.since_check += 1;
+        if st.since_check < st.check_every {
+            return false;
+        }
+        st.since_check = 0;
+        self.senders_waiting()
+    }
+
+    /// F2–F3: whether a sender waits for room.
     #[inline]
     pub(crate) fn senders_waiting(&self) -> bool {
         fence(Ordering::SeqCst);

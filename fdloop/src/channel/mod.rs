@@ -16,17 +16,25 @@
 //!
 //! * **Readiness.** The receiver's descriptor is readable while a message
 //!   waits, and once every sender is gone (then for good). Taking the last
-//!   waiting message — by [`Receiver::try_recv`], [`Receiver::recv`],
-//!   either iterator, or the loop source handing it to its callback — makes
-//!   it unreadable before the call returns (before the callback runs): no
-//!   extra empty `try_recv` is needed. The one exception is a race in
-//!   which a sender is in the middle of a send at that moment; the
-//!   descriptor may then read readable once with nothing to take, and the
-//!   next receive call that finds nothing clears it.
+//!   waiting message with [`Receiver::try_recv`], [`Receiver::recv`] or
+//!   either iterator makes it unreadable before the call returns: no extra
+//!   empty `try_recv` is needed. As a loop source, the receiver settles
+//!   when its dispatch ends — after the last message's callback, so that a
+//!   reply the callback provokes is taken in the same dispatch — and the
+//!   descriptor is exact again before any other source runs. The one
+//!   exception is a race with a sender in the middle of a send at that
+//!   moment: the descriptor may then read readable once with nothing to
+//!   take, and the next receive call that finds nothing clears it.
 //! * **Capacity** ([`bounded`]) comes back with each message received:
 //!   once a receive has returned a message (or the loop callback has been
 //!   called with it), [`Sender::try_send`] has room for one more and
-//!   [`Sender::len`] counts it gone.
+//!   [`Sender::len`] counts it gone. A sender *blocked* on a full channel
+//!   (in [`Sender::send`], or waiting through a [`SendReady`] source) is
+//!   woken once the receiver has taken half the capacity's worth of
+//!   messages after it blocked (every message for capacities up to 3), or
+//!   has emptied the channel — so it refills half the channel per wake-up
+//!   rather than one slot; a receiver never sleeps beside a blocked
+//!   sender.
 //! * **Order**: first in, first out per sender; messages of different
 //!   senders interleave in the order their sends claimed a slot.
 //! * **Drops**: a message is dropped exactly once — by whoever received
@@ -93,8 +101,9 @@ use crate::notify::Notifier;
 use crate::sync::Backoff;
 use crate::sys;
 
-/// Spin-then-yield rounds of a blocking receive before it sleeps (six
-/// spins of 1 to 32 pause instructions, then yields): a few microseconds.
+/// Spin-then-yield rounds of a blocking receive (or a blocking send on a
+/// full channel) before it sleeps: six spins of 1 to 32 pause
+/// instructions, then yields; a few microseconds.
 const RECV_SPINS: u32 = 10;
 
 /// How many messages the receiver hands to a loop callback per iteration
@@ -239,7 +248,10 @@ impl<T> Sender<T> {
     /// Sends `msg`, blocking while a bounded channel is full.
     ///
     /// Makes a system call only when the receiver is asleep (one `write`),
-    /// or when it has to block.
+    /// or when it has to block. On a full channel it first spins and yields
+    /// for a few microseconds, retrying; then it sleeps in `ppoll` on the
+    /// send side's descriptor (`EINTR` is retried) until the receiver has
+    /// taken half the capacity's worth of messages (see the module docs).
     ///
     /// # Errors
     ///
@@ -330,11 +342,22 @@ impl<T> Sender<T> {
                 Err(TrySendError::Full(m)) => msg = m,
                 r => return timeout(r),
             }
-            // Full: wait on the send-side notifier (T1–T5 in core.rs).
             let Some(tx_notify) = &shared.tx_notify else {
                 // Unbounded channels are never full.
                 return Err(SendTimeoutError::Disconnected(msg));
             };
+            // Full. As a blocking receive does before sleeping: spin, then
+            // yield, a few rounds, retrying; a receiver that is busy taking
+            // messages frees a slot within this window.
+            let mut backoff = Backoff::new();
+            for _ in 0..RECV_SPINS {
+                backoff.snooze();
+                match shared.pushed(shared.core.push(msg)) {
+                    Err(TrySendError::Full(m)) => msg = m,
+                    r => return timeout(r),
+                }
+            }
+            // Still full: wait on the send-side notifier (T1–T5 in core.rs).
             shared.core.tx_wait();
             // A stale signal (room that came and went) would make the wait
             // below return at once: consume it, then look again. A failed
@@ -525,7 +548,7 @@ impl<T> Receiver<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        recv_step(&self.shared, &mut self.state.borrow_mut())
+        recv_step(&self.shared, &mut self.state.borrow_mut(), Dry::AtLast)
     }
 
     /// Waits for the next message.
@@ -687,21 +710,48 @@ impl<T> Receiver<T> {
     }
 }
 
+/// How a receive call settles the receiver when the channel runs dry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dry {
+    /// Right after taking the last message, before returning it: the
+    /// descriptor is exact when the call returns (the plain receive calls).
+    AtLast,
+    /// Only when a receive finds nothing; first yield the CPU once (the
+    /// loop source, from the second message of a dispatch on: see there).
+    YieldThenSleep,
+    /// Only when a receive finds nothing (the loop source's first message).
+    WhenEmpty,
+}
+
 /// One receive: the next message, or why there is none. Shared by
 /// [`Receiver::try_recv`] and the loop source (which borrows the state once
 /// per batch).
 #[inline]
-fn recv_step<T>(shared: &Shared<T>, st: &mut RxState<T>) -> Result<T, TryRecvError> {
+fn recv_step<T>(shared: &Shared<T>, st: &mut RxState<T>, dry: Dry) -> Result<T, TryRecvError> {
     let mut backoff = Backoff::new();
+    let mut yielded = false;
     loop {
         // SAFETY: `st` is the state of the channel's one receiver (`Receiver`
         // is not `Clone`, and callers hold the state exclusively), and the
         // queue is closed only when that receiver is dropped.
         if let Some(m) = unsafe { shared.core.take(st) } {
-            after_take(shared, st);
+            if shared.core.tx_checkpoint(st) {
+                shared.wake_tx();
+            }
+            // SAFETY: as above.
+            if dry == Dry::AtLast && !unsafe { shared.core.head_ready(st) } {
+                // The last message: fall asleep now, so the descriptor stops
+                // being readable with it.
+                settle(shared, st);
+            }
             return Ok(m);
         }
-        match shared.core.settle(st, &shared.rx_notify) {
+        if dry == Dry::YieldThenSleep && !yielded {
+            yielded = true;
+            std::thread::yield_now();
+            continue;
+        }
+        match settle(shared, st) {
             Settled::Asleep => return Err(TryRecvError::Empty),
             Settled::Disconnected => return Err(TryRecvError::Disconnected),
             // A sender is between claiming a slot and filling it.
@@ -710,18 +760,14 @@ fn recv_step<T>(shared: &Shared<T>, st: &mut RxState<T>) -> Result<T, TryRecvErr
     }
 }
 
-/// After each message handed out: wake senders waiting for the room it
-/// freed; if it was the last one, fall asleep now, so the descriptor stops
-/// being readable with it.
+/// The receiver found the channel empty: a checkpoint for waiting senders
+/// (bounded channels: the whole ring is free), then sleep if it is.
 #[inline]
-fn after_take<T>(shared: &Shared<T>, st: &mut RxState<T>) {
+fn settle<T>(shared: &Shared<T>, st: &mut RxState<T>) -> Settled {
     if shared.tx_notify.is_some() && shared.core.senders_waiting() {
         shared.wake_tx();
     }
-    // SAFETY: as in `recv_step`.
-    if !unsafe { shared.core.head_ready(st) } {
-        let _ = shared.core.settle(st, &shared.rx_notify);
-    }
+    shared.core.settle(st, &shared.rx_notify)
 }
 
 /// Waits until `fd` is readable or `deadline` passes. Returns false on
