@@ -122,7 +122,8 @@ impl<T> Shared<T> {
     /// Writes the receiver's notifier (S3 in core.rs: this send found the
     /// receiver asleep). Cannot fail on a live eventfd or pipe we own
     /// (`EAGAIN` counts as written, `EINTR` is retried).
-    #[inline]
+    #[cold]
+    #[inline(never)]
     fn wake_rx(&self) {
         let _ = self.rx_notify.raise_uncoalesced();
     }
@@ -266,7 +267,14 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.send(6).unwrap_err().into_inner(), 6);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        // The common case inline: room (always, unbounded) and a receiver.
+        let msg = match self.shared.pushed(self.shared.core.push(msg)) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(m)) => return Err(SendError(m)),
+            Err(TrySendError::Full(m)) => m,
+        };
         match self.send_until(msg, None) {
             Ok(()) => Ok(()),
             Err(SendTimeoutError::Disconnected(m) | SendTimeoutError::Timeout(m)) => {
@@ -330,6 +338,7 @@ impl<T> Sender<T> {
         self.send_until(msg, Instant::now().checked_add(timeout))
     }
 
+    #[cold]
     fn send_until(&self, mut msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         let shared = &*self.shared;
         let timeout = |r: Result<(), TrySendError<T>>| match r {
