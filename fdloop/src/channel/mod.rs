@@ -15,16 +15,25 @@
 //! # Semantics in brief
 //!
 //! * **Readiness.** The receiver's descriptor is readable while a message
-//!   waits, and once every sender is gone (then for good). Taking the last
-//!   waiting message with [`Receiver::try_recv`], [`Receiver::recv`] or
-//!   either iterator makes it unreadable before the call returns: no extra
-//!   empty `try_recv` is needed. As a loop source, the receiver settles
-//!   when its dispatch ends — after the last message's callback, so that a
-//!   reply the callback provokes is taken in the same dispatch — and the
-//!   descriptor is exact again before any other source runs. The one
-//!   exception is a race with a sender in the middle of a send at that
-//!   moment: the descriptor may then read readable once with nothing to
-//!   take, and the next receive call that finds nothing clears it.
+//!   waits, and once every sender is gone (then for good). When it stops
+//!   being readable after the last waiting message is taken depends on the
+//!   call that took it:
+//!   - [`Receiver::try_recv`] and [`Receiver::try_iter`]: before the call
+//!     returns; no extra empty `try_recv` is needed.
+//!   - The loop source: when its dispatch ends — after the last message's
+//!     callback, so that a reply the callback provokes is taken in the same
+//!     dispatch — before any other source runs.
+//!   - The blocking calls ([`Receiver::recv`], [`Receiver::recv_timeout`],
+//!     [`Receiver::iter`]): at the next receive call that finds the channel
+//!     empty (a blocking one after spinning a few microseconds). Until
+//!     then the receiver counts as awake, so senders that keep up with it
+//!     make no system call and neither does it; settling at once costs a
+//!     read and a write per catch-up, about a third of the throughput of a
+//!     consumer that keeps up (BENCHMARKS.md).
+//!
+//!   The one exception is a race with a sender in the middle of a send at
+//!   that moment: the descriptor may then read readable once with nothing
+//!   to take, and the next receive call that finds nothing clears it.
 //! * **Capacity** ([`bounded`]) comes back with each message received:
 //!   once a receive has returned a message (or the loop callback has been
 //!   called with it), [`Sender::try_send`] has room for one more and
@@ -505,9 +514,9 @@ impl<T> fmt::Debug for Sender<T> {
 ///
 /// To use it in your own poll set: wait for the descriptor to be readable,
 /// then call [`try_recv`](Receiver::try_recv) as often as you like; the
-/// descriptor turns unreadable when the last waiting message is taken (or
-/// at the latest when `try_recv` returns [`TryRecvError::Empty`]), and
-/// stays readable for good once [`TryRecvError::Disconnected`] comes. As an
+/// descriptor turns unreadable when `try_recv` takes the last waiting
+/// message (see the module docs for the blocking calls), and stays
+/// readable for good once [`TryRecvError::Disconnected`] comes. As an
 /// fdloop source it does this itself, [`DEFAULT_BATCH`] messages per
 /// iteration at most.
 ///
@@ -562,7 +571,11 @@ impl<T> Receiver<T> {
 
     /// Waits for the next message.
     ///
-    /// Blocks in `ppoll` on the receiver's descriptor (`EINTR` is retried).
+    /// Finding the channel empty, spins and yields for a few microseconds,
+    /// then blocks in `ppoll` on the receiver's descriptor (`EINTR` is
+    /// retried). Returning the last waiting message leaves the descriptor
+    /// readable until the next receive call finds the channel empty (see
+    /// the module docs).
     ///
     /// # Errors
     ///
@@ -607,22 +620,14 @@ impl<T> Receiver<T> {
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        'look: loop {
-            match self.try_recv() {
-                Ok(m) => return Ok(m),
-                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
-                Err(TryRecvError::Empty) => {}
-            }
-            // Before blocking: a few short spins, then a few yields of the
-            // CPU (a sender sharing it runs meanwhile), looking for a
-            // message. A sender that is in the middle of a burst usually
-            // delivers within this window, and the receiver then skips the
-            // `ppoll` and the context switches of a real sleep.
-            let mut backoff = Backoff::new();
-            for _ in 0..RECV_SPINS {
-                backoff.snooze();
-                if self.peek() {
-                    continue 'look;
+        let shared = &*self.shared;
+        loop {
+            {
+                let mut st = self.state.borrow_mut();
+                match recv_step(shared, &mut st, Dry::Spin) {
+                    Ok(m) => return Ok(m),
+                    Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                    Err(TryRecvError::Empty) => {}
                 }
             }
             if !wait_readable(self.as_fd(), deadline) {
@@ -634,14 +639,6 @@ impl<T> Receiver<T> {
                 };
             }
         }
-    }
-
-    /// Whether a message is written at the head (the next receive takes it
-    /// without waiting).
-    fn peek(&self) -> bool {
-        // SAFETY: as in `recv_step`: the one receiver's state, held
-        // exclusively for this call.
-        unsafe { self.shared.core.head_ready(&self.state.borrow()) }
     }
 
     /// An iterator over the messages waiting now; never blocks.
@@ -730,6 +727,9 @@ enum Dry {
     YieldThenSleep,
     /// Only when a receive finds nothing (the loop source's first message).
     WhenEmpty,
+    /// Only when a receive finds nothing after spinning and yielding a few
+    /// rounds (the blocking receives).
+    Spin,
 }
 
 /// One receive: the next message, or why there is none. Shared by
@@ -759,6 +759,23 @@ fn recv_step<T>(shared: &Shared<T>, st: &mut RxState<T>, dry: Dry) -> Result<T, 
             yielded = true;
             std::thread::yield_now();
             continue;
+        }
+        if dry == Dry::Spin && !yielded {
+            // Before settling (and so before blocking): a few short spins,
+            // then a few yields of the CPU (a sender sharing it runs
+            // meanwhile), watching the head slot. A sender in the middle of
+            // a burst usually delivers within this window; the receiver,
+            // still awake, then costs it no system call, and skips its own
+            // `ppoll` and the context switches of a real sleep.
+            yielded = true;
+            let mut spin = Backoff::new();
+            // SAFETY: as above.
+            if (0..RECV_SPINS).any(|_| {
+                spin.snooze();
+                unsafe { shared.core.head_ready(st) }
+            }) {
+                continue;
+            }
         }
         match settle(shared, st) {
             Settled::Asleep => return Err(TryRecvError::Empty),
