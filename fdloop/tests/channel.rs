@@ -716,3 +716,51 @@ fn a_send_racing_the_receivers_drop_loses_nothing_and_drops_once() {
         assert_eq!(sent + back.load(Ordering::SeqCst), 4000);
     }
 }
+
+#[test]
+fn blocked_senders_on_tiny_capacities_never_stall() {
+    // Capacities 1 to 4 (checkpoint at every receive up to 3, then every
+    // second): four blocking senders and a consumer that alternates the
+    // blocking and non-blocking receive calls. Every message arrives once,
+    // in order per sender, and nothing waits out its timeout.
+    for cap in 1..=4usize {
+        let (tx, rx) = channel::bounded::<u32>(cap).unwrap();
+        let producers: Vec<_> = (0..4u32)
+            .map(|p| {
+                let tx = tx.clone();
+                thread::spawn(move || {
+                    for i in 0..1_000u32 {
+                        tx.send_timeout(p << 16 | i, Duration::from_secs(10))
+                            .expect("a blocked sender was never woken");
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut next = [0u32; 4];
+        let mut n = 0u64;
+        loop {
+            let m = if n % 3 == 0 {
+                match rx.try_recv() {
+                    Ok(m) => m,
+                    Err(TryRecvError::Empty) => continue,
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv_timeout(Duration::from_secs(10)) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Timeout) => panic!("cap {cap}: receiver stalled"),
+                }
+            };
+            let (p, i) = ((m >> 16) as usize, m & 0xffff);
+            assert_eq!(i, next[p], "cap {cap}: sender {p} out of order");
+            next[p] += 1;
+            n += 1;
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+        assert_eq!(next, [1_000; 4], "cap {cap}");
+    }
+}
