@@ -729,7 +729,7 @@ fn blocked_senders_on_tiny_capacities_never_stall() {
             .map(|p| {
                 let tx = tx.clone();
                 thread::spawn(move || {
-                    for i in 0..1_000u32 {
+                    for i in 0..5_000u32 {
                         tx.send_timeout(p << 16 | i, Duration::from_secs(10))
                             .expect("a blocked sender was never woken");
                     }
@@ -740,10 +740,15 @@ fn blocked_senders_on_tiny_capacities_never_stall() {
         let mut next = [0u32; 4];
         let mut n = 0u64;
         loop {
-            let m = if n % 3 == 0 {
+            let m = if n.is_multiple_of(3) {
                 match rx.try_recv() {
                     Ok(m) => m,
-                    Err(TryRecvError::Empty) => continue,
+                    Err(TryRecvError::Empty) => {
+                        // Poll politely: a busy loop here would hold a CPU
+                        // that woken senders wait for.
+                        thread::yield_now();
+                        continue;
+                    }
                     Err(TryRecvError::Disconnected) => break,
                 }
             } else {
@@ -761,6 +766,6 @@ fn blocked_senders_on_tiny_capacities_never_stall() {
         for p in producers {
             p.join().unwrap();
         }
-        assert_eq!(next, [1_000; 4], "cap {cap}");
+        assert_eq!(next, [5_000; 4], "cap {cap}");
     }
 }

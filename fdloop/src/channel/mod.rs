@@ -355,6 +355,7 @@ impl<T> Sender<T> {
             Err(TrySendError::Disconnected(m)) => Err(SendTimeoutError::Disconnected(m)),
             Err(TrySendError::Full(m)) => Err(SendTimeoutError::Timeout(m)),
         };
+        let mut first = true;
         loop {
             match shared.pushed(shared.core.push(msg)) {
                 Err(TrySendError::Full(m)) => msg = m,
@@ -366,13 +367,20 @@ impl<T> Sender<T> {
             };
             // Full. As a blocking receive does before sleeping: spin, then
             // yield, a few rounds, retrying; a receiver that is busy taking
-            // messages frees a slot within this window.
-            let mut backoff = Backoff::new();
-            for _ in 0..RECV_SPINS {
-                backoff.snooze();
-                match shared.pushed(shared.core.push(msg)) {
-                    Err(TrySendError::Full(m)) => msg = m,
-                    r => return timeout(r),
+            // messages frees a slot within this window. Only on the first
+            // attempt: a sender woken from its sleep that finds the channel
+            // full again (another waiter took the room) goes straight back
+            // to sleep, rather than several woken senders spinning for one
+            // slot.
+            if first {
+                first = false;
+                let mut backoff = Backoff::new();
+                for _ in 0..RECV_SPINS {
+                    backoff.snooze();
+                    match shared.pushed(shared.core.push(msg)) {
+                        Err(TrySendError::Full(m)) => msg = m,
+                        r => return timeout(r),
+                    }
                 }
             }
             // Still full: wait on the send-side notifier (T1–T5 in core.rs).
