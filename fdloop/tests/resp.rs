@@ -17,6 +17,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use parser::{Parser, ProtocolError, MAX_INLINE};
+use proptest::collection::vec as pvec;
+use proptest::prelude::*;
 use util::{example_exe, find_tool};
 
 // ---------------------------------------------------------------------------
@@ -194,6 +196,129 @@ fn parser_fuzz_split_points_do_not_matter() {
         }
         let split = parse_chunks(chunks);
         assert_eq!(whole, split, "input {input:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Parser soak (proptest): malformed and truncated frames
+
+/// A well-formed request: its arguments and its encoding (an array of bulk
+/// strings, binary-safe, or an inline line of plain words).
+fn frame() -> impl Strategy<Value = (Vec<Vec<u8>>, Vec<u8>)> {
+    prop_oneof![
+        pvec(pvec(any::<u8>(), 0..24), 0..6).prop_map(|args| {
+            let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+            let bytes = encode(&refs);
+            (args, bytes)
+        }),
+        pvec("[a-zA-Z0-9]{1,8}", 1..5).prop_map(|ws| {
+            let line = format!("{}\r\n", ws.join(" ")).into_bytes();
+            (ws.into_iter().map(String::into_bytes).collect(), line)
+        }),
+    ]
+}
+
+/// How a frame is broken: cut short, one byte changed, bytes inserted, or
+/// replaced by noise.
+#[derive(Debug, Clone)]
+enum Break {
+    Truncate(usize),
+    Flip(usize, u8),
+    Insert(usize, Vec<u8>),
+    Noise(Vec<u8>),
+}
+
+fn broken() -> impl Strategy<Value = Break> {
+    prop_oneof![
+        any::<usize>().prop_map(Break::Truncate),
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Break::Flip(i, b)),
+        (any::<usize>(), pvec(any::<u8>(), 1..16)).prop_map(|(i, v)| Break::Insert(i, v)),
+        pvec(any::<u8>(), 0..512).prop_map(Break::Noise),
+    ]
+}
+
+fn apply(frame: &[u8], how: &Break) -> Vec<u8> {
+    let at = |i: usize| if frame.is_empty() { 0 } else { i % frame.len() };
+    match how {
+        Break::Truncate(i) => frame[..at(*i)].to_vec(),
+        Break::Flip(i, b) => {
+            let mut v = frame.to_vec();
+            if !v.is_empty() {
+                let i = at(*i);
+                v[i] ^= b | 1;
+            }
+            v
+        }
+        Break::Insert(i, bytes) => {
+            let mut v = frame.to_vec();
+            let i = at(*i);
+            v.splice(i..i, bytes.iter().copied());
+            v
+        }
+        Break::Noise(v) => v.clone(),
+    }
+}
+
+/// 256 cases normally, 10^4 with `FDLOOP_SOAK=1`.
+fn parser_config() -> ProptestConfig {
+    ProptestConfig {
+        cases: util::size(256, 10_000) as u32,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(parser_config())]
+
+    /// Well-formed requests followed by a broken one, split anywhere: every
+    /// well-formed request is answered, in order, whatever follows; a
+    /// request cut short is waited for, not an error; nothing panics.
+    #[test]
+    fn parser_answers_every_well_formed_prefix(
+        good in pvec(frame(), 0..6),
+        bad in frame(),
+        how in broken(),
+        cuts in pvec(1usize..64, 0..12),
+    ) {
+        let mut input: Vec<u8> = good.iter().flat_map(|(_, b)| b.clone()).collect();
+        input.extend(apply(&bad.1, &how));
+        let mut chunks = Vec::new();
+        let mut rest = &input[..];
+        for c in cuts {
+            let n = c.min(rest.len());
+            chunks.push(&rest[..n]);
+            rest = &rest[n..];
+        }
+        chunks.push(rest);
+        let (reqs, err) = parse_chunks(chunks);
+        prop_assert!(reqs.len() >= good.len() || err.is_some() && reqs.len() == good.len(),
+            "{} of {} well-formed requests answered", reqs.len(), good.len());
+        for (i, (args, _)) in good.iter().enumerate() {
+            prop_assert_eq!(&reqs[i], args, "request {}", i);
+        }
+        if let Break::Truncate(_) = how {
+            prop_assert_eq!(err, None);
+            prop_assert_eq!(reqs.len(), good.len());
+        }
+    }
+
+    /// Arbitrary bytes: no panic, and the parser's memory (its argument
+    /// list) grows only with bytes received, never with declared lengths.
+    #[test]
+    fn parser_memory_follows_the_bytes_received(
+        noise in pvec(prop_oneof![any::<u8>(), Just(b'*'), Just(b'$'), Just(b'\r'), Just(b'\n'),
+            Just(b'9')], 0..256),
+    ) {
+        let mut p = Parser::new();
+        let mut start = 0;
+        for end in 1..=noise.len() {
+            let done = match p.parse(&noise[start..end]) {
+                Ok(done) => done,
+                Err(_) => break,
+            };
+            prop_assert!(p.args().len() <= (end - start) / 2 + 1);
+            start += done.unwrap_or(0);
+        }
     }
 }
 
@@ -578,7 +703,11 @@ fn random_bytes_never_crash_the_server() {
     let mut srv = Server::start();
     let mut bystander = srv.client();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for round in 0..150 {
+    // 150 rounds; with FDLOOP_SOAK=1, as many as one minute allows.
+    let soak_until = util::soak().then(|| Instant::now() + Duration::from_secs(60));
+    let mut round = 0;
+    while round < 150 || soak_until.is_some_and(|t| Instant::now() < t) {
+        round += 1;
         let Ok(mut s) = TcpStream::connect(srv.addr) else {
             panic!("connect failed in round {round}");
         };
@@ -605,6 +734,9 @@ fn random_bytes_never_crash_the_server() {
             }
         }
     }
+    let peak = srv.peak_rss_kib();
+    println!("{round} rounds of random bytes; server peak RSS {peak} KiB");
+    assert!(peak < 64 * 1024, "server peak RSS {peak} KiB");
     srv.assert_alive();
     assert_eq!(bystander.cmd(&[b"PING"]), simple("PONG"));
     let mut fresh = srv.client();

@@ -16,7 +16,13 @@
 //! drains, the listener goes quiet, and the loop sleeps; as soon as a
 //! descriptor frees up, the next `accept` simply succeeds. Refusals are
 //! logged at most once per [`LOG_INTERVAL`], with the count since the last
-//! line (the clock is read; no timer is armed).
+//! line, and the first accept after refusals reports those not yet logged
+//! (the clock is read; no timer is armed).
+//!
+//! Measured (`faults::resp_server_out_of_descriptors_...`): under
+//! `RLIMIT_NOFILE` 40 with 100 clients and one more every 10 ms, the server
+//! used 1–2 % of a CPU, against 97 % and 414 225 log lines in 3 s for the
+//! pause-with-a-timer version whose timer could not be created.
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
@@ -86,7 +92,10 @@ impl Acceptor {
     pub fn accept(&mut self, listener: &TcpListener) -> io::Result<Accepted> {
         loop {
             match listener.accept() {
-                Ok((s, _)) => return Ok(Accepted::Conn(s)),
+                Ok((s, _)) => {
+                    self.recovered();
+                    return Ok(Accepted::Conn(s));
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Accepted::Drained),
                 Err(e) if matches!(e.kind(), ErrorKind::Interrupted) => {}
                 Err(e) if e.kind() == ErrorKind::ConnectionAborted => {}
@@ -124,14 +133,31 @@ impl Acceptor {
         outcome
     }
 
+    /// Descriptors are available again: reports the refusals not yet
+    /// logged, if a line is due (the same rate limit).
+    fn recovered(&mut self) {
+        let now = Instant::now();
+        if self.unreported == 0 || !self.log_due(now) {
+            return;
+        }
+        eprintln!(
+            "{}: accepting again; {} more connection(s) refused or failed before",
+            self.name, self.unreported
+        );
+        self.logged = Some(now);
+        self.unreported = 0;
+    }
+
+    fn log_due(&self, now: Instant) -> bool {
+        self.logged
+            .is_none_or(|t| now.duration_since(t) >= LOG_INTERVAL)
+    }
+
     /// Counts one event and logs at most once per [`LOG_INTERVAL`].
     pub fn note(&mut self, why: &io::Error, what: &str) {
         self.unreported += 1;
         let now = Instant::now();
-        if self
-            .logged
-            .is_some_and(|t| now.duration_since(t) < LOG_INTERVAL)
-        {
+        if !self.log_due(now) {
             return;
         }
         let spare = if self.spare.is_some() {

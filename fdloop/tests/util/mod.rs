@@ -720,12 +720,7 @@ impl RespServer {
 
     /// CPU time the server has used, in clock ticks (utime + stime).
     pub fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        // "pid (comm) S ppid ...": fields 14 and 15 (1-based) are utime and
-        // stime; after the last ')' they are the 12th and 13th.
-        let rest = stat.rsplit_once(')').unwrap().1;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+        cpu_ticks_of(self.pid())
     }
 
     /// The server's peak resident memory (`VmHWM`), in KiB.
@@ -795,4 +790,20 @@ pub fn unsolicited(s: &std::net::TcpStream, wait: Duration) -> Option<String> {
         got.extend_from_slice(&rest);
     }
     Some(String::from_utf8_lossy(&got).into_owned())
+}
+
+/// CPU time process `pid` has used, in clock ticks (utime + stime).
+pub fn cpu_ticks_of(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // "pid (comm) S ppid ...": fields 14 and 15 (1-based) are utime and
+    // stime; after the last ')' they are the 12th and 13th.
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Clock ticks per second (`_SC_CLK_TCK`).
+pub fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
