@@ -149,10 +149,10 @@ impl Acceptor {
         if self.unreported == 0 || !self.log_due(now) {
             return;
         }
-        eprintln!(
+        log(format_args!(
             "{}: accepting again; {} more connection(s) refused or failed before",
             self.name, self.unreported
-        );
+        ));
         self.logged = Some(now);
         self.unreported = 0;
     }
@@ -174,13 +174,19 @@ impl Acceptor {
         } else {
             "; no reserve descriptor"
         };
-        eprintln!(
+        log(format_args!(
             "{}: accept: {why}; {} {what} since the last report{spare}",
             self.name, self.unreported
-        );
+        ));
         self.logged = Some(now);
         self.unreported = 0;
     }
+}
+
+/// One line on stderr; a failed write (stderr closed) is ignored, where
+/// `eprintln!` would panic.
+fn log(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr(), "{line}");
 }
 
 /// EMFILE or ENFILE: the descriptor table (process or system) is full.
