@@ -1070,16 +1070,24 @@ fn ten_thousand_idle_connections() {
     let srv = Server::start();
     let by = Bystander::start(&srv, "idle");
     let t = Instant::now();
-    let mut idle: Vec<TcpStream> = (0..N)
-        .map(|i| TcpStream::connect(srv.addr).unwrap_or_else(|e| panic!("connect {i}: {e}")))
-        .collect();
-    for (i, s) in idle.iter_mut().enumerate() {
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s.write_all(b"PING\r\n").unwrap();
-        let mut r = [0u8; 7];
-        s.read_exact(&mut r)
-            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
-        assert_eq!(&r, b"+PONG\r\n");
+    // In batches of 100, each answered before the next, so the listen
+    // backlog never overflows (a dropped SYN costs a 1 s retransmit).
+    let mut idle: Vec<TcpStream> = Vec::with_capacity(N);
+    for batch in 0..N / 100 {
+        let from = idle.len();
+        for i in 0..100 {
+            let s = TcpStream::connect(srv.addr)
+                .unwrap_or_else(|e| panic!("connect {}: {e}", batch * 100 + i));
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            (&s).write_all(b"PING\r\n").unwrap();
+            idle.push(s);
+        }
+        for (i, s) in idle[from..].iter_mut().enumerate() {
+            let mut r = [0u8; 7];
+            s.read_exact(&mut r)
+                .unwrap_or_else(|e| panic!("connection {}: {e}", from + i));
+            assert_eq!(&r, b"+PONG\r\n");
+        }
     }
     println!("{N} connections opened and answered in {:?}", t.elapsed());
     std::thread::sleep(Duration::from_millis(100));
