@@ -35,6 +35,15 @@ use fdloop::process::Child;
 use fdloop::signal::{self, Signal, Signals};
 use fdloop::{Action, EventLoop, Interest, Io, IoCtl, LoopHandle, Mode, Readiness, Timer};
 
+#[path = "resp_server/accept.rs"]
+mod accept;
+use accept::{Accepted, Acceptor};
+
+/// Connections accepted per listener event (fairness).
+const ACCEPT_BATCH: usize = 64;
+/// The line a connection refused for want of descriptors gets.
+const REFUSAL: &[u8] = b"error: server full (out of descriptors), try again later\n";
+
 const USAGE: &str = "\
 usage: tour [--serve ADDR] [--workers N] [--clients N] [--duration SECS]
   (no options)      serve on 127.0.0.1 and drive a load for --duration seconds
@@ -431,12 +440,32 @@ fn client_main(addr: SocketAddr, stop: Arc<AtomicBool>, seed: u64) -> io::Result
 // ---------------------------------------------------------------------------
 // Main thread
 
+/// Stops watching the listener for 100 ms after an `accept` failure the
+/// acceptor could not absorb (the loop's timers need no new descriptor).
+fn pause_listener(st: &mut Main) -> Action {
+    let resumed = st.handle.insert(
+        Timer::after(Duration::from_millis(100)),
+        |_, _, st: &mut Main| {
+            if let Some(id) = st.listener {
+                let _ = st.handle.enable(id);
+            }
+            Action::Remove
+        },
+    );
+    if resumed.is_ok() {
+        Action::Disable
+    } else {
+        Action::Continue
+    }
+}
+
 struct Main {
     workers: Vec<Sender<ToWorker>>,
     latest: Vec<WorkerStats>,
     done: Vec<Option<WorkerStats>>,
     next_worker: usize,
     listener: Option<fdloop::SourceId>,
+    acceptor: Acceptor,
     feeder: Option<fdloop::SourceId>,
     chan_sent: u64,
     chan_answered: u64,
@@ -562,6 +591,7 @@ fn run(cfg: Config) -> io::Result<bool> {
         done: vec![None; cfg.workers],
         next_worker: 0,
         listener: None,
+        acceptor: Acceptor::new("tour", REFUSAL)?,
         feeder: None,
         chan_sent: 0,
         chan_answered: 0,
@@ -580,19 +610,21 @@ fn run(cfg: Config) -> io::Result<bool> {
         ev.insert(
             Io::new(listener, Interest::READABLE, Mode::Level),
             |_, io, st: &mut Main| {
-                loop {
-                    match io.fd().accept() {
-                        Ok((s, _)) => {
+                // Out of descriptors, the acceptor refuses the waiting
+                // connection through its reserve descriptor (no spin, no
+                // new descriptor, one log line a second at most).
+                for _ in 0..ACCEPT_BATCH {
+                    match st.acceptor.accept(io.fd()) {
+                        Ok(Accepted::Conn(s)) => {
                             let w = st.next_worker % st.workers.len();
                             st.next_worker += 1;
                             let _ = st.workers[w].send(ToWorker::Conn(s));
                         }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            eprintln!("accept: {e}");
-                            break;
-                        }
+                        Ok(Accepted::Refused) => {}
+                        Ok(Accepted::Drained) => break,
+                        // Not even a spare to give up (or out of memory):
+                        // stop watching the listener for 100 ms.
+                        Err(_) => return pause_listener(st),
                     }
                 }
                 Action::Continue

@@ -956,3 +956,132 @@ fn saturated_channel_eventfd_loses_no_message() {
     producer.join().unwrap();
     assert_eq!(s.0, N);
 }
+
+// ---------------------------------------------------------------------------
+// The resp_server example out of descriptors (RLIMIT_NOFILE 40, 100
+// clients): refuses with a line through its reserve descriptor, keeps
+// serving, sleeps, logs a bounded number of lines, recovers.
+
+/// The server's descriptor limit: room for its own ~8 and ~30 clients.
+const SERVER_NOFILE: u64 = 40;
+
+/// Sends `PING`, expects `+PONG` (10 s timeout).
+fn ping(s: &mut std::net::TcpStream) -> io::Result<()> {
+    use std::io::{Read, Write};
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(b"PING\r\n")?;
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf)?;
+    if &buf != b"+PONG\r\n" {
+        return Err(io::Error::other(format!("reply {buf:?}")));
+    }
+    Ok(())
+}
+
+/// Connects `n` clients, waits, and sorts them into served (the server said
+/// nothing) and refused (it sent the refusal line, or closed).
+fn connect_and_sort(
+    addr: std::net::SocketAddr,
+    n: usize,
+) -> (Vec<std::net::TcpStream>, Vec<String>) {
+    let all: Vec<_> = (0..n)
+        .map(|i| std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {i}: {e}")))
+        .collect();
+    thread::sleep(Duration::from_millis(500));
+    let (mut served, mut refused) = (Vec::new(), Vec::new());
+    for s in all {
+        match util::unsolicited(&s, Duration::from_secs(5)) {
+            None => served.push(s),
+            Some(line) => refused.push(line),
+        }
+    }
+    (served, refused)
+}
+
+#[test]
+fn resp_server_out_of_descriptors_refuses_keeps_serving_sleeps_and_recovers() {
+    let mut srv = util::RespServer::start_with(&[], |cmd| {
+        util::child_nofile_limit(cmd, SERVER_NOFILE);
+    });
+    let (mut served, refused) = connect_and_sort(srv.addr, 100);
+    println!("served {}, refused {}", served.len(), refused.len());
+    assert!(served.len() >= 10, "only {} served", served.len());
+    assert!(refused.len() >= 50, "only {} refused", refused.len());
+    for line in &refused {
+        assert_eq!(line, "-ERR max number of clients reached\r\n");
+    }
+    for (i, s) in served.iter_mut().enumerate() {
+        ping(s).unwrap_or_else(|e| panic!("served client {i}: {e}"));
+    }
+
+    // One second out of descriptors, a new client knocking every 10 ms, the
+    // served ones asking all along: the server sleeps between them.
+    let addr = srv.addr;
+    let knocking = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let knocker = {
+        let knocking = knocking.clone();
+        thread::spawn(move || {
+            let mut refused = 0;
+            while knocking.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(s) = std::net::TcpStream::connect(addr) {
+                    thread::sleep(Duration::from_millis(20));
+                    refused += usize::from(util::unsolicited(&s, Duration::from_secs(5)).is_some());
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            refused
+        })
+    };
+    thread::sleep(Duration::from_millis(100));
+    let ticks0 = srv.cpu_ticks();
+    let t0 = Instant::now();
+    let mut rounds = 0;
+    while t0.elapsed() < Duration::from_secs(1) {
+        for (i, s) in served.iter_mut().enumerate() {
+            ping(s).unwrap_or_else(|e| panic!("served client {i} under EMFILE: {e}"));
+        }
+        rounds += 1;
+        thread::sleep(Duration::from_millis(50));
+    }
+    let ticks = srv.cpu_ticks() - ticks0;
+    let wall = t0.elapsed();
+    knocking.store(false, std::sync::atomic::Ordering::Relaxed);
+    let knocked_away = knocker.join().unwrap();
+    let cpu = ticks as f64 / util::clock_ticks_per_sec() / wall.as_secs_f64();
+    println!(
+        "under EMFILE: server CPU {:.1} % of {wall:?} ({ticks} ticks), {rounds} rounds of {} \
+         PINGs, {knocked_away} more clients refused",
+        cpu * 100.0,
+        served.len()
+    );
+    assert!(
+        cpu < 0.10,
+        "server used {:.1} % CPU under EMFILE",
+        cpu * 100.0
+    );
+    srv.assert_alive();
+
+    // Descriptors free up: a new client is served.
+    served.clear();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        thread::sleep(Duration::from_millis(20));
+        if util::unsolicited(&s, Duration::from_secs(5)).is_none() && ping(&mut s).is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no client served 10 s after the others left"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+
+    let (status, stderr) = srv.signal_and_wait(libc::SIGTERM);
+    assert!(status.success(), "{status}; stderr: {stderr}");
+    let lines = stderr.lines().filter(|l| l.contains("accept")).count();
+    println!("log lines about refusals: {lines}\n{stderr}");
+    assert!(lines >= 1, "no log line about refusals: {stderr}");
+    // About 2 s out of descriptors: one line a second, and some slack.
+    assert!(lines <= 6, "{lines} log lines: {stderr}");
+}

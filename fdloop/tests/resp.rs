@@ -13,10 +13,12 @@ mod parser;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use parser::{Parser, ProtocolError, MAX_INLINE};
+use proptest::collection::vec as pvec;
+use proptest::prelude::*;
 use util::{example_exe, find_tool};
 
 // ---------------------------------------------------------------------------
@@ -198,105 +200,141 @@ fn parser_fuzz_split_points_do_not_matter() {
 }
 
 // ---------------------------------------------------------------------------
+// Parser soak (proptest): malformed and truncated frames
+
+/// A well-formed request: its arguments and its encoding (an array of bulk
+/// strings, binary-safe, or an inline line of plain words).
+fn frame() -> impl Strategy<Value = (Vec<Vec<u8>>, Vec<u8>)> {
+    prop_oneof![
+        pvec(pvec(any::<u8>(), 0..24), 0..6).prop_map(|args| {
+            let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+            let bytes = encode(&refs);
+            (args, bytes)
+        }),
+        pvec("[a-zA-Z0-9]{1,8}", 1..5).prop_map(|ws| {
+            let line = format!("{}\r\n", ws.join(" ")).into_bytes();
+            (ws.into_iter().map(String::into_bytes).collect(), line)
+        }),
+    ]
+}
+
+/// How a frame is broken: cut short, one byte changed, bytes inserted, or
+/// replaced by noise.
+#[derive(Debug, Clone)]
+enum Break {
+    Truncate(usize),
+    Flip(usize, u8),
+    Insert(usize, Vec<u8>),
+    Noise(Vec<u8>),
+}
+
+fn broken() -> impl Strategy<Value = Break> {
+    prop_oneof![
+        any::<usize>().prop_map(Break::Truncate),
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Break::Flip(i, b)),
+        (any::<usize>(), pvec(any::<u8>(), 1..16)).prop_map(|(i, v)| Break::Insert(i, v)),
+        pvec(any::<u8>(), 0..512).prop_map(Break::Noise),
+    ]
+}
+
+fn apply(frame: &[u8], how: &Break) -> Vec<u8> {
+    let at = |i: usize| if frame.is_empty() { 0 } else { i % frame.len() };
+    match how {
+        Break::Truncate(i) => frame[..at(*i)].to_vec(),
+        Break::Flip(i, b) => {
+            let mut v = frame.to_vec();
+            if !v.is_empty() {
+                let i = at(*i);
+                v[i] ^= b | 1;
+            }
+            v
+        }
+        Break::Insert(i, bytes) => {
+            let mut v = frame.to_vec();
+            let i = at(*i);
+            v.splice(i..i, bytes.iter().copied());
+            v
+        }
+        Break::Noise(v) => v.clone(),
+    }
+}
+
+/// 256 cases normally, 10^4 with `FDLOOP_SOAK=1`.
+fn parser_config() -> ProptestConfig {
+    ProptestConfig {
+        cases: util::size(256, 10_000) as u32,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(parser_config())]
+
+    /// Well-formed requests followed by a broken one, split anywhere: every
+    /// well-formed request is answered, in order, whatever follows; a
+    /// request cut short is waited for, not an error; nothing panics.
+    #[test]
+    fn parser_answers_every_well_formed_prefix(
+        good in pvec(frame(), 0..6),
+        bad in frame(),
+        how in broken(),
+        cuts in pvec(1usize..64, 0..12),
+    ) {
+        let mut input: Vec<u8> = good.iter().flat_map(|(_, b)| b.clone()).collect();
+        input.extend(apply(&bad.1, &how));
+        let mut chunks = Vec::new();
+        let mut rest = &input[..];
+        for c in cuts {
+            let n = c.min(rest.len());
+            chunks.push(&rest[..n]);
+            rest = &rest[n..];
+        }
+        chunks.push(rest);
+        let (reqs, err) = parse_chunks(chunks);
+        prop_assert!(reqs.len() >= good.len() || err.is_some() && reqs.len() == good.len(),
+            "{} of {} well-formed requests answered", reqs.len(), good.len());
+        for (i, (args, _)) in good.iter().enumerate() {
+            prop_assert_eq!(&reqs[i], args, "request {}", i);
+        }
+        if let Break::Truncate(_) = how {
+            prop_assert_eq!(err, None);
+            prop_assert_eq!(reqs.len(), good.len());
+        }
+    }
+
+    /// Arbitrary bytes: no panic, and the parser's memory (its argument
+    /// list) grows only with bytes received, never with declared lengths.
+    #[test]
+    fn parser_memory_follows_the_bytes_received(
+        noise in pvec(prop_oneof![any::<u8>(), Just(b'*'), Just(b'$'), Just(b'\r'), Just(b'\n'),
+            Just(b'9')], 0..256),
+    ) {
+        let mut p = Parser::new();
+        let mut start = 0;
+        for end in 1..=noise.len() {
+            let done = match p.parse(&noise[start..end]) {
+                Ok(done) => done,
+                Err(_) => break,
+            };
+            prop_assert!(p.args().len() <= (end - start) / 2 + 1);
+            start += done.unwrap_or(0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // A server process and a client
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Option<std::thread::JoinHandle<String>>,
+use util::RespServer as Server;
+
+/// A client of the server under test.
+trait Connect {
+    fn client(&self) -> Client;
 }
 
-impl Server {
-    fn start() -> Server {
-        let mut child = Command::new(example_exe("resp_server"))
-            .args(["--port", "0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting resp_server");
-        let mut line = String::new();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        out.read_line(&mut line).expect("reading the first line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        // Keep draining stdout and stderr so the server never blocks on them.
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        Server {
-            child,
-            addr,
-            stderr: Some(stderr),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
+impl Connect for Server {
     fn client(&self) -> Client {
         Client::connect(self.addr)
-    }
-
-    /// Fails if the process has exited.
-    fn assert_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("try_wait") {
-            let err = self.stderr.take().map(|h| h.join().unwrap());
-            panic!("resp_server exited: {status}; stderr: {err:?}");
-        }
-    }
-
-    /// Sends `sig`, waits (up to 10 s) for the exit; returns the status and
-    /// what the server wrote on stderr.
-    fn signal_and_wait(mut self, sig: i32) -> (ExitStatus, String) {
-        // SAFETY: sending a signal to our own child process.
-        let rc = unsafe { libc::kill(self.pid() as libc::pid_t, sig) };
-        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "no exit 10 s after signal {sig}");
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let err = self.stderr.take().map(|h| h.join().unwrap());
-        (status, err.unwrap_or_default())
-    }
-
-    /// CPU time the server has used, in clock ticks (utime + stime).
-    fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        // "pid (comm) S ppid ...": fields 14 and 15 (1-based) are utime and
-        // stime; after the last ')' they are the 12th and 13th.
-        let rest = stat.rsplit_once(')').unwrap().1;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-    }
-
-    /// The server's peak resident memory (`VmHWM`), in KiB.
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -665,7 +703,11 @@ fn random_bytes_never_crash_the_server() {
     let mut srv = Server::start();
     let mut bystander = srv.client();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for round in 0..150 {
+    // 150 rounds; with FDLOOP_SOAK=1, as many as one minute allows.
+    let soak_until = util::soak().then(|| Instant::now() + Duration::from_secs(60));
+    let mut round = 0;
+    while round < 150 || soak_until.is_some_and(|t| Instant::now() < t) {
+        round += 1;
         let Ok(mut s) = TcpStream::connect(srv.addr) else {
             panic!("connect failed in round {round}");
         };
@@ -692,6 +734,9 @@ fn random_bytes_never_crash_the_server() {
             }
         }
     }
+    let peak = srv.peak_rss_kib();
+    println!("{round} rounds of random bytes; server peak RSS {peak} KiB");
+    assert!(peak < 64 * 1024, "server peak RSS {peak} KiB");
     srv.assert_alive();
     assert_eq!(bystander.cmd(&[b"PING"]), simple("PONG"));
     let mut fresh = srv.client();
@@ -860,4 +905,344 @@ fn redis_benchmark_runs_against_the_server() {
         Reply::Bulk(Some(v)) => assert_eq!(v.len(), 3),
         other => panic!("GET after the benchmark: {other:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Hostile and broken clients, each next to a well-behaved one that must lose
+// nothing and keep its latency
+
+/// A well-behaved client in a thread: `SET` then `GET` of its own keys
+/// until stopped, checking every reply.
+struct Bystander {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    join: std::thread::JoinHandle<(u64, Duration)>,
+}
+
+/// Worst round trip a bystander may see (generous: a noisy 2-core machine).
+const BYSTANDER_WORST: Duration = Duration::from_secs(2);
+
+impl Bystander {
+    fn start(srv: &Server, tag: &str) -> Bystander {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (addr, tag, flag) = (srv.addr, tag.to_string(), stop.clone());
+        let join = std::thread::spawn(move || {
+            let mut c = Client::connect(addr);
+            let (mut n, mut worst) = (0u64, Duration::ZERO);
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let (k, v) = (format!("{tag}:{n}"), format!("value {n}"));
+                let t = Instant::now();
+                assert_eq!(c.cmd(&[b"SET", k.as_bytes(), v.as_bytes()]), simple("OK"));
+                assert_eq!(c.cmd(&[b"GET", k.as_bytes()]), bulk(v.as_bytes()));
+                worst = worst.max(t.elapsed());
+                n += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            (n, worst)
+        });
+        Bystander { stop, join }
+    }
+
+    /// Stops it; checks it made progress at a normal pace.
+    fn finish(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (n, worst) = self.join.join().expect("bystander failed");
+        println!("bystander: {n} SET+GET round trips, worst {worst:?}");
+        assert!(n > 0, "the bystander got nothing done");
+        assert!(
+            worst < BYSTANDER_WORST,
+            "bystander's worst round trip {worst:?}"
+        );
+    }
+}
+
+#[test]
+fn a_client_sending_one_byte_per_100ms_holds_up_no_one() {
+    let mut srv = Server::start();
+    let by = Bystander::start(&srv, "slowloris");
+    let mut c = srv.client();
+    for b in b"SET s v\r\nGET s\r\n" {
+        c.send(std::slice::from_ref(b));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(c.reply(), simple("OK"));
+    assert_eq!(c.reply(), bulk(b"v"));
+    by.finish();
+    srv.assert_alive();
+}
+
+/// Writes `chunk` over and over without reading, until the socket stays
+/// full for a second (the server stopped reading) or `cap` bytes went out;
+/// returns the bytes written.
+fn write_until_stalled(s: &TcpStream, chunk: &[u8], cap: usize) -> usize {
+    s.set_nonblocking(true).unwrap();
+    let (mut total, mut stalled_since) = (0, None::<Instant>);
+    while total < cap {
+        match (&*s).write(chunk) {
+            Ok(n) => {
+                total += n;
+                stalled_since = None;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                let since = *stalled_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(1) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    s.set_nonblocking(false).unwrap();
+    total
+}
+
+#[test]
+fn a_client_that_pipelines_and_never_reads_meets_back_pressure() {
+    let srv = Server::start_with(&["--output-limit", "65536"], |_| {});
+    let mut c = srv.client();
+    assert_eq!(c.cmd(&[b"SET", b"v", &[b'x'; 1024]]), simple("OK"));
+    let by = Bystander::start(&srv, "never-reads");
+    // Each 7-byte request asks for a 1 KiB reply; none is ever read.
+    const CAP: usize = 256 << 20;
+    let sent = write_until_stalled(&c.w, &b"GET v\r\n".repeat(1024), CAP);
+    by.finish();
+    let peak = srv.peak_rss_kib();
+    println!("the server stopped reading after {sent} bytes of requests; its peak RSS {peak} KiB");
+    assert!(sent < 64 << 20, "the server read {sent} bytes of requests");
+    assert!(peak < 48 * 1024, "server peak RSS {peak} KiB");
+}
+
+#[test]
+fn a_reply_past_the_hard_output_limit_closes_the_connection() {
+    let mut srv = Server::start_with(
+        &[
+            "--output-limit",
+            "16777216",
+            "--output-hard-limit",
+            "1048576",
+        ],
+        |_| {},
+    );
+    let by = Bystander::start(&srv, "hard-limit");
+    let mut c = srv.client();
+    let value = vec![b'b'; 2 << 20];
+    assert_eq!(c.cmd(&[b"SET", b"big", &value]), simple("OK"));
+    // 16 MiB of replies asked for at once, none read yet: past the hard
+    // limit after the first write, so the connection is closed.
+    c.send(&encode(&[b"GET", b"big"]).repeat(8));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match c.r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("reading: {e} after {got} bytes"),
+        }
+    }
+    println!("closed after {got} of {} bytes of replies", 8 * value.len());
+    assert!(got < 8 * value.len(), "every reply arrived ({got} bytes)");
+    by.finish();
+    srv.assert_alive();
+    assert_eq!(srv.client().cmd(&[b"EXISTS", b"big"]), Reply::Int(1));
+}
+
+#[test]
+fn ten_thousand_idle_connections() {
+    const N: usize = 10_000;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit with a valid pointer to an initialised struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    if lim.rlim_max < (N + 200) as u64 {
+        println!(
+            "SKIP: the hard RLIMIT_NOFILE is {}; {N} connections need {} (test and server)",
+            lim.rlim_max,
+            N + 200
+        );
+        return;
+    }
+    // The test and the server (which inherits it) each hold N descriptors.
+    util::set_soft_nofile_limit(lim.rlim_max);
+    let srv = Server::start();
+    let by = Bystander::start(&srv, "idle");
+    let t = Instant::now();
+    // In batches of 100, each answered before the next, so the listen
+    // backlog never overflows (a dropped SYN costs a 1 s retransmit).
+    let mut idle: Vec<TcpStream> = Vec::with_capacity(N);
+    for batch in 0..N / 100 {
+        let from = idle.len();
+        for i in 0..100 {
+            let s = TcpStream::connect(srv.addr)
+                .unwrap_or_else(|e| panic!("connect {}: {e}", batch * 100 + i));
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            (&s).write_all(b"PING\r\n").unwrap();
+            idle.push(s);
+        }
+        for (i, s) in idle[from..].iter_mut().enumerate() {
+            let mut r = [0u8; 7];
+            s.read_exact(&mut r)
+                .unwrap_or_else(|e| panic!("connection {}: {e}", from + i));
+            assert_eq!(&r, b"+PONG\r\n");
+        }
+    }
+    println!("{N} connections opened and answered in {:?}", t.elapsed());
+    std::thread::sleep(Duration::from_millis(100));
+    by.finish();
+    let before = srv.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = srv.cpu_ticks() - before;
+    println!(
+        "{used} ticks of CPU in 1 s with {N} idle connections; server peak RSS {} KiB",
+        srv.peak_rss_kib()
+    );
+    assert!(
+        used < 10,
+        "{used} ticks of CPU in 1 s, {N} idle connections"
+    );
+    let mut c = srv.client();
+    assert_eq!(c.cmd(&[b"PING"]), simple("PONG"));
+}
+
+#[test]
+fn half_closed_clients_get_every_reply_then_end_of_file() {
+    let srv = Server::start();
+    let by = Bystander::start(&srv, "half-closed");
+    let mut c = srv.client();
+    let mut req = Vec::new();
+    for i in 0..500 {
+        let k = format!("h{i}");
+        req.extend(encode(&[b"SET", k.as_bytes(), k.as_bytes()]));
+        req.extend(encode(&[b"GET", k.as_bytes()]));
+    }
+    c.send(&req);
+    c.w.shutdown(Shutdown::Write).unwrap();
+    for i in 0..500 {
+        let k = format!("h{i}");
+        assert_eq!(c.reply(), simple("OK"), "reply {i}");
+        assert_eq!(c.reply(), bulk(k.as_bytes()), "reply {i}");
+    }
+    assert!(c.closed(), "no end of file after the last reply");
+    // Half-closed before sending anything: closed at once.
+    let mut quiet = srv.client();
+    quiet.w.shutdown(Shutdown::Write).unwrap();
+    assert!(quiet.closed());
+    by.finish();
+}
+
+/// Closes `s` with a reset (`SO_LINGER` 0) instead of a FIN.
+fn reset(s: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let lin = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a live socket with a valid pointer to a linger
+    // struct and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&lin as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_reset_in_the_middle_of_a_pipeline_leaves_a_consistent_prefix() {
+    let mut srv = Server::start();
+    let by = Bystander::start(&srv, "reset");
+    const N: usize = 20_000;
+    let keys: Vec<String> = (0..N).map(|i| format!("r{i}")).collect();
+    let mut c = srv.client();
+    let req: Vec<u8> = keys
+        .iter()
+        .flat_map(|k| encode(&[b"SET", k.as_bytes(), b"1"]))
+        .collect();
+    let w = c.w.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = (&w).write_all(&req); // the reset may cut it short
+    });
+    for i in 0..100 {
+        assert_eq!(c.reply(), simple("OK"), "reply {i}");
+    }
+    reset(c.w);
+    drop(c.r);
+    let _ = writer.join();
+    std::thread::sleep(Duration::from_millis(100));
+    srv.assert_alive();
+    by.finish();
+    // The SETs executed are a prefix of the pipeline: r0..r{k-1}, no gap.
+    let mut fresh = srv.client();
+    let args: Vec<&[u8]> = std::iter::once(&b"EXISTS"[..])
+        .chain(keys.iter().map(|k| k.as_bytes()))
+        .collect();
+    let Reply::Int(done) = fresh.cmd(&args) else {
+        panic!("EXISTS did not answer an integer")
+    };
+    let done = done as usize;
+    println!("{done} of {N} SETs executed before the reset");
+    assert!(done >= 100);
+    if done < N {
+        assert_eq!(
+            fresh.cmd(&[b"EXISTS", keys[done].as_bytes()]),
+            Reply::Int(0)
+        );
+    }
+    assert_eq!(
+        fresh.cmd(&[b"EXISTS", keys[done - 1].as_bytes()]),
+        Reply::Int(1)
+    );
+}
+
+#[test]
+fn requests_just_over_each_parser_limit_are_refused_alone() {
+    use parser::{MAX_ARGS, MAX_BULK};
+    let mut srv = Server::start();
+    let by = Bystander::start(&srv, "limits");
+    // At the inline limit: answered.
+    let mut at = b"ECHO ".to_vec();
+    at.resize(MAX_INLINE - 1, b'x');
+    at.extend_from_slice(b"\r\n");
+    let mut c = srv.client();
+    c.send(&at);
+    assert_eq!(c.reply(), bulk(&at[5..MAX_INLINE - 1]));
+    let mut over_inline = at.clone();
+    over_inline.insert(5, b'x');
+    let over_header = |p: &str| {
+        let mut v = p.as_bytes().to_vec();
+        v.extend_from_slice(&vec![b'1'; MAX_INLINE + 1]);
+        v.extend_from_slice(b"\r\n");
+        v
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("inline request", over_inline),
+        ("array header line", over_header("*")),
+        ("bulk header line", over_header("*1\r\n$")),
+        (
+            "argument count",
+            format!("*{}\r\n", MAX_ARGS + 1).into_bytes(),
+        ),
+        (
+            "bulk length",
+            format!("*1\r\n${}\r\n", MAX_BULK + 1).into_bytes(),
+        ),
+    ];
+    for (what, req) in cases {
+        let mut c = srv.client();
+        c.send(&req);
+        match c.reply() {
+            Reply::Error(e) if e.starts_with("ERR Protocol error") => {}
+            r => panic!("{what} just over the limit: {r:?}"),
+        }
+        assert!(c.closed(), "{what}: connection left open");
+    }
+    by.finish();
+    srv.assert_alive();
 }

@@ -62,6 +62,20 @@ fn sigterm_mid_load_shuts_down_gracefully_with_nothing_lost() {
     assert!(!run.stdout.contains("MISMATCH"), "{run:?}");
 }
 
+/// Reads the first line of `tour --serve`, "fdloop tour: 2 workers serving
+/// on 127.0.0.1:PORT (pid N); ...": the line and the address.
+fn serving_on(out: &mut impl BufRead) -> (String, String) {
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = first
+        .split("serving on ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    (first, addr)
+}
+
 #[test]
 fn serve_mode_answers_a_client_prints_stats_on_sighup_and_stops_on_sigint() {
     let mut child = Command::new(example_exe("tour"))
@@ -73,15 +87,7 @@ fn serve_mode_answers_a_client_prints_stats_on_sighup_and_stops_on_sigint() {
         .unwrap();
     let pid = child.id();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    // "fdloop tour: 2 workers serving on 127.0.0.1:PORT (pid N); ..."
-    let addr = first
-        .split("serving on ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_owned();
+    let (first, addr) = serving_on(&mut out);
     let mut conn = TcpStream::connect(&addr).unwrap();
     conn.write_all(b"sum 1 2 3\nfib 10\nrev abc\nbogus\n")
         .unwrap();
@@ -130,4 +136,91 @@ fn bad_flags_give_usage_and_exit_2() {
         assert_eq!(run.code(), Some(2), "{args:?}: {run:?}");
         assert!(run.stderr.contains("usage: tour"), "{run:?}");
     }
+}
+
+#[test]
+fn serve_mode_out_of_descriptors_refuses_sleeps_and_recovers() {
+    let mut cmd = Command::new(example_exe("tour"));
+    cmd.args(["--serve", "127.0.0.1:0", "--workers", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    util::child_nofile_limit(&mut cmd, 48);
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (_, addr) = serving_on(&mut out);
+    let mut err = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let job = |s: &TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (&*s).write_all(b"sum 1 2\n")?;
+        let mut l = String::new();
+        BufReader::new(s).read_line(&mut l)?;
+        Ok::<_, std::io::Error>(l)
+    };
+
+    let all: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let (mut served, mut refused) = (Vec::new(), 0);
+    for s in all {
+        match util::unsolicited(&s, Duration::from_secs(5)) {
+            None => served.push(s),
+            Some(line) => {
+                assert!(line.starts_with("error: server full"), "{line:?}");
+                refused += 1;
+            }
+        }
+    }
+    println!("tour: served {}, refused {refused}", served.len());
+    assert!(
+        served.len() >= 5 && refused >= 50,
+        "{} / {refused}",
+        served.len()
+    );
+
+    let ticks0 = util::cpu_ticks_of(pid);
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(1) {
+        for s in &served {
+            assert_eq!(job(s).unwrap(), "3\n");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cpu = (util::cpu_ticks_of(pid) - ticks0) as f64
+        / util::clock_ticks_per_sec()
+        / t0.elapsed().as_secs_f64();
+    println!("tour under EMFILE: CPU {:.1} %", cpu * 100.0);
+    assert!(
+        cpu < 0.10,
+        "tour used {:.1} % CPU under EMFILE",
+        cpu * 100.0
+    );
+
+    served.clear();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = TcpStream::connect(&addr).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        if util::unsolicited(&s, Duration::from_secs(5)).is_none()
+            && job(&s).is_ok_and(|l| l == "3\n")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not served again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill(pid, libc::SIGINT);
+    let status = child.wait().unwrap();
+    let log = log.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}\n{log}");
+    let lines = log.lines().filter(|l| l.contains("accept")).count();
+    println!("{lines} log line(s) about refusals:\n{log}");
+    assert!((1..=6).contains(&lines), "{lines} log lines:\n{log}");
 }

@@ -18,14 +18,27 @@
 //! * Per connection, one read per readiness event; every complete request
 //!   in the input buffer is executed, the replies collect in an output
 //!   buffer that is written with one `write` per batch. While replies are
-//!   pending the connection also watches `WRITABLE`; past 4 MiB of pending
-//!   replies it stops reading (back-pressure) until the client catches up.
+//!   pending the connection also watches `WRITABLE`.
+//! * Back-pressure: past `--output-limit` (default 4 MiB) of pending replies
+//!   a connection stops executing and reading requests until the client
+//!   catches up, so a client that pipelines and never reads holds at most
+//!   that much plus one reply (and the kernel's socket buffers). A
+//!   connection whose pending replies exceed `--output-hard-limit`
+//!   (default 64 MiB; reached only by a single reply that big) is closed.
+//! * Out of descriptors (EMFILE/ENFILE): the server keeps one spare
+//!   descriptor; it gives it up to accept the waiting connection, answers
+//!   `-ERR max number of clients reached`, closes it and reopens the spare
+//!   (see `accept.rs`). Existing clients are served as usual, the loop
+//!   sleeps while nobody new knocks, a connection is accepted again as soon
+//!   as a descriptor frees up, and the log says so once a second at most,
+//!   with a count.
 //! * Malformed input gets `-ERR Protocol error: ...` and the connection is
 //!   closed once the reply is out; no input makes the server panic.
 //! * Keys with a TTL expire lazily, when next touched (no timers).
 //! * `--port 0` binds a free port; the first line on stdout is always
 //!   `listening on ADDR`.
 
+mod accept;
 mod parser;
 
 use std::collections::HashMap;
@@ -39,17 +52,29 @@ use fdloop::signal::{self, Signal, Signals};
 use fdloop::{Action, EventLoop, Interest, Io, IoCtl, LoopHandle, Mode, Readiness, SourceId};
 use fdloop::{Timer, TimerEvent};
 
+use accept::{Accepted, Acceptor};
 use parser::{Parser, ProtocolError};
 
 const USAGE: &str = "\
-usage: resp_server [--port PORT] [--bind ADDR]
+usage: resp_server [--port PORT] [--bind ADDR] [--output-limit BYTES]
+                   [--output-hard-limit BYTES]
   --port PORT   TCP port to listen on (default 6380; 0 picks a free port)
   --bind ADDR   address to bind (default 127.0.0.1)
+  --output-limit BYTES
+                pending replies past which a connection stops reading
+                (back-pressure; default 4194304)
+  --output-hard-limit BYTES
+                pending replies past which a connection is closed
+                (default 67108864)
   --help        this text
 The first line on stdout is `listening on ADDR:PORT`. SIGINT/SIGTERM exit 0.";
 
 /// Pending replies past which a connection stops reading requests.
 const OUT_LIMIT: usize = 4 * 1024 * 1024;
+/// Pending replies past which a connection is closed.
+const OUT_HARD_LIMIT: usize = 64 * 1024 * 1024;
+/// The line a connection refused for want of descriptors gets.
+const REFUSAL: &[u8] = b"-ERR max number of clients reached\r\n";
 /// The input buffer's initial size, and the least room one read gets.
 const READ_CHUNK: usize = 16 * 1024;
 /// Most bytes one connection may buffer for a single request.
@@ -62,12 +87,32 @@ const ACCEPT_BATCH: usize = 64;
 struct Config {
     bind: String,
     port: u16,
+    limits: Limits,
+}
+
+/// Per-connection bounds on pending replies.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    /// Stop reading past this (back-pressure).
+    soft: usize,
+    /// Close past this.
+    hard: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            soft: OUT_LIMIT,
+            hard: OUT_HARD_LIMIT,
+        }
+    }
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, String> {
     let mut cfg = Config {
         bind: "127.0.0.1".into(),
         port: 6380,
+        limits: Limits::default(),
     };
     let mut args = args.into_iter();
     while let Some(a) = args.next() {
@@ -80,6 +125,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
                     .map_err(|_| format!("--port: {v:?} is not a port number (0-65535)"))?;
             }
             "--bind" => cfg.bind = value("--bind")?,
+            "--output-limit" | "--output-hard-limit" => {
+                let v = value(&a)?;
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| format!("{a}: {v:?} is not a number of bytes"))?;
+                if a == "--output-limit" {
+                    cfg.limits.soft = n;
+                } else {
+                    cfg.limits.hard = n;
+                }
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown option {other:?}")),
         }
@@ -113,8 +169,16 @@ fn main() -> ExitCode {
 
 struct Server {
     store: Store,
+    /// The input buffer lent to whichever connection reads with an empty
+    /// buffer of its own (see [`Conn::tidy`]).
+    scratch: Vec<u8>,
     handle: LoopHandle<Server>,
     listener: Option<SourceId>,
+    acceptor: Acceptor,
+    /// The listener is disabled until a connection closes (accept failed
+    /// and no timer could be armed to retry).
+    listener_waits_for_close: bool,
+    limits: Limits,
     conns: usize,
 }
 
@@ -133,8 +197,12 @@ fn run(cfg: &Config) -> io::Result<()> {
     let mut ev: EventLoop<Server> = EventLoop::new()?;
     let mut srv = Server {
         store: Store::default(),
+        scratch: Vec::new(),
         handle: ev.handle(),
         listener: None,
+        acceptor: Acceptor::new("resp_server", REFUSAL)?,
+        listener_waits_for_close: false,
+        limits: cfg.limits,
         conns: 0,
     };
     let io = Io::new(listener, Interest::READABLE, Mode::Level);
@@ -155,16 +223,16 @@ fn run(cfg: &Config) -> io::Result<()> {
 
 fn on_listener(_: Readiness, io: &mut IoCtl<TcpListener>, srv: &mut Server) -> Action {
     for _ in 0..ACCEPT_BATCH {
-        match io.fd().accept() {
-            Ok((stream, _)) => add_conn(stream, srv),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::ConnectionAborted => {}
-            Err(e) => {
-                // Out of descriptors or memory: a level-triggered listener
-                // would report the same pending connection forever. Stop
-                // watching it for a moment instead of spinning.
-                eprintln!("resp_server: accept: {e}; pausing for 100 ms");
+        match srv.acceptor.accept(io.fd()) {
+            Ok(Accepted::Conn(stream)) => add_conn(stream, srv),
+            Ok(Accepted::Refused) => {}
+            Ok(Accepted::Drained) => break,
+            // Out of memory, or of descriptors with no spare to give up: a
+            // level-triggered listener would report the same connection
+            // forever. Stop watching it for 100 ms (the loop's timers need
+            // no new descriptor), or, if even that fails, until a
+            // connection closes. (Logged, rate-limited, by the acceptor.)
+            Err(_) => {
                 let paused = srv.handle.insert(
                     Timer::after(Duration::from_millis(100)),
                     |_: TimerEvent, _, srv: &mut Server| {
@@ -174,14 +242,23 @@ fn on_listener(_: Readiness, io: &mut IoCtl<TcpListener>, srv: &mut Server) -> A
                         Action::Remove
                     },
                 );
-                if paused.is_ok() {
-                    return Action::Disable;
-                }
-                break;
+                srv.listener_waits_for_close = paused.is_err();
+                return Action::Disable;
             }
         }
     }
     Action::Continue
+}
+
+/// A connection closed: a descriptor is free again.
+fn conn_closed(srv: &mut Server) {
+    srv.conns -= 1;
+    if srv.listener_waits_for_close {
+        srv.listener_waits_for_close = false;
+        if let Some(id) = srv.listener {
+            let _ = srv.handle.enable(id);
+        }
+    }
 }
 
 fn add_conn(stream: TcpStream, srv: &mut Server) {
@@ -189,17 +266,23 @@ fn add_conn(stream: TcpStream, srv: &mut Server) {
         return;
     }
     let _ = stream.set_nodelay(true);
-    let mut conn = Conn::default();
+    let mut conn = Conn {
+        limits: srv.limits,
+        ..Conn::default()
+    };
     let io = Io::new(stream, Interest::READABLE, Mode::Level);
     match srv.handle.insert(io, move |ready, io, srv: &mut Server| {
-        let action = conn.on_ready(ready, io, &mut srv.store);
+        let action = conn.on_ready(ready, io, &mut srv.store, &mut srv.scratch);
         if action == Action::Remove {
-            srv.conns -= 1;
+            conn_closed(srv);
         }
         action
     }) {
         Ok(_) => srv.conns += 1,
-        Err(e) => eprintln!("resp_server: cannot watch a connection: {e}"),
+        // The connection closes (dropped with the error); rate-limited.
+        Err(e) => srv
+            .acceptor
+            .note(&io::Error::from(e.error), "connection(s) not watched"),
     }
 }
 
@@ -211,7 +294,7 @@ fn add_conn(stream: TcpStream, srv: &mut Server) {
 enum Stop {
     /// No complete request left in the input buffer.
     NeedInput,
-    /// The output buffer is past [`OUT_LIMIT`].
+    /// The output buffer is past the soft limit ([`Limits::soft`]).
     OutputFull,
     /// `QUIT` or a protocol error: reply, then close.
     Close,
@@ -232,6 +315,7 @@ struct Conn {
     eof: bool,
     /// Close once the output is written.
     closing: bool,
+    limits: Limits,
 }
 
 impl Conn {
@@ -240,8 +324,13 @@ impl Conn {
         ready: Readiness,
         io: &mut IoCtl<TcpStream>,
         store: &mut Store,
+        scratch: &mut Vec<u8>,
     ) -> Action {
-        let may_read = !self.eof && !self.closing && self.pending() < OUT_LIMIT;
+        if self.inbuf.is_empty() {
+            std::mem::swap(&mut self.inbuf, scratch);
+        }
+        let soft = self.limits.soft;
+        let may_read = !self.eof && !self.closing && self.pending() < soft;
         if may_read && (ready.is_readable() || ready.is_read_closed() || ready.is_error()) {
             match self.read_some(io.fd_mut()) {
                 Ok(0) => self.eof = true,
@@ -260,11 +349,14 @@ impl Conn {
             if self.flush(io.fd_mut()).is_err() {
                 return Action::Remove;
             }
-            if stop != Stop::OutputFull || self.pending() >= OUT_LIMIT {
+            if stop != Stop::OutputFull || self.pending() >= soft {
                 break;
             }
         }
-        self.tidy();
+        if self.pending() > self.limits.hard {
+            return Action::Remove;
+        }
+        self.tidy(scratch);
         self.next_interest(io)
     }
 
@@ -279,7 +371,7 @@ impl Conn {
                 return Action::Remove;
             }
             io.set_interest(Interest::WRITABLE);
-        } else if pending >= OUT_LIMIT {
+        } else if pending >= self.limits.soft {
             io.set_interest(Interest::WRITABLE);
         } else if pending > 0 {
             io.set_interest(Interest::BOTH);
@@ -335,7 +427,7 @@ impl Conn {
     /// or the connection is to close.
     fn execute(&mut self, store: &mut Store) -> Stop {
         while self.start < self.end {
-            if self.pending() >= OUT_LIMIT {
+            if self.pending() >= self.limits.soft {
                 return Stop::OutputFull;
             }
             let req = &self.inbuf[self.start..self.end];
@@ -393,15 +485,21 @@ impl Conn {
         Ok(())
     }
 
-    /// Resets emptied buffers and gives big ones back.
-    fn tidy(&mut self) {
+    /// Resets emptied buffers and gives big ones back. An emptied input
+    /// buffer goes back to the server's `scratch` (the next connection to
+    /// read borrows it), so an idle connection holds no buffer at all: ten
+    /// thousand idle connections cost their sockets and a few hundred bytes
+    /// each, not 16 KiB each.
+    fn tidy(&mut self, scratch: &mut Vec<u8>) {
         if self.out.is_empty() && self.out.capacity() > KEEP_BUFFER {
             self.out = Vec::new();
         }
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-            if self.inbuf.len() > KEEP_BUFFER {
+            if self.inbuf.len() <= KEEP_BUFFER && scratch.is_empty() {
+                std::mem::swap(&mut self.inbuf, scratch);
+            } else {
                 self.inbuf = Vec::new();
             }
         }

@@ -636,3 +636,174 @@ pub fn expect_success(name: &str, out: Output) -> Output {
     );
     out
 }
+
+// ---------------------------------------------------------------------------
+// The resp_server example as a child process
+
+/// A running `resp_server` example (`--port 0`), its stdout and stderr
+/// drained by threads; killed when dropped.
+pub struct RespServer {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl RespServer {
+    /// Starts the server with default settings.
+    pub fn start() -> RespServer {
+        RespServer::start_with(&[], |_| {})
+    }
+
+    /// Starts the server with extra `args`, `configure` adjusting the
+    /// command (environment, `pre_exec`) before the spawn.
+    pub fn start_with(args: &[&str], configure: impl FnOnce(&mut Command)) -> RespServer {
+        let mut cmd = Command::new(example_exe("resp_server"));
+        cmd.args(["--port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        configure(&mut cmd);
+        let mut child = cmd.spawn().expect("starting resp_server");
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::io::BufRead::read_line(&mut out, &mut line).expect("reading the first line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        // Keep draining stdout and stderr so the server never blocks on them.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        RespServer {
+            child,
+            addr,
+            stderr: Some(stderr),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails if the process has exited.
+    pub fn assert_alive(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("try_wait") {
+            let err = self.stderr.take().map(|h| h.join().unwrap());
+            panic!("resp_server exited: {status}; stderr: {err:?}");
+        }
+    }
+
+    /// Sends `sig`, waits (up to 10 s) for the exit; returns the status and
+    /// what the server wrote on stderr.
+    pub fn signal_and_wait(mut self, sig: i32) -> (ExitStatus, String) {
+        // SAFETY: sending a signal to our own child process.
+        let rc = unsafe { libc::kill(self.pid() as libc::pid_t, sig) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "no exit 10 s after signal {sig}");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let err = self.stderr.take().map(|h| h.join().unwrap());
+        (status, err.unwrap_or_default())
+    }
+
+    /// CPU time the server has used, in clock ticks (utime + stime).
+    pub fn cpu_ticks(&self) -> u64 {
+        cpu_ticks_of(self.pid())
+    }
+
+    /// The server's peak resident memory (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for RespServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Makes `cmd`'s child start with the soft `RLIMIT_NOFILE` at `n` (the
+/// hard limit stays as it is).
+pub fn child_nofile_limit(cmd: &mut Command, n: u64) {
+    use std::os::unix::process::CommandExt;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit with a valid pointer to an initialised struct.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    assert_eq!(rc, 0, "getrlimit: {}", std::io::Error::last_os_error());
+    lim.rlim_cur = n.min(lim.rlim_max);
+    // SAFETY: the closure runs between fork and exec and only calls
+    // setrlimit (async-signal-safe) on a struct copied into it; it allocates
+    // nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// What a server said to a connection it did not ask anything of yet:
+/// `None` while it says nothing (accepted, or not yet accepted), else what
+/// arrived before end of file (a refusal line, possibly empty) within
+/// `wait`.
+pub fn unsolicited(s: &std::net::TcpStream, wait: Duration) -> Option<String> {
+    let mut buf = [0u8; 256];
+    s.set_nonblocking(true).expect("set_nonblocking");
+    let n = match (&*s).read(&mut buf) {
+        Ok(n) => n,
+        Err(_) => {
+            s.set_nonblocking(false).expect("set_nonblocking");
+            return None;
+        }
+    };
+    s.set_nonblocking(false).expect("set_nonblocking");
+    let mut got = buf[..n].to_vec();
+    if n > 0 {
+        // The rest of the line, then end of file.
+        s.set_read_timeout(Some(wait)).expect("set_read_timeout");
+        let mut rest = Vec::new();
+        let _ = (&*s).read_to_end(&mut rest);
+        got.extend_from_slice(&rest);
+    }
+    Some(String::from_utf8_lossy(&got).into_owned())
+}
+
+/// CPU time process `pid` has used, in clock ticks (utime + stime).
+pub fn cpu_ticks_of(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // "pid (comm) S ppid ...": fields 14 and 15 (1-based) are utime and
+    // stime; after the last ')' they are the 12th and 13th.
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Clock ticks per second (`_SC_CLK_TCK`).
+pub fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
