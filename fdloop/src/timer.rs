@@ -13,7 +13,9 @@ use std::fmt;
 use std::io;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::event_loop::{Action, AfterPanic, Readiness, Registrar, Source, SUB_CLOCK_SET};
+use crate::event_loop::{
+    duration_ns, instant_to_ns, Action, AfterPanic, Readiness, Registrar, Source, SUB_CLOCK_SET,
+};
 use crate::sys;
 pub use crate::sys::timerfd::Clock;
 
@@ -163,37 +165,6 @@ impl TimerCtl {
     pub fn cancel(&mut self) {
         self.next = None;
         self.period = None;
-    }
-}
-
-fn duration_ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Converts an `Instant` (CLOCK_MONOTONIC) to nanoseconds on `clock`,
-/// rounding so a deadline is never early.
-fn instant_to_ns(clock: Clock, when: Instant) -> u64 {
-    // `Instant` is CLOCK_MONOTONIC: map it through one fixed anchor pair, so
-    // equal instants always give equal deadlines. The anchor's `Instant` is
-    // read first, so the clock reading that follows is later and every
-    // conversion errs towards a later deadline (never early).
-    static ANCHOR: std::sync::OnceLock<(Instant, u64)> = std::sync::OnceLock::new();
-    let (now_i, now) = match clock {
-        Clock::Monotonic => *ANCHOR.get_or_init(|| {
-            let i = Instant::now();
-            (i, sys::timerfd::now_ns(Clock::Monotonic))
-        }),
-        // Other clocks drift against CLOCK_MONOTONIC (suspend, clock
-        // setting): convert against the current time.
-        _ => {
-            let i = Instant::now();
-            (i, sys::timerfd::now_ns(clock))
-        }
-    };
-    if when >= now_i {
-        now.saturating_add(duration_ns(when - now_i))
-    } else {
-        now.saturating_sub(duration_ns(now_i - when))
     }
 }
 
@@ -357,6 +328,11 @@ impl Source for Timer {
     }
 
     fn unregister(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
+        // The deadline may have been moved in the store (`LoopHandle::
+        // reschedule_timer_at`): keep it, so enabling again resumes there.
+        if let Some((d, true)) = r.timer_deadline() {
+            self.start = Start::Ns(d);
+        }
         r.cancel_timer();
         Ok(())
     }
@@ -368,7 +344,14 @@ impl Source for Timer {
         r: &mut Registrar<'_>,
         callback: &mut dyn FnMut(TimerEvent, &mut TimerCtl) -> Action,
     ) -> io::Result<Action> {
-        let deadline = self.deadline_ns();
+        // The store's deadline is the truth: the handle may have moved it.
+        let deadline = match r.timer_deadline() {
+            Some((d, _)) => {
+                self.start = Start::Ns(d);
+                d
+            }
+            None => self.deadline_ns(),
+        };
         let now = sys::timerfd::now_ns(self.clock);
         if sub == SUB_CLOCK_SET {
             let mut ctl = TimerCtl {
