@@ -330,10 +330,9 @@ impl Source for Timer {
     fn unregister(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
         // The deadline may have been moved in the store (`LoopHandle::
         // reschedule_timer_at`): keep it, so enabling again resumes there.
-        if let Some((d, true)) = r.timer_deadline() {
+        if let Some(d) = r.cancel_timer() {
             self.start = Start::Ns(d);
         }
-        r.cancel_timer();
         Ok(())
     }
 

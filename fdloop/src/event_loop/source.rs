@@ -280,9 +280,10 @@ impl Registrar<'_> {
         )
     }
 
-    /// Cancels this source's timer, if scheduled. O(log n).
-    pub(crate) fn cancel_timer(&mut self) {
-        self.timers.borrow_mut().cancel(self.slot);
+    /// Cancels this source's timer, if scheduled. O(log n). Returns the
+    /// deadline it was pending at, if it was.
+    pub(crate) fn cancel_timer(&mut self) -> Option<u64> {
+        self.timers.borrow_mut().cancel(self.slot)
     }
 
     /// This source's timer deadline as the store last scheduled it (ns on

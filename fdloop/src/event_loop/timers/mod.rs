@@ -64,9 +64,13 @@ pub(crate) fn token_clock(t: u64) -> Option<Clock> {
     CLOCKS.into_iter().find(|c| clock_token(*c) == t)
 }
 
-/// A duration in ns, saturating.
+/// A duration in ns, saturating (u64 arithmetic: cheaper than going
+/// through `as_nanos`'s u128).
+#[inline]
 pub(crate) fn duration_ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
 }
 
 /// Converts an `Instant` (CLOCK_MONOTONIC) to nanoseconds on `clock`,
@@ -89,10 +93,10 @@ pub(crate) fn instant_to_ns(clock: Clock, when: Instant) -> u64 {
             (i, sys::timerfd::now_ns(clock))
         }
     };
-    if when >= now_i {
-        now.saturating_add(duration_ns(when - now_i))
-    } else {
-        now.saturating_sub(duration_ns(now_i - when))
+    // One subtraction in the common case (a deadline after the anchor).
+    match when.checked_duration_since(now_i) {
+        Some(ahead) => now.saturating_add(duration_ns(ahead)),
+        None => now.saturating_sub(duration_ns(now_i - when)),
     }
 }
 
@@ -132,16 +136,15 @@ const NO_META: Meta = Meta {
 
 /// The heaps' view of the slots' `Meta`: which position field a heap
 /// records (`latest`: `pos_latest`), and the sequence numbers for ties.
-struct Ix<'a> {
+struct Ix<'a, const LATEST: bool> {
     meta: &'a mut [Meta],
-    latest: bool,
 }
 
-impl Index for Ix<'_> {
+impl<const LATEST: bool> Index for Ix<'_, LATEST> {
     #[inline]
     fn set_pos(&mut self, slot: u32, pos: u32) {
         if let Some(m) = self.meta.get_mut(slot as usize) {
-            if self.latest {
+            if LATEST {
                 m.pos_latest = pos;
             } else {
                 m.pos = pos;
@@ -155,8 +158,14 @@ impl Index for Ix<'_> {
     }
 }
 
-fn ix(meta: &mut [Meta], latest: bool) -> Ix<'_> {
-    Ix { meta, latest }
+/// The view of the deadline heaps (`exact`, `slack_due`).
+fn ix(meta: &mut [Meta]) -> Ix<'_, false> {
+    Ix { meta }
+}
+
+/// The view of the latest-time heap (`slack_latest`).
+fn ix_latest(meta: &mut [Meta]) -> Ix<'_, true> {
+    Ix { meta }
 }
 
 struct Queue {
@@ -283,7 +292,7 @@ impl Timers {
             self.meta[i].reg_gen = reg_gen;
             return Ok(());
         }
-        self.cancel(slot);
+        let _ = self.cancel(slot);
         let seq = self.take_seq();
         self.meta[i] = Meta {
             deadline,
@@ -301,14 +310,14 @@ impl Timers {
             slot,
         };
         if slacked {
-            q.slack_due.push(node, &mut ix(meta, false));
+            q.slack_due.push(node, &mut ix(meta));
             let latest = Node {
                 key: deadline.saturating_add(slack),
                 slot,
             };
-            q.slack_latest.push(latest, &mut ix(meta, true));
+            q.slack_latest.push(latest, &mut ix_latest(meta));
         } else {
-            q.exact.push(node, &mut ix(meta, false));
+            q.exact.push(node, &mut ix(meta));
         }
         Ok(())
     }
@@ -355,7 +364,7 @@ impl Timers {
         let q = &mut self.queues[m.clock as usize];
         let meta = &mut self.meta;
         if m.slacked {
-            q.slack_due.rekey(m.pos, deadline, &mut ix(meta, false));
+            q.slack_due.rekey(m.pos, deadline, &mut ix(meta));
             let latest = q.slack_latest.at(m.pos_latest).map_or(deadline, |n| n.key);
             let new_latest = match slack {
                 Some(s) => deadline.saturating_add(s),
@@ -363,9 +372,9 @@ impl Timers {
                 None => deadline.saturating_add(latest - old),
             };
             q.slack_latest
-                .rekey(m.pos_latest, new_latest, &mut ix(meta, true));
+                .rekey(m.pos_latest, new_latest, &mut ix_latest(meta));
         } else {
-            q.exact.rekey(m.pos, deadline, &mut ix(meta, false));
+            q.exact.rekey(m.pos, deadline, &mut ix(meta));
         }
     }
 
@@ -389,26 +398,26 @@ impl Timers {
         true
     }
 
-    /// Cancels whatever `slot` has scheduled. O(log n).
-    pub(crate) fn cancel(&mut self, slot: u32) {
-        let Some(m) = self.meta.get(slot as usize).copied() else {
-            return;
-        };
+    /// Cancels whatever `slot` has scheduled. O(log n). Returns the
+    /// deadline it was pending at, if it was.
+    pub(crate) fn cancel(&mut self, slot: u32) -> Option<u64> {
+        let m = self.meta.get(slot as usize).copied()?;
         if m.seq == 0 {
-            return;
+            return None;
         }
         let q = &mut self.queues[m.clock as usize];
         let meta = &mut self.meta;
         if m.slacked {
-            q.slack_due.remove(m.pos, &mut ix(meta, false));
-            q.slack_latest.remove(m.pos_latest, &mut ix(meta, true));
+            q.slack_due.remove(m.pos, &mut ix(meta));
+            q.slack_latest.remove(m.pos_latest, &mut ix_latest(meta));
         } else {
-            q.exact.remove(m.pos, &mut ix(meta, false));
+            q.exact.remove(m.pos, &mut ix(meta));
         }
         let m = &mut self.meta[slot as usize];
         m.seq = 0;
         m.pos = NO_POS;
         m.pos_latest = NO_POS;
+        Some(m.deadline)
     }
 
     /// The earliest due timer of queue `qi`: (deadline, seq, slot,
@@ -437,11 +446,11 @@ impl Timers {
             let q = &mut self.queues[qi];
             let meta = &mut self.meta;
             if slacked {
-                q.slack_due.remove(0, &mut ix(meta, false));
+                q.slack_due.remove(0, &mut ix(meta));
                 let pl = meta.get(slot as usize).map_or(NO_POS, |m| m.pos_latest);
-                q.slack_latest.remove(pl, &mut ix(meta, true));
+                q.slack_latest.remove(pl, &mut ix_latest(meta));
             } else {
-                q.exact.remove(0, &mut ix(meta, false));
+                q.exact.remove(0, &mut ix(meta));
             }
             if let Some(m) = self.meta.get_mut(slot as usize) {
                 m.seq = 0;
@@ -699,12 +708,7 @@ mod proptests {
                 (&q.slack_latest, true),
             ];
             for (k, (h, latest)) in heaps.into_iter().enumerate() {
-                prop_assert!(
-                    h.is_ordered(&ix(meta, latest)),
-                    "heap {} of clock {}",
-                    k,
-                    qi
-                );
+                prop_assert!(h.is_ordered(&ix(meta)), "heap {} of clock {}", k, qi);
                 for (i, n) in h.nodes().iter().enumerate() {
                     let mt = meta[n.slot as usize];
                     let pos = if latest { mt.pos_latest } else { mt.pos };
@@ -756,7 +760,7 @@ mod proptests {
                     m.schedule(slot, clock, deadline, slack);
                 }
                 Op::Cancel { slot } => {
-                    t.cancel(slot);
+                    let _ = t.cancel(slot);
                     m.cancel(slot);
                 }
                 Op::Move { slot, deadline } => {
@@ -776,7 +780,7 @@ mod proptests {
                             .unwrap();
                     }
                     for k in 0..n {
-                        t.cancel(BURST_BASE + k);
+                        let _ = t.cancel(BURST_BASE + k);
                     }
                 }
                 Op::Arm => {
