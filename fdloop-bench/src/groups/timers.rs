@@ -400,7 +400,9 @@ fn push_contenders() -> Vec<PushMaker> {
         ("tokio-util DelayQueue reset_at", |n, f| {
             Ok(Box::new(DelayQueuePush::new(n, f)?))
         }),
-        ("tokio Sleep::reset", |n, f| Ok(Box::new(SleepPush::new(n, f)?))),
+        ("tokio Sleep::reset", |n, f| {
+            Ok(Box::new(SleepPush::new(n, f)?))
+        }),
     ];
     #[cfg(feature = "c-peers")]
     v.push(("libevent event_add on a pending event", |n, f| {
@@ -464,8 +466,11 @@ fn push_case(ctx: &mut Ctx<'_>) -> io::Result<()> {
          loops never run.",
         budget.as_millis()
     );
-    let case = Case::time(format!("push back an idle timeout, {conns} connections"), "time/op")
-        .note(note);
+    let case = Case::time(
+        format!("push back an idle timeout, {conns} connections"),
+        "time/op",
+    )
+    .note(note);
     ctx.run_case("timers", case, entries)
 }
 
