@@ -702,13 +702,14 @@ mod proptests {
         }
 
         /// Moves a live timer: a fresh schedule with the same clock and
-        /// slack — except that a latest time that saturated stays
-        /// saturated (the store reads the slack back from it).
+        /// slack — except that a timer with slack whose latest time
+        /// saturated stays saturated (the store reads the slack back from
+        /// it).
         fn move_deadline(&mut self, slot: u32, deadline: u64) -> bool {
             let Some(&(clock, old, slack, _)) = self.live.get(&slot) else {
                 return false;
             };
-            let slack = if old.saturating_add(slack) == u64::MAX {
+            let slack = if slack > 0 && old.saturating_add(slack) == u64::MAX {
                 u64::MAX
             } else {
                 slack
@@ -857,6 +858,26 @@ mod proptests {
             prop_assert_eq!(t.next_fire(qi), None);
         }
         Ok(())
+    }
+
+    #[test]
+    fn moving_a_timer_without_slack_from_the_end_of_time() {
+        // A deadline of u64::MAX without slack is not a saturated latest
+        // time: once moved, the timer is due at its new deadline.
+        let ops = vec![
+            Op::Schedule {
+                slot: 3,
+                clock: 0,
+                deadline: u64::MAX,
+                slack: 0,
+            },
+            Op::Move {
+                slot: 3,
+                deadline: 7,
+            },
+            Op::TakeDue { clock: 0, now: 7 },
+        ];
+        run(ops, false).unwrap();
     }
 
     /// `cases` by default, 40 times as many with `FDLOOP_SOAK=1`.
