@@ -19,6 +19,7 @@
 
 use std::fmt;
 use std::io;
+use std::num::NonZeroU64;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::event_loop::{
@@ -73,14 +74,18 @@ enum Start {
 /// ```
 #[derive(Clone, Copy)]
 pub struct Timer {
-    clock: Clock,
+    // 56 bytes, so that a timer boxed with a callback that captures
+    // nothing takes a 64-byte allocation.
     start: Start,
-    period: Option<u64>,
+    /// ns, at least 1.
+    period: Option<NonZeroU64>,
     slack: u64,
-    /// While a due callback runs: the deadline to keep if it panics
-    /// (`Some(Some(next))`), or `Some(None)` for a timer that would have
-    /// ended; see `after_panic`.
-    in_flight: Option<Option<u64>>,
+    /// While a due callback runs (`in_flight`): the deadline to keep if it
+    /// panics, or `None` for a timer that would have ended; see
+    /// `after_panic`. (Deadlines after a period are never 0.)
+    in_flight_next: Option<NonZeroU64>,
+    in_flight: bool,
+    clock: Clock,
 }
 
 /// What a [`Timer`] callback receives.
@@ -191,7 +196,8 @@ impl Timer {
             start: Start::After(d),
             period: None,
             slack: 0,
-            in_flight: None,
+            in_flight_next: None,
+            in_flight: false,
         }
     }
 
@@ -210,7 +216,8 @@ impl Timer {
             start: Start::At(when),
             period: None,
             slack: 0,
-            in_flight: None,
+            in_flight_next: None,
+            in_flight: false,
         }
     }
 
@@ -232,7 +239,8 @@ impl Timer {
             start: Start::AtSystem(when),
             period: None,
             slack: 0,
-            in_flight: None,
+            in_flight_next: None,
+            in_flight: false,
         }
     }
 
@@ -261,7 +269,7 @@ impl Timer {
     /// # let _ = t;
     /// ```
     pub fn period(mut self, period: Duration) -> Timer {
-        self.period = Some(duration_ns(period).max(1));
+        self.period = NonZeroU64::new(duration_ns(period).max(1));
         self
     }
 
@@ -296,6 +304,10 @@ impl Timer {
         self
     }
 
+    fn period_ns(&self) -> Option<u64> {
+        self.period.map(NonZeroU64::get)
+    }
+
     /// The deadline in nanoseconds on the timer's clock.
     fn deadline_ns(&mut self) -> u64 {
         let ns = match self.start {
@@ -320,7 +332,7 @@ impl fmt::Debug for Timer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Timer")
             .field("clock", &self.clock)
-            .field("period_ns", &self.period)
+            .field("period_ns", &self.period_ns())
             .field("slack_ns", &self.slack)
             .finish_non_exhaustive()
     }
@@ -364,7 +376,7 @@ impl Source for Timer {
             let mut ctl = TimerCtl {
                 clock: self.clock,
                 next: Some(deadline),
-                period: self.period,
+                period: self.period_ns(),
             };
             let ev = TimerEvent {
                 expirations: 0,
@@ -372,7 +384,7 @@ impl Source for Timer {
                 clock_set: true,
             };
             // Still scheduled: a panic leaves it as it is.
-            self.in_flight = None;
+            self.in_flight = false;
             let action = callback(ev, &mut ctl);
             return self.apply(r, action, ctl, deadline);
         }
@@ -381,7 +393,7 @@ impl Source for Timer {
             r.schedule_timer(self.clock, deadline, self.slack)?;
             return Ok(Action::Continue);
         }
-        let (expirations, last_due, next) = match self.period {
+        let (expirations, last_due, next) = match self.period_ns() {
             Some(p) => {
                 let k = (now - deadline) / p;
                 let last = deadline.saturating_add(k.saturating_mul(p));
@@ -397,11 +409,12 @@ impl Source for Timer {
         let mut ctl = TimerCtl {
             clock: self.clock,
             next,
-            period: self.period,
+            period: self.period_ns(),
         };
-        self.in_flight = Some(next);
+        self.in_flight = true;
+        self.in_flight_next = next.and_then(NonZeroU64::new);
         let action = callback(ev, &mut ctl);
-        self.in_flight = None;
+        self.in_flight = false;
         self.apply(r, action, ctl, last_due)
     }
 
@@ -409,10 +422,12 @@ impl Source for Timer {
     /// normal return — a one-shot leaves the loop, a periodic one keeps its
     /// next deadline on the grid.
     fn after_panic(&mut self, r: &mut Registrar<'_>) -> AfterPanic {
-        match self.in_flight.take() {
-            None => AfterPanic::Stay,
-            Some(None) => AfterPanic::Remove,
-            Some(Some(next)) => {
+        if !std::mem::take(&mut self.in_flight) {
+            return AfterPanic::Stay;
+        }
+        match self.in_flight_next.map(NonZeroU64::get) {
+            None => AfterPanic::Remove,
+            Some(next) => {
                 self.start = Start::Ns(next);
                 match r.schedule_timer(self.clock, next, self.slack) {
                     Ok(()) => AfterPanic::Stay,
@@ -434,7 +449,7 @@ impl Timer {
         last_due: u64,
     ) -> io::Result<Action> {
         // A period changed from the callback starts from the last deadline.
-        let next = match (ctl.next, ctl.period, self.period) {
+        let next = match (ctl.next, ctl.period, self.period_ns()) {
             (Some(n), new, old) if new != old => match new {
                 Some(p) if n == last_due.saturating_add(old.unwrap_or(p)) => {
                     Some(last_due.saturating_add(p))
@@ -443,7 +458,7 @@ impl Timer {
             },
             (n, _, _) => n,
         };
-        self.period = ctl.period;
+        self.period = ctl.period.and_then(NonZeroU64::new);
         if let Some(n) = next {
             // Also when disabled: enabling it again resumes on its grid
             // instead of repeating the tick that just fired.
@@ -459,5 +474,14 @@ impl Timer {
             }
             None => Ok(Action::Remove),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_timer_fits_a_64_byte_allocation_with_a_capture_free_callback() {
+        // 56 bytes + malloc's 8-byte header: one 64-byte chunk.
+        assert!(std::mem::size_of::<super::Timer>() <= 56);
     }
 }
