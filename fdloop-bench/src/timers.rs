@@ -214,3 +214,60 @@ impl MonoClock {
         u64::try_from(self.ns(d).div_ceil(1000)).unwrap_or(u64::MAX - 1)
     }
 }
+
+/// N connections, each with an idle timeout pending, whose timeouts are
+/// pushed back one request at a time (the timers group's "push back"
+/// case).
+pub trait PushBack {
+    /// For each `(conn, deadline)`: moves connection `conn`'s pending
+    /// timeout to `deadline` (later than its current one).
+    ///
+    /// # Errors
+    ///
+    /// The timer store's own error, as `io::Error`; a contender that finds
+    /// the timeout no longer pending reports that too.
+    fn run(&mut self, reqs: &[(usize, Instant)]) -> io::Result<()>;
+}
+
+/// The request sequence of the push-back case: `n` requests on `conns`
+/// connections chosen pseudo-randomly, each moving that connection's idle
+/// timeout to `first` plus 100 ns per request so far (always later than
+/// before, as a fresh `now + idle` would be).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Instant;
+/// let t = Instant::now();
+/// let r = fdloop_bench::timers::push_back_requests(5, 3, t);
+/// assert_eq!(r.len(), 5);
+/// assert!(r.iter().all(|&(c, d)| c < 3 && d > t));
+/// assert!(r.windows(2).all(|w| w[0].1 < w[1].1));
+/// ```
+pub fn push_back_requests(n: usize, conns: usize, first: Instant) -> Vec<(usize, Instant)> {
+    let mut rng = Rng::new(0x1d1e);
+    (0..n)
+        .map(|i| {
+            let c = (rng.next() % conns.max(1) as u64) as usize;
+            (c, first + Duration::from_nanos(100 * (i as u64 + 1)))
+        })
+        .collect()
+}
+
+/// Bytes the C allocator (glibc's `malloc`, which Rust's default allocator
+/// and the C peers share) has handed out and not had back: `mallinfo2`'s
+/// `uordblks` (in-use chunks, their headers included) plus `hblkhd`
+/// (blocks it mapped separately), over every arena.
+///
+/// # Examples
+///
+/// ```
+/// let before = fdloop_bench::timers::malloc_in_use();
+/// let v = vec![0u8; 1 << 20];
+/// assert!(fdloop_bench::timers::malloc_in_use() >= before + v.len());
+/// ```
+pub fn malloc_in_use() -> usize {
+    // SAFETY: `mallinfo2` only reads the allocator's statistics.
+    let m = unsafe { libc::mallinfo2() };
+    m.uordblks + m.hblkhd
+}

@@ -449,3 +449,102 @@ fn a_timer_whose_callback_panics_ends_as_after_a_normal_return() {
     // And it kept its grid: ticks 2 and 3 at 40 and 60 ms.
     assert!(start.elapsed() >= ms(60), "{:?}", start.elapsed());
 }
+
+#[test]
+fn an_idle_timeout_pushed_back_fires_once_at_its_last_deadline() {
+    // (fired at, lateness the event reports)
+    type Fired = Vec<(Instant, Duration)>;
+    let mut ev: EventLoop<Fired> = EventLoop::new().unwrap();
+    let idle = ms(30);
+    let id = ev
+        .insert(Timer::after(idle), |e, _, fired: &mut Fired| {
+            fired.push((Instant::now(), e.late));
+            Action::Continue
+        })
+        .unwrap();
+    let h = ev.handle();
+    let mut fired = Vec::new();
+    let mut last = Instant::now() + idle;
+    // A request every 5 ms for 100 ms: the 30 ms timeout never comes.
+    for _ in 0..20 {
+        ev.run_once(&mut fired, Some(ms(5))).unwrap();
+        last = Instant::now() + idle;
+        assert!(h.reschedule_timer_at(id, last).unwrap());
+    }
+    assert!(fired.is_empty(), "fired while pushed back: {fired:?}");
+    while fired.is_empty() {
+        ev.run_once(&mut fired, Some(ms(1000))).unwrap();
+    }
+    let (at, late) = fired[0];
+    assert!(
+        at >= last,
+        "fired {:?} before its moved deadline",
+        last - at
+    );
+    // Lateness counts from the moved deadline, not the first one.
+    assert!(late < at - last + ms(1), "late {late:?}");
+    // A one-shot: it left the loop.
+    assert!(ev.is_empty());
+    assert!(matches!(
+        h.reschedule_timer_after(id, ms(1)),
+        Err(fdloop::Error::NoSuchSource(_))
+    ));
+}
+
+#[test]
+fn reschedule_moves_only_pending_timers() {
+    let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let t = ev
+        .insert(Timer::after(ms(5)), |_, _, n: &mut u32| {
+            *n += 1;
+            Action::Continue
+        })
+        .unwrap();
+    let idle = h.insert_idle(|_| Action::Continue).unwrap();
+    // Not a timer: nothing to move.
+    assert!(!h.reschedule_timer_after(idle, ms(1)).unwrap());
+    // Moved an hour away, then disabled and enabled again: it keeps the
+    // moved deadline, so it does not fire within 30 ms.
+    assert!(h
+        .reschedule_timer_after(t, Duration::from_secs(3600))
+        .unwrap());
+    ev.disable(t).unwrap();
+    assert!(!h.reschedule_timer_after(t, ms(1)).unwrap(), "disabled");
+    ev.enable(t).unwrap();
+    ev.remove(idle).unwrap();
+    let mut n = 0;
+    let until = Instant::now() + ms(30);
+    while Instant::now() < until {
+        ev.run_once(&mut n, Some(ms(10))).unwrap();
+    }
+    assert_eq!(n, 0);
+    // Moved to the past: fires on the next iteration.
+    assert!(h.reschedule_timer_at(t, Instant::now() - ms(1)).unwrap());
+    ev.run_once(&mut n, Some(ms(1000))).unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn a_moved_periodic_timer_keeps_its_period_from_the_new_deadline() {
+    let mut ev: EventLoop<Vec<Instant>> = EventLoop::new().unwrap();
+    let id = ev
+        .insert(Timer::every(ms(10)), |_, _, f: &mut Vec<Instant>| {
+            f.push(Instant::now());
+            if f.len() == 3 {
+                Action::Remove
+            } else {
+                Action::Continue
+            }
+        })
+        .unwrap();
+    let moved = Instant::now() + ms(60);
+    assert!(ev.handle().reschedule_timer_at(id, moved).unwrap());
+    let mut fired = Vec::new();
+    while !ev.is_empty() {
+        ev.run_once(&mut fired, Some(ms(1000))).unwrap();
+    }
+    assert!(fired[0] >= moved, "first tick {:?} early", moved - fired[0]);
+    assert!(fired[1] >= moved + ms(10));
+    assert!(fired[2] >= moved + ms(20));
+}

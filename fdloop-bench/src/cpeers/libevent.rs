@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 use crate::cpeers::{record, Fire, WorkSlots};
 use crate::dispatch::{Contender, Work};
 use crate::threads::{consumer, join_producers, spawn_producers, two_sides, Acc};
-use crate::timers::{run_pattern, ArmCancel, Late, Pattern};
+use crate::timers::{run_pattern, ArmCancel, Late, Pattern, PushBack as PushBackRun};
 use crate::Pin;
 
 mod ffi;
@@ -492,6 +492,58 @@ impl ArmCancel for Arm {
     }
 }
 
+/// libevent: `n` timer events pending (one per connection), each pushed
+/// back by `event_add(ev, &tv)` on the pending event — libevent re-keys it
+/// in its min-heap (`min_heap_adjust_`), no allocation.
+pub struct PushBack {
+    // Drop order: the events before their base (kept only to outlive them).
+    evs: Vec<Event>,
+    _base: Base,
+}
+
+impl PushBack {
+    /// A base with `n` timers pending at `first`.
+    ///
+    /// # Errors
+    ///
+    /// Creating the base or an event, or `event_add` failing.
+    pub fn new(n: usize, first: Instant) -> io::Result<PushBack> {
+        let base = Base::single_thread(false)?;
+        let tv = timeval_ceil(first.saturating_duration_since(Instant::now()));
+        let mut evs = Vec::with_capacity(n);
+        for _ in 0..n {
+            // SAFETY: NULL argument (unused by `noop_cb`); the events drop
+            // before `base` (field order).
+            let ev = unsafe { Event::new(&base, -1, 0, noop_cb, ptr::null_mut())? };
+            ev.add(Some(&tv))?;
+            evs.push(ev);
+        }
+        Ok(PushBack { evs, _base: base })
+    }
+}
+
+impl fmt::Debug for PushBack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("libevent::PushBack")
+            .field("conns", &self.evs.len())
+            .finish()
+    }
+}
+
+impl PushBackRun for PushBack {
+    fn run(&mut self, reqs: &[(usize, Instant)]) -> io::Result<()> {
+        let now = Instant::now();
+        for &(c, d) in reqs {
+            let ev = self
+                .evs
+                .get(c)
+                .ok_or_else(|| io::Error::other("libevent: no such connection"))?;
+            ev.add(Some(&timeval_ceil(d.saturating_duration_since(now))))?;
+        }
+        Ok(())
+    }
+}
+
 /// A lateness timer's callback.
 extern "C" fn fire_cb(_fd: c_int, _what: c_short, arg: *mut c_void) {
     // SAFETY: `arg` is the `Fire` of `late_run`'s timer, which outlives its
@@ -606,6 +658,15 @@ mod tests {
         let mut a = Arm::new(&pending).unwrap();
         a.run(&seq).unwrap();
         a.run(&seq).unwrap();
+    }
+
+    #[test]
+    fn push_back_moves_pending_timers() {
+        let first = Instant::now() + Duration::from_secs(3600);
+        let mut p = PushBack::new(10, first).unwrap();
+        p.run(&crate::timers::push_back_requests(100, 10, first))
+            .unwrap();
+        assert!(p.run(&[(10, first)]).is_err(), "no connection 10");
     }
 
     fn check_late(l: &Late, n: usize, allow_early: bool) {

@@ -5,7 +5,13 @@
 //!   the hour starting an hour from now), the time to insert one more timer
 //!   (at a pseudo-random deadline in the same hour, the same sequence for
 //!   every contender) and remove it again. The loops never run, so nothing
-//!   fires.
+//!   fires. Beside the time, the bytes per pending timer the allocator
+//!   handed out while the K timers were armed (`mallinfo2`).
+//! * **Push back** (issue 18): 10 000 connections, each with an idle
+//!   timeout pending; each request moves its connection's timeout later
+//!   (fdloop `LoopHandle::reschedule_timer_at`, and `remove` + `insert` for
+//!   reference; libevent `event_add` on the pending event; tokio
+//!   `Sleep::reset`; tokio-util `DelayQueue::reset_at`).
 //! * **Lateness**: on an otherwise idle loop, how long after its deadline a
 //!   timer's callback runs (`Instant::now()` in the callback minus the
 //!   deadline). *Sequential*: n one-shot timers of 1 ms, one after the other.
@@ -32,7 +38,8 @@ use fdloop::{Action, EventLoop, SourceId, Timer};
 use crate::harness::{entry, Case, Ctx, Entry, Measured};
 use crate::record::{percentile, Role};
 use crate::timers::{
-    late_ns, run_pattern, spread_deadlines, ArmCancel, Late, MonoClock, Pattern, Rng, STEP,
+    late_ns, malloc_in_use, push_back_requests, run_pattern, spread_deadlines, ArmCancel, Late,
+    MonoClock, Pattern, PushBack, Rng, STEP,
 };
 
 // ---------------------------------------------------------------- arm + cancel
@@ -253,6 +260,226 @@ fn arm_sample(
 /// Above this K, calloop's arm+cancel row is left out unless asked for.
 const CALLOOP_MAX_K: usize = 200_000;
 
+// ---------------------------------------------------------------- push back
+
+/// fdloop: one `Timer` per connection; a request moves it with
+/// `LoopHandle::reschedule_timer_at` (in place in the timer store).
+struct FdloopPush {
+    ev: EventLoop<u64>,
+    h: fdloop::LoopHandle<u64>,
+    ids: Vec<SourceId>,
+}
+
+impl FdloopPush {
+    fn new(n: usize, first: Instant) -> io::Result<FdloopPush> {
+        let mut ev = EventLoop::new()?;
+        let ids = (0..n)
+            .map(|_| ev.insert(Timer::at(first), fired))
+            .collect::<Result<Vec<_>, _>>()?;
+        let h = ev.handle();
+        Ok(FdloopPush { ev, h, ids })
+    }
+
+    fn id(&self, c: usize) -> io::Result<SourceId> {
+        self.ids
+            .get(c)
+            .copied()
+            .ok_or_else(|| io::Error::other("fdloop: no such connection"))
+    }
+}
+
+impl PushBack for FdloopPush {
+    fn run(&mut self, reqs: &[(usize, Instant)]) -> io::Result<()> {
+        for &(c, d) in reqs {
+            if !self.h.reschedule_timer_at(self.id(c)?, d)? {
+                return Err(io::Error::other("fdloop: an idle timeout was not pending"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// fdloop the long way: `remove` the connection's timer and `insert` a new
+/// one (what a push back cost before `reschedule_timer_at`).
+struct FdloopReinsert(FdloopPush);
+
+impl PushBack for FdloopReinsert {
+    fn run(&mut self, reqs: &[(usize, Instant)]) -> io::Result<()> {
+        let p = &mut self.0;
+        for &(c, d) in reqs {
+            p.ev.remove(p.id(c)?)?;
+            p.ids[c] = p.ev.insert(Timer::at(d), fired)?;
+        }
+        Ok(())
+    }
+}
+
+struct DelayQueuePush {
+    rt: tokio::runtime::Runtime,
+    q: tokio_util::time::DelayQueue<u32>,
+    keys: Vec<tokio_util::time::delay_queue::Key>,
+}
+
+impl DelayQueuePush {
+    fn new(n: usize, first: Instant) -> io::Result<DelayQueuePush> {
+        let rt = tokio_rt()?;
+        let _g = rt.enter();
+        let mut q = tokio_util::time::DelayQueue::with_capacity(n);
+        let keys = (0..n).map(|_| q.insert_at(0, first.into())).collect();
+        let mut cx = Context::from_waker(Waker::noop());
+        if q.poll_expired(&mut cx).is_ready() {
+            return Err(io::Error::other("DelayQueue: a far timer expired"));
+        }
+        drop(_g);
+        Ok(DelayQueuePush { rt, q, keys })
+    }
+}
+
+impl PushBack for DelayQueuePush {
+    fn run(&mut self, reqs: &[(usize, Instant)]) -> io::Result<()> {
+        let _g = self.rt.enter();
+        for &(c, d) in reqs {
+            let k = self
+                .keys
+                .get(c)
+                .ok_or_else(|| io::Error::other("DelayQueue: no such connection"))?;
+            self.q.reset_at(k, d.into());
+        }
+        Ok(())
+    }
+}
+
+/// tokio: one pinned `Sleep` per connection, registered (polled once);
+/// a request calls `Sleep::reset`, which moves it in the timer wheel.
+struct SleepPush {
+    rt: tokio::runtime::Runtime,
+    sleeps: Vec<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl SleepPush {
+    fn new(n: usize, first: Instant) -> io::Result<SleepPush> {
+        let rt = tokio_rt()?;
+        let _g = rt.enter();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut sleeps = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut s = Box::pin(tokio::time::sleep_until(first.into()));
+            if s.as_mut().poll(&mut cx).is_ready() {
+                return Err(io::Error::other("tokio: a far Sleep completed"));
+            }
+            sleeps.push(s);
+        }
+        drop(_g);
+        Ok(SleepPush { rt, sleeps })
+    }
+}
+
+impl PushBack for SleepPush {
+    fn run(&mut self, reqs: &[(usize, Instant)]) -> io::Result<()> {
+        let _g = self.rt.enter();
+        for &(c, d) in reqs {
+            let s = self
+                .sleeps
+                .get_mut(c)
+                .ok_or_else(|| io::Error::other("tokio: no such connection"))?;
+            s.as_mut().reset(d.into());
+        }
+        Ok(())
+    }
+}
+
+type PushMaker = (
+    &'static str,
+    fn(usize, Instant) -> io::Result<Box<dyn PushBack>>,
+);
+
+/// Every push-back contender.
+fn push_contenders() -> Vec<PushMaker> {
+    #[cfg_attr(not(feature = "c-peers"), allow(unused_mut))]
+    let mut v: Vec<PushMaker> = vec![
+        ("fdloop reschedule_timer_at", |n, f| {
+            Ok(Box::new(FdloopPush::new(n, f)?))
+        }),
+        ("fdloop remove + insert(Timer::at)", |n, f| {
+            Ok(Box::new(FdloopReinsert(FdloopPush::new(n, f)?)))
+        }),
+        ("tokio-util DelayQueue reset_at", |n, f| {
+            Ok(Box::new(DelayQueuePush::new(n, f)?))
+        }),
+        ("tokio Sleep::reset", |n, f| {
+            Ok(Box::new(SleepPush::new(n, f)?))
+        }),
+    ];
+    #[cfg(feature = "c-peers")]
+    v.push(("libevent event_add on a pending event", |n, f| {
+        Ok(Box::new(crate::cpeers::libevent::PushBack::new(n, f)?))
+    }));
+    v
+}
+
+/// Connections of the push-back case.
+const CONNS: usize = 10_000;
+
+fn push_case(ctx: &mut Ctx<'_>) -> io::Result<()> {
+    let conns = ctx.cfg.size(100, CONNS, CONNS);
+    let max_ops = ctx.cfg.size(256, 20_000, 200_000);
+    let budget = Duration::from_millis(ctx.cfg.size(5, 50, 250));
+    // An idle timeout of 30 s, pushed back by 100 ns of virtual time per
+    // request; the sequence covers a whole sample without wrapping.
+    let first = Instant::now() + Duration::from_secs(30);
+    let reqs = push_back_requests(max_ops + 64, conns, first);
+    let only = ctx.cfg.contender.clone();
+    let mut cs: Vec<(&'static str, Box<dyn PushBack>)> = Vec::new();
+    for (name, make) in push_contenders() {
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        cs.push((name, make(conns, first)?));
+    }
+    let reqs = &reqs;
+    let entries: Vec<Entry<'_>> = cs
+        .iter_mut()
+        .map(|(name, c)| {
+            // Each sample goes on from where the last one stopped, so the
+            // deadlines keep growing.
+            let mut at = 0;
+            entry(*name, Role::of(name, ""), move || {
+                let start = Instant::now();
+                let mut ops = 0;
+                loop {
+                    if at + 64 > reqs.len() {
+                        at = 0;
+                    }
+                    c.run(&reqs[at..at + 64])?;
+                    at += 64;
+                    ops += 64;
+                    if ops >= max_ops || start.elapsed() >= budget {
+                        break;
+                    }
+                }
+                Ok(Measured {
+                    value: start.elapsed().as_nanos() as f64 / ops as f64,
+                    ops: ops as u64,
+                    extra: Vec::new(),
+                })
+            })
+        })
+        .collect();
+    let note = format!(
+        "{conns} connections, each with an idle timeout pending; each request (a pseudo-random \
+         connection, the same sequence for everyone) pushes that connection's timeout back to \
+         a deadline later than every other. Until {max_ops} requests or {} ms per sample; the \
+         loops never run.",
+        budget.as_millis()
+    );
+    let case = Case::time(
+        format!("push back an idle timeout, {conns} connections"),
+        "time/op",
+    )
+    .note(note);
+    ctx.run_case("timers", case, entries)
+}
+
 // ---------------------------------------------------------------- lateness
 
 fn late_fdloop(pat: Pattern, seed: u64) -> io::Result<Late> {
@@ -453,6 +680,7 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
     for &k in ks {
         arm_case(ctx, k)?;
     }
+    push_case(ctx)?;
     let (seq, spread) = ctx.cfg.size((5, 20), (100, 500), (1_000, 5_000));
     late_case(ctx, Pattern::Sequential(seq))?;
     late_case(ctx, Pattern::Spread(spread))
@@ -466,7 +694,7 @@ fn arm_case(ctx: &mut Ctx<'_>, k: usize) -> io::Result<()> {
     let seq: Vec<Instant> = (0..100_000).map(|_| base + rng.within(hour)).collect();
     let only = ctx.cfg.contender.clone();
     let mut skipped = false;
-    let mut cs: Vec<(&'static str, Box<dyn ArmCancel>)> = Vec::new();
+    let mut cs: Vec<(&'static str, Box<dyn ArmCancel>, f64)> = Vec::new();
     for (name, make) in arm_contenders() {
         if only.as_deref().is_some_and(|o| !name.contains(o)) {
             continue;
@@ -477,7 +705,12 @@ fn arm_case(ctx: &mut Ctx<'_>, k: usize) -> io::Result<()> {
             skipped = true;
             continue;
         }
-        cs.push((name, make(&pending)?));
+        // What the K pending timers hold, from the allocator (the loop or
+        // runtime itself included: under 1 B per timer at K = 10^6).
+        let before = malloc_in_use();
+        let c = make(&pending)?;
+        let bytes = malloc_in_use().saturating_sub(before) as f64 / k.max(1) as f64;
+        cs.push((name, c, bytes));
     }
     drop(pending);
     let max_ops = ctx.cfg.size(256, 20_000, 200_000);
@@ -485,20 +718,23 @@ fn arm_case(ctx: &mut Ctx<'_>, k: usize) -> io::Result<()> {
     let seq = &seq;
     let entries: Vec<Entry<'_>> = cs
         .iter_mut()
-        .map(|(name, c)| {
+        .map(|(name, c, bytes)| {
+            let bytes = *bytes;
             entry(*name, Role::of(name, ""), move || {
                 let (ns, ops) = arm_sample(c.as_mut(), seq, max_ops, budget)?;
                 Ok(Measured {
                     value: ns,
                     ops: ops as u64,
-                    extra: Vec::new(),
+                    extra: vec![("memory/timer", "B", bytes)],
                 })
             })
         })
         .collect();
     let mut note = format!(
         "Each sample arms and cancels timers at pseudo-random deadlines within the hour (the \
-         same sequence for everyone) until {max_ops} ops or {} ms; the loops never run.",
+         same sequence for everyone) until {max_ops} ops or {} ms; the loops never run. memory/timer: bytes the allocator handed out while the K \
+         timers were armed (`mallinfo2`, chunk headers included), per timer; the loop or \
+         runtime's own allocations are included, so read it at large K.",
         budget.as_millis()
     );
     if skipped {

@@ -3,11 +3,13 @@
 use std::fmt;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use super::registration::Bound;
 use super::shared::Shared;
 use super::slab::Kind;
 use super::source::{Action, Source, SourceId};
+use super::timers::Clock;
 use super::wake::Remote;
 use crate::error::{Error, Result};
 
@@ -155,6 +157,93 @@ impl<S: 'static> LoopHandle<S> {
     /// See [`enable`](crate::LoopHandle::enable).
     pub fn disable(&self, id: SourceId) -> Result<()> {
         self.inner.set_enabled(id, false)
+    }
+
+    /// Moves the deadline of the pending [`Timer`](crate::Timer) `id` to
+    /// `when`, keeping its clock, slack and period (a periodic timer's
+    /// grid restarts from the new deadline). The cheap way to push back an
+    /// idle timeout on every request: O(log n) in the timer store, no
+    /// allocation, and no system call (the timerfd is re-armed only if the
+    /// loop's earliest deadline moves earlier). The timer fires at most
+    /// once, at its new deadline; a deadline in the past fires on the next
+    /// iteration.
+    ///
+    /// Returns `Ok(false)`, moving nothing, if `id` is not a pending timer:
+    /// a disabled timer, one already due (taken for dispatch in this
+    /// iteration: its callback runs), one whose callback is running (use
+    /// its [`TimerCtl`](crate::TimerCtl) there), or another kind of source.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchSource`] if `id` was removed; [`Error::Forked`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use fdloop::{Action, EventLoop, Timer};
+    ///
+    /// let mut ev: EventLoop<bool> = EventLoop::new()?;
+    /// let idle = Duration::from_secs(30);
+    /// let id = ev.insert(Timer::after(idle), |_, _, closed: &mut bool| {
+    ///     *closed = true; // the connection was idle for 30 s
+    ///     Action::Continue
+    /// })?;
+    /// // A request arrived: push the idle timeout back.
+    /// assert!(ev.handle().reschedule_timer_at(id, Instant::now() + idle)?);
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn reschedule_timer_at(&self, id: SourceId, when: Instant) -> Result<bool> {
+        self.move_timer(id, |clock| super::instant_to_ns(clock, when))
+    }
+
+    /// Moves the deadline of the pending [`Timer`](crate::Timer) `id` to
+    /// `d` from now on the timer's own clock; otherwise as
+    /// [`reschedule_timer_at`](LoopHandle::reschedule_timer_at) (which see
+    /// for the return value).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchSource`] if `id` was removed; [`Error::Forked`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fdloop::{Action, EventLoop, Timer};
+    ///
+    /// let mut ev: EventLoop<u32> = EventLoop::new()?;
+    /// let id = ev.insert(Timer::after(Duration::from_secs(3600)), |_, _, n: &mut u32| {
+    ///     *n += 1;
+    ///     Action::Continue
+    /// })?;
+    /// // Due in 1 ms instead of an hour.
+    /// assert!(ev.handle().reschedule_timer_after(id, Duration::from_millis(1))?);
+    /// let mut n = 0;
+    /// while n == 0 {
+    ///     ev.run_once(&mut n, None)?;
+    /// }
+    /// // It fired (a one-shot leaves the loop): nothing left to move.
+    /// assert!(ev.is_empty());
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn reschedule_timer_after(&self, id: SourceId, d: Duration) -> Result<bool> {
+        self.move_timer(id, |clock| {
+            crate::sys::timerfd::now_ns(clock).saturating_add(super::duration_ns(d))
+        })
+    }
+
+    fn move_timer(&self, id: SourceId, at: impl FnOnce(Clock) -> u64) -> Result<bool> {
+        self.inner.check_fork()?;
+        let reg_gen = {
+            let mut slab = self.inner.slab.borrow_mut();
+            slab.get(id).ok_or(Error::NoSuchSource(id))?.reg_gen
+        };
+        Ok(self
+            .inner
+            .timers
+            .borrow_mut()
+            .move_deadline(id.slot, reg_gen, at))
     }
 
     /// Runs `callback` each time the loop is about to block (after all

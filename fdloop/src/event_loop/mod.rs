@@ -49,7 +49,7 @@ pub use handle::{InsertError, LoopHandle};
 pub(crate) use source::single_readable_fd;
 pub use source::{Action, AfterPanic, Interest, Mode, Readiness, Registrar, Source, SourceId};
 pub use stats::Stats;
-pub(crate) use timers::SUB_CLOCK_SET;
+pub(crate) use timers::{duration_ns, instant_to_ns, SUB_CLOCK_SET};
 pub use waiter::TimeoutPrecision;
 pub use wake::Remote;
 

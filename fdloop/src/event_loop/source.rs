@@ -280,9 +280,17 @@ impl Registrar<'_> {
         )
     }
 
-    /// Cancels this source's timer, if scheduled. O(1).
-    pub(crate) fn cancel_timer(&mut self) {
-        self.timers.borrow_mut().cancel(self.slot);
+    /// Cancels this source's timer, if scheduled. O(log n). Returns the
+    /// deadline it was pending at, if it was.
+    pub(crate) fn cancel_timer(&mut self) -> Option<u64> {
+        self.timers.borrow_mut().cancel(self.slot)
+    }
+
+    /// This source's timer deadline as the store last scheduled it (ns on
+    /// its clock), and whether it is still pending; `None` if it was never
+    /// scheduled under this registration.
+    pub(crate) fn timer_deadline(&self) -> Option<(u64, bool)> {
+        self.timers.borrow().deadline_of(self.slot, self.reg_gen)
     }
 
     /// Adds `fd` to the epoll set (`EPOLL_CTL_ADD`) under sub-index `sub`.
