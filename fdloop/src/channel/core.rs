@@ -286,6 +286,7 @@ impl<T> Core<T> {
         let (m, pos) = match (&self.queue, &mut st.head) {
             // SAFETY: forwarded contract.
             (Queue::List(l), Head::List(h)) => (unsafe { l.pop(h) }?, h.pos()),
+            // SAFETY: forwarded contract.
             (Queue::Ring(r), Head::Ring(h)) => (unsafe { r.pop(h) }?, *h),
             _ => return None,
         };
@@ -433,6 +434,7 @@ impl<T> Core<T> {
         match (&self.queue, &mut st.head) {
             // SAFETY: forwarded contract; `closed` makes it once.
             (Queue::List(l), Head::List(h)) => unsafe { l.close(h) },
+            // SAFETY: as above.
             (Queue::Ring(r), Head::Ring(h)) => unsafe { r.close(h) },
             _ => {}
         }

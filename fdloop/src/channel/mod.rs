@@ -777,9 +777,9 @@ fn recv_step<T>(shared: &Shared<T>, st: &mut RxState<T>, dry: Dry) -> Result<T, 
             // `ppoll` and the context switches of a real sleep.
             yielded = true;
             let mut spin = Backoff::new();
-            // SAFETY: as above.
             if (0..RECV_SPINS).any(|_| {
                 spin.snooze();
+                // SAFETY: as above.
                 unsafe { shared.core.head_ready(st) }
             }) {
                 continue;
