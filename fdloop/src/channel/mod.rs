@@ -205,15 +205,20 @@ pub fn bounded<T>(capacity: usize) -> io::Result<(Sender<T>, Receiver<T>)> {
 }
 
 fn make<T>(cap: usize, bounded: bool) -> io::Result<(Sender<T>, Receiver<T>)> {
+    // The descriptors first: if one cannot be had (EMFILE), nothing else
+    // has been made. The receiver's state owns the queue's first block and
+    // frees it only through the receiver's drop.
+    let rx_notify = Notifier::new()?;
+    let tx_notify = if bounded {
+        Some(Notifier::new()?)
+    } else {
+        None
+    };
     let (core, state) = Core::new(bounded.then_some(cap));
     let shared = Arc::new(Shared {
         core,
-        rx_notify: Notifier::new()?,
-        tx_notify: if bounded {
-            Some(Notifier::new()?)
-        } else {
-            None
-        },
+        rx_notify,
+        tx_notify,
         senders: AtomicUsize::new(1),
     });
     Ok((
