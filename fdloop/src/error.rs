@@ -55,6 +55,9 @@ pub enum Error {
     Forked,
     /// The loop holds the most sources it can address (2^24 - 1).
     TooManySources,
+    /// The operation applies to descriptor sources and timers only, not
+    /// to idle or deferred callbacks (for example a rate limit).
+    NotApplicable(SourceId),
 }
 
 impl Error {
@@ -91,6 +94,7 @@ impl Error {
             Error::NoSuchSource(_) => io::ErrorKind::NotFound,
             Error::Forked => io::ErrorKind::Unsupported,
             Error::TooManySources => io::ErrorKind::OutOfMemory,
+            Error::NotApplicable(_) => io::ErrorKind::InvalidInput,
         }
     }
 }
@@ -105,6 +109,10 @@ impl fmt::Display for Error {
                 "event loop used in a forked child process; create a new loop in the child",
             ),
             Error::TooManySources => f.write_str("event loop is full (2^24 - 1 sources)"),
+            Error::NotApplicable(id) => write!(
+                f,
+                "source {id:?} is an idle or deferred callback: the operation needs a descriptor source or a timer"
+            ),
         }
     }
 }

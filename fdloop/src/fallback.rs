@@ -98,6 +98,14 @@ pub(crate) fn call_missing(e: &io::Error) -> bool {
     errno_is(e, Errno::NOSYS) || errno_is(e, Errno::PERM)
 }
 
+/// Whether `e` says a resource ran out — descriptors (`EMFILE`,
+/// `ENFILE`) or kernel memory (`ENOMEM`) — rather than that the call is
+/// missing: worth trying again later, and meanwhile worth a way round
+/// that needs no new resource.
+pub(crate) fn exhausted(e: &io::Error) -> bool {
+    errno_is(e, Errno::MFILE) || errno_is(e, Errno::NFILE) || errno_is(e, Errno::NOMEM)
+}
+
 /// Whether `e` carries the OS error number `errno`.
 pub(crate) fn errno_is(e: &io::Error, errno: Errno) -> bool {
     e.raw_os_error() == Some(errno.raw_os_error())

@@ -47,6 +47,12 @@ pub(super) struct Driver {
     pub(super) last_end: Option<u64>,
     /// Zero-timeout batches seen; one in [`SAMPLE_EVERY`] is timed.
     pub(super) untimed: u64,
+    /// Scratch for putting a batch in priority order (order.rs).
+    pub(super) order_keys: Vec<u64>,
+    pub(super) order_tmp: Vec<Event>,
+    /// The loop's own wake-ups found due, (slot, registration generation),
+    /// not yet handled: pauses and rate limits to end (hold.rs).
+    pub(super) wakes: Vec<(u32, u32)>,
 }
 
 pub(super) const INITIAL_EVENTS: usize = 256;
@@ -85,7 +91,9 @@ impl Driver {
     /// or an error.
     #[inline]
     pub(super) fn has_leftovers(&self) -> bool {
-        self.target_cursor < self.targets.len() || self.cursor < self.events.len()
+        self.target_cursor < self.targets.len()
+            || self.cursor < self.events.len()
+            || !self.wakes.is_empty()
     }
 
     /// The end of every iteration: L3 of the wake protocol (wake.rs) when
@@ -136,6 +144,7 @@ impl Driver {
         // Events left over from a batch interrupted by a panic or an error
         // come first.
         if self.has_leftovers() {
+            self.run_wakes(inner, state)?;
             let ran = self.dispatch_targets(inner, state)?;
             return Ok(ran + self.dispatch_batch(inner, state, None)?);
         }
@@ -149,7 +158,15 @@ impl Driver {
             // last batch's end reading no longer starts it.
             self.last_end = None;
         }
-        if timeout != Some(Duration::ZERO) {
+        if timeout != Some(Duration::ZERO) && !inner.idles.borrow().is_empty() {
+            // Idle callbacks run only when nothing else is ready: look
+            // first (the loop stays marked awake, so wakes meanwhile are
+            // not lost: the wait's L3, or the call's guard, sees them).
+            self.poll(inner)?;
+            if !self.events.is_empty() {
+                let n = self.dispatch_batch(inner, state, None)?;
+                return self.run_fallback_timers(inner, state, ran + n);
+            }
             self.run_idles(inner, state)?;
             if self.stop_pending(inner) || !inner.defers.borrow().is_empty() {
                 timeout = Some(Duration::ZERO);
@@ -224,8 +241,13 @@ impl Driver {
             slots.clear();
             timers.take_due(clock, sys::timerfd::now_ns(clock), &mut slots);
             let due = timers::SUB_DUE;
-            self.targets
-                .extend(slots.iter().map(|&s| (s, timers.reg_gen_of(s), due)));
+            for &s in &slots {
+                if timers.is_wake(s) {
+                    self.wakes.push((s, timers.reg_gen_of(s)));
+                } else {
+                    self.targets.push((s, timers.reg_gen_of(s), due));
+                }
+            }
             if clock_set {
                 slots.clear();
                 timers.realtime_slots(&mut slots);
@@ -235,6 +257,7 @@ impl Driver {
             }
         }
         self.timer_slots = slots;
+        self.run_wakes(inner, state)?;
         self.dispatch_targets(inner, state)
     }
 
@@ -360,6 +383,10 @@ impl Driver {
         if self.cursor >= self.events.len() {
             return Ok(0);
         }
+        if self.cursor == 0 && inner.slab.borrow().prioritized > 0 {
+            self.order_batch(inner);
+            self.run_wakes(inner, state)?;
+        }
         // A blocking wait's end reading starts the batch; zero-timeout
         // batches are timed one in SAMPLE_EVERY (weighted to match).
         let (start, weight) = match now {
@@ -453,6 +480,9 @@ impl Driver {
         };
         if !pending.is_empty() {
             inner.apply_pending(id, pending)?;
+            if pending.hold == Some(true) {
+                inner.tell_limited(id, state);
+            }
         }
         match outcome {
             Ok(Action::Continue) => Ok(true),
@@ -551,7 +581,7 @@ impl<S> Shared<S> {
         let SlotState::Ready(e) = &mut s.state else {
             return None;
         };
-        if !e.enabled || !matches!(e.kind, Kind::Fd(_)) {
+        if !e.registered() || !matches!(e.kind, Kind::Fd(_)) {
             return None;
         }
         match std::mem::replace(&mut e.kind, Kind::Out) {
@@ -581,7 +611,13 @@ impl<S> Shared<S> {
                 } else {
                     drop(out);
                 }
-                std::mem::take(&mut e.pending)
+                let mut pending = std::mem::take(&mut e.pending);
+                if let Some(x) = &mut e.extra {
+                    if x.count_dispatch() {
+                        pending.hold = Some(true);
+                    }
+                }
+                pending
             }
             _ => Pending::default(),
         }

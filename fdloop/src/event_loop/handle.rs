@@ -96,6 +96,107 @@ impl<S: 'static> LoopHandle<S> {
             })
     }
 
+    /// Inserts `source` with a [priority](LoopHandle::set_priority) set from
+    /// the start; otherwise as [`insert`](LoopHandle::insert).
+    ///
+    /// # Errors
+    ///
+    /// As [`insert`](LoopHandle::insert).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fdloop::{Action, EventLoop, Ping};
+    /// let mut ev: EventLoop<()> = EventLoop::new()?;
+    /// let (_h, ping) = Ping::new()?;
+    /// let id = ev.handle().insert_with_priority(ping, -10, |(), _, _| Action::Continue)?;
+    /// assert_eq!(ev.handle().priority(id)?, -10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert_with_priority<Src, F>(
+        &self,
+        source: Src,
+        priority: i32,
+        callback: F,
+    ) -> Result<SourceId, InsertError<Src>>
+    where
+        Src: Source + 'static,
+        F: FnMut(Src::Event, &mut Src::Metadata, &mut S) -> Action + 'static,
+    {
+        let id = self.insert(source, callback)?;
+        self.inner.slab.borrow_mut().set_prio(id.slot, priority);
+        Ok(id)
+    }
+
+    /// Sets a source's priority: lower runs first, 0 is the default (as in
+    /// sd-event and GLib). Takes effect from the next batch.
+    ///
+    /// Within one iteration, the sources found ready — descriptors, and
+    /// timers that are due — are dispatched in priority order; equal
+    /// priorities keep the order in which epoll reported them (due timers
+    /// after the descriptors of their priority, in deadline order). The
+    /// order is per iteration: a level-triggered source that stays ready
+    /// is reported again by every iteration and runs every time, ahead of
+    /// lower-priority sources but never instead of them — priority decides
+    /// who goes first, not who goes at all (to hold a busy source back, see
+    /// [`set_rate_limit`](LoopHandle::set_rate_limit) and the sources'
+    /// batch limits). Deferred calls still run at the start of an
+    /// iteration and idle callbacks only when nothing was ready, whatever
+    /// their priority; without timerfds
+    /// ([`FDLOOP_FORCE_NO_TIMERFD`](crate::FORCE_NO_TIMERFD_ENV)), timers
+    /// run after the batch.
+    ///
+    /// While every source has priority 0 no ordering is done at all; once
+    /// one has another, each batch costs one integer sort of its events.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchSource`] if `id` is not live.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fdloop::{Action, EventLoop, Ping};
+    /// let mut ev: EventLoop<Vec<&str>> = EventLoop::new()?;
+    /// let (ha, a) = Ping::new()?;
+    /// let (hb, b) = Ping::new()?;
+    /// ev.insert(a, |(), _, log: &mut Vec<&str>| { log.push("a"); Action::Continue })?;
+    /// let urgent = ev.insert(b, |(), _, log: &mut Vec<&str>| { log.push("b"); Action::Continue })?;
+    /// ev.handle().set_priority(urgent, -1)?;
+    /// ha.ping()?;
+    /// hb.ping()?;
+    /// let mut log = Vec::new();
+    /// ev.dispatch_pending(&mut log)?;
+    /// assert_eq!(log, ["b", "a"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_priority(&self, id: SourceId, priority: i32) -> Result<()> {
+        let mut slab = self.inner.slab.borrow_mut();
+        slab.get(id).ok_or(Error::NoSuchSource(id))?;
+        slab.set_prio(id.slot, priority);
+        Ok(())
+    }
+
+    /// A source's priority (see [`set_priority`](LoopHandle::set_priority)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchSource`] if `id` is not live.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let id = ev.handle().defer(|_| {})?;
+    /// assert_eq!(ev.handle().priority(id)?, 0);
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn priority(&self, id: SourceId) -> Result<i32> {
+        let mut slab = self.inner.slab.borrow_mut();
+        slab.get(id).ok_or(Error::NoSuchSource(id))?;
+        Ok(slab.prio_of(id.slot))
+    }
+
     /// Removes a source: its descriptors leave the epoll set, then it is
     /// dropped (closing what it owns). Safe from inside any callback,
     /// including the source's own (it is removed when the callback returns).
@@ -142,6 +243,7 @@ impl<S: 'static> LoopHandle<S> {
     /// # Ok::<(), fdloop::Error>(())
     /// ```
     pub fn enable(&self, id: SourceId) -> Result<()> {
+        self.inner.forget_pause(id);
         self.inner.set_enabled(id, true)
     }
 
@@ -156,7 +258,199 @@ impl<S: 'static> LoopHandle<S> {
     ///
     /// See [`enable`](crate::LoopHandle::enable).
     pub fn disable(&self, id: SourceId) -> Result<()> {
+        self.inner.forget_pause(id);
         self.inner.set_enabled(id, false)
+    }
+
+    /// Disables a source for `d`, then enables it again by itself: the way
+    /// to back off, e.g. a listener whose `accept` failed with `EMFILE`.
+    /// [`enable`](LoopHandle::enable) or [`disable`](LoopHandle::disable)
+    /// meanwhile cancels the automatic enable; calling this again moves it.
+    ///
+    /// Needs no new descriptor, so it works when descriptors have run out:
+    /// the end of the pause is kept in the loop's timer store, on the
+    /// monotonic timerfd the loop already has, or — if it has none and
+    /// cannot create one (`EMFILE`, `ENFILE`, `ENOMEM`) — on the epoll
+    /// timeout, until a later schedule gets the timerfd.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchSource`]; [`Error::NotApplicable`] for idle and
+    /// deferred callbacks; [`Error::Io`] if leaving the epoll set fails (the
+    /// source stays enabled, with no pause pending). Never `EMFILE`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use fdloop::{Action, EventLoop, Interest, Io, Mode};
+    ///
+    /// let mut ev: EventLoop<u32> = EventLoop::new()?;
+    /// let (r, mut w) = std::io::pipe()?;
+    /// std::io::Write::write_all(&mut w, b"x")?; // readable from now on
+    /// let id = ev.insert(Io::new(r, Interest::READABLE, Mode::Level), |_, _, n: &mut u32| {
+    ///     *n += 1;
+    ///     Action::Continue
+    /// })?;
+    /// ev.handle().disable_for(id, Duration::from_millis(20))?;
+    /// let start = Instant::now();
+    /// let mut n = 0;
+    /// while n == 0 {
+    ///     ev.run_once(&mut n, None)?;
+    /// }
+    /// assert!(start.elapsed() >= Duration::from_millis(20));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn disable_for(&self, id: SourceId, d: Duration) -> Result<()> {
+        let now = crate::sys::timerfd::now_ns(Clock::Monotonic);
+        self.inner
+            .pause(id, now.saturating_add(super::duration_ns(d)))
+    }
+
+    /// Disables a source until `when`, then enables it again by itself;
+    /// otherwise as [`disable_for`](LoopHandle::disable_for).
+    ///
+    /// # Errors
+    ///
+    /// As [`disable_for`](LoopHandle::disable_for).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use fdloop::{Action, EventLoop, Ping};
+    /// let mut ev: EventLoop<()> = EventLoop::new()?;
+    /// let (_h, ping) = Ping::new()?;
+    /// let id = ev.insert(ping, |(), _, _| Action::Continue)?;
+    /// ev.handle().disable_until(id, Instant::now() + Duration::from_secs(1))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn disable_until(&self, id: SourceId, when: Instant) -> Result<()> {
+        self.inner
+            .pause(id, super::instant_to_ns(Clock::Monotonic, when))
+    }
+
+    /// Limits how often a source is dispatched: after `burst` dispatches
+    /// within `interval`, it is held back — out of the epoll set, its
+    /// events left waiting — until the interval ends, then resumes by
+    /// itself (as sd-event's `sd_event_source_set_ratelimit`). The
+    /// interval starts at the first dispatch after the source was last
+    /// held back (or limited). A dispatch is one call of the source for
+    /// one readiness, however many callbacks it runs (a channel receiver
+    /// delivers up to its batch limit of messages in one).
+    ///
+    /// Holding back is separate from disabling: a source disabled and
+    /// enabled again while held back stays held until the interval ends,
+    /// then resumes; one disabled meanwhile stays disabled. An interval that
+    /// ends during a long callback ends it: the source is not held. Setting
+    /// a new limit (or [`clear_rate_limit`](LoopHandle::clear_rate_limit))
+    /// lets a held source go at once. Like
+    /// [`disable_for`](LoopHandle::disable_for), it needs no new
+    /// descriptor.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchSource`]; [`Error::NotApplicable`] for idle and
+    /// deferred callbacks; [`Error::Io`] if a held source could not rejoin
+    /// the epoll set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use fdloop::{Action, EventLoop, Interest, Io, Mode};
+    ///
+    /// let mut ev: EventLoop<u32> = EventLoop::new()?;
+    /// let (r, mut w) = std::io::pipe()?;
+    /// std::io::Write::write_all(&mut w, b"x")?; // ready on every iteration
+    /// let id = ev.insert(Io::new(r, Interest::READABLE, Mode::Level), |_, _, n: &mut u32| {
+    ///     *n += 1;
+    ///     Action::Continue
+    /// })?;
+    /// ev.handle().set_rate_limit(id, Duration::from_millis(50), 3)?;
+    /// let mut n = 0;
+    /// let start = Instant::now();
+    /// while start.elapsed() < Duration::from_millis(120) {
+    ///     ev.run_once(&mut n, Some(Duration::from_millis(5)))?;
+    /// }
+    /// assert!((3..=9).contains(&n), "{n}"); // 3 per 50 ms window
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_rate_limit(&self, id: SourceId, interval: Duration, burst: u32) -> Result<()> {
+        self.inner
+            .set_rate_limit(id, Some((interval, burst)), None)
+    }
+
+    /// [`set_rate_limit`](LoopHandle::set_rate_limit), with a callback told
+    /// when the source enters (`true`) and leaves (`false`) the limited
+    /// state: it runs on the loop thread, right after the dispatch that
+    /// reached the limit, and when the interval ends (the source is back in
+    /// the epoll set by then).
+    ///
+    /// # Errors
+    ///
+    /// As [`set_rate_limit`](LoopHandle::set_rate_limit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fdloop::{Action, EventLoop, Ping};
+    /// let mut ev: EventLoop<Vec<bool>> = EventLoop::new()?;
+    /// let (_h, ping) = Ping::new()?;
+    /// let id = ev.insert(ping, |(), _, _| Action::Continue)?;
+    /// ev.handle().set_rate_limit_with(id, Duration::from_secs(1), 100, |_id, limited, log: &mut Vec<bool>| {
+    ///     log.push(limited);
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_rate_limit_with(
+        &self,
+        id: SourceId,
+        interval: Duration,
+        burst: u32,
+        on_change: impl FnMut(SourceId, bool, &mut S) + 'static,
+    ) -> Result<()> {
+        self.inner
+            .set_rate_limit(id, Some((interval, burst)), Some(Box::new(on_change)))
+    }
+
+    /// Removes a source's rate limit; a source held back by it resumes at
+    /// once.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_rate_limit`](LoopHandle::set_rate_limit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fdloop::{Action, EventLoop, Ping};
+    /// let mut ev: EventLoop<()> = EventLoop::new()?;
+    /// let (_h, ping) = Ping::new()?;
+    /// let id = ev.insert(ping, |(), _, _| Action::Continue)?;
+    /// ev.handle().set_rate_limit(id, Duration::from_secs(1), 10)?;
+    /// ev.handle().clear_rate_limit(id)?;
+    /// assert!(!ev.handle().is_rate_limited(id)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn clear_rate_limit(&self, id: SourceId) -> Result<()> {
+        self.inner.set_rate_limit(id, None, None)
+    }
+
+    /// Whether a source is held back by its rate limit now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchSource`]; [`Error::NotApplicable`] for idle and
+    /// deferred callbacks.
+    ///
+    /// # Examples
+    ///
+    /// See [`clear_rate_limit`](LoopHandle::clear_rate_limit).
+    pub fn is_rate_limited(&self, id: SourceId) -> Result<bool> {
+        self.inner.is_rate_limited(id)
     }
 
     /// Moves the deadline of the pending [`Timer`](crate::Timer) `id` to

@@ -35,6 +35,8 @@
 mod awake;
 mod driver;
 mod handle;
+mod hold;
+mod order;
 mod registration;
 mod shared;
 mod slab;
@@ -179,11 +181,7 @@ impl<S: 'static> EventLoop<S> {
         .map_err(|e| Error::io("adding the wake-up notifier to epoll", e))?;
         let inner = Shared {
             epoll,
-            slab: RefCell::new(Slab {
-                slots: Vec::new(),
-                free: Vec::new(),
-                live: 0,
-            }),
+            slab: RefCell::new(Slab::new()),
             idles: RefCell::new(Vec::new()),
             defers: RefCell::new(Vec::new()),
             stop: Cell::new(false),
@@ -206,6 +204,9 @@ impl<S: 'static> EventLoop<S> {
                 timer_slots: Vec::new(),
                 last_end: None,
                 untimed: 0,
+                order_keys: Vec::new(),
+                order_tmp: Vec::new(),
+                wakes: Vec::new(),
             },
         })
     }
@@ -500,6 +501,8 @@ impl<S: 'static> Drop for EventLoop<S> {
                 }
             }
             slab.live = 0;
+            slab.prio.clear();
+            slab.prioritized = 0;
             slab.free.clear();
             let n = slab.slots.len() as u32;
             slab.free.extend((0..n).rev());
@@ -508,7 +511,8 @@ impl<S: 'static> Drop for EventLoop<S> {
         inner.idles.borrow_mut().clear();
         inner.defers.borrow_mut().clear();
         for (slot, reg_gen, mut entry) in taken {
-            if let (Kind::Fd(d), true) = (&mut entry.kind, entry.enabled) {
+            let registered = entry.registered();
+            if let (Kind::Fd(d), true) = (&mut entry.kind, registered) {
                 // Best effort: the descriptor closes right after anyway.
                 let _ = d.unregister(&mut inner.registrar(slot, reg_gen));
             }

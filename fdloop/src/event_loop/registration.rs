@@ -141,47 +141,75 @@ impl<S> Shared<S> {
         };
         let (mut entry, reg_gen) = entry;
         // Leave epoll before the descriptors close (when `entry` drops).
-        let res = match (&mut entry.kind, entry.enabled) {
+        let registered = entry.registered();
+        let res = match (&mut entry.kind, registered) {
             (Kind::Fd(d), true) => d.unregister(&mut self.registrar(id.slot, reg_gen)),
             _ => Ok(()),
         };
+        if entry.extra.is_some() {
+            // A pause's end or a rate limit's release, still scheduled.
+            self.timers.borrow_mut().cancel_wake(id.slot);
+        }
         self.slab.borrow_mut().release(id.slot);
         drop(entry);
         res.map_err(|e| Error::io("removing a source from epoll", e))
     }
 
     pub(super) fn set_enabled(&self, id: SourceId, on: bool) -> Result<()> {
+        self.change(id, Some(on), None)
+    }
+
+    /// Holds a source back (its rate limit was reached) or lets it go.
+    pub(super) fn set_held(&self, id: SourceId, held: bool) -> Result<()> {
+        self.change(id, None, Some(held))
+    }
+
+    /// Changes a source's enabled and held flags; a descriptor source joins
+    /// or leaves the epoll set when being registered (enabled and not held)
+    /// changes. If that fails, the flags stay as they were.
+    pub(super) fn change(
+        &self,
+        id: SourceId,
+        enable: Option<bool>,
+        hold: Option<bool>,
+    ) -> Result<()> {
         self.check_fork()?;
-        let (mut entry, reg_gen) = {
+        let (mut entry, reg_gen, on, flags) = {
             let mut slab = self.slab.borrow_mut();
             let s = slab.get(id).ok_or(Error::NoSuchSource(id))?;
-            match &mut s.state {
+            let (was, flags) = match &mut s.state {
                 SlotState::Busy(p) => {
-                    p.enable = Some(on);
+                    p.merge(enable, hold);
                     return Ok(());
                 }
                 SlotState::Ready(e) if e.is_busy() => {
-                    e.pending.enable = Some(on);
+                    e.pending.merge(enable, hold);
                     return Ok(());
                 }
-                SlotState::Ready(e) if e.enabled == on => return Ok(()),
-                SlotState::Ready(e) if !matches!(e.kind, Kind::Fd(_)) => {
-                    e.enabled = on;
-                    return Ok(());
+                SlotState::Ready(e) => {
+                    let flags = (enable.unwrap_or(e.enabled), hold.unwrap_or(e.held));
+                    let was = e.registered();
+                    if was == (flags.0 && !flags.1) || !matches!(e.kind, Kind::Fd(_)) {
+                        (e.enabled, e.held) = flags;
+                        drop(slab);
+                        return self.sync_wake(id);
+                    }
+                    (was, flags)
                 }
-                _ => {}
-            }
+                SlotState::Vacant => return Err(Error::NoSuchSource(id)),
+            };
             let SlotState::Ready(entry) =
                 std::mem::replace(&mut s.state, SlotState::Busy(Pending::default()))
             else {
                 return Err(Error::NoSuchSource(id));
             };
+            let on = !was;
             let reg_gen = if on {
                 slab.next_reg(id.slot)
             } else {
                 slab.slots[id.slot as usize].reg_gen
             };
-            (entry, reg_gen)
+            (entry, reg_gen, on, flags)
         };
         let mut r = self.registrar(id.slot, reg_gen);
         let res = match &mut entry.kind {
@@ -190,7 +218,7 @@ impl<S> Shared<S> {
             _ => Ok(()),
         };
         if res.is_ok() {
-            entry.enabled = on;
+            (entry.enabled, entry.held) = flags;
             notable!(debug, source = ?id, "source {}", if on { "resumed" } else { "paused" });
         }
         self.put_back(id, entry)?;
@@ -203,7 +231,8 @@ impl<S> Shared<S> {
                 },
                 e,
             )
-        })
+        })?;
+        self.sync_wake(id)
     }
 
     /// Returns a taken-out entry to its busy slot and applies what was
@@ -234,8 +263,8 @@ impl<S> Shared<S> {
         if pending.remove {
             return self.remove(id);
         }
-        if let Some(on) = pending.enable {
-            return self.set_enabled(id, on);
+        if pending.enable.is_some() || pending.hold.is_some() {
+            return self.change(id, pending.enable, pending.hold);
         }
         Ok(())
     }

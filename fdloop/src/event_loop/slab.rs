@@ -2,6 +2,7 @@
 //! deferred callback), its generations, and the operations requested while
 //! its source is busy running.
 
+use super::hold::Extra;
 use super::registration::Dispatch;
 use super::source::{Action, SourceId};
 use super::token;
@@ -18,10 +19,16 @@ pub(super) enum Kind<S> {
 
 pub(super) struct Entry<S> {
     pub(super) kind: Kind<S>,
+    /// Enabled by the user (the default), or disabled.
     pub(super) enabled: bool,
+    /// Held back by its rate limit (hold.rs). A descriptor source is in the
+    /// epoll set exactly when it is enabled and not held.
+    pub(super) held: bool,
     /// Operations requested while the dispatcher was out (`Kind::Out`);
     /// always empty otherwise.
     pub(super) pending: Pending,
+    /// A pause's end and a rate limit, for the few sources that have them.
+    pub(super) extra: Option<Box<Extra<S>>>,
 }
 
 impl<S> Entry<S> {
@@ -29,8 +36,21 @@ impl<S> Entry<S> {
         Entry {
             kind,
             enabled: true,
+            held: false,
             pending: Pending::default(),
+            extra: None,
         }
+    }
+
+    /// Whether the source's descriptors are in the epoll set (or, for a
+    /// running descriptor source, will be when it returns).
+    pub(super) fn registered(&self) -> bool {
+        self.enabled && !self.held
+    }
+
+    /// Whether this is a descriptor source (or a timer), running or not.
+    pub(super) fn is_fd(&self) -> bool {
+        matches!(self.kind, Kind::Fd(_) | Kind::Out)
     }
 
     /// Whether the dispatcher is out, running: operations on the entry are
@@ -45,12 +65,25 @@ impl<S> Entry<S> {
 pub(super) struct Pending {
     pub(super) remove: bool,
     pub(super) enable: Option<bool>,
+    /// Held back (its rate limit was reached by the dispatch that just
+    /// ended) or let go.
+    pub(super) hold: Option<bool>,
 }
 
 impl Pending {
     #[inline]
     pub(super) fn is_empty(self) -> bool {
-        !self.remove && self.enable.is_none()
+        !self.remove && self.enable.is_none() && self.hold.is_none()
+    }
+
+    /// Records a change of the enabled or held flag, the latest winning.
+    pub(super) fn merge(&mut self, enable: Option<bool>, hold: Option<bool>) {
+        if enable.is_some() {
+            self.enable = enable;
+        }
+        if hold.is_some() {
+            self.hold = hold;
+        }
     }
 }
 
@@ -70,9 +103,44 @@ pub(super) struct Slab<S> {
     pub(super) slots: Vec<Slot<S>>,
     pub(super) free: Vec<u32>,
     pub(super) live: usize,
+    /// Each slot's priority (lower runs first; 0 by default), apart from
+    /// the slots so a batch's ordering pass reads a dense array.
+    pub(super) prio: Vec<i32>,
+    /// Live slots whose priority is not 0: while there are none, batches
+    /// are dispatched in epoll's order with no ordering pass.
+    pub(super) prioritized: usize,
 }
 
 impl<S> Slab<S> {
+    pub(super) fn new() -> Slab<S> {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            prio: Vec::new(),
+            prioritized: 0,
+        }
+    }
+
+    /// Sets a live slot's priority.
+    pub(super) fn set_prio(&mut self, slot: u32, prio: i32) {
+        let i = slot as usize;
+        if self.prio.len() <= i {
+            self.prio.resize(i + 1, 0);
+        }
+        let old = std::mem::replace(&mut self.prio[i], prio);
+        match (old != 0, prio != 0) {
+            (false, true) => self.prioritized += 1,
+            (true, false) => self.prioritized -= 1,
+            _ => {}
+        }
+    }
+
+    /// A slot's priority.
+    pub(super) fn prio_of(&self, slot: u32) -> i32 {
+        self.prio.get(slot as usize).copied().unwrap_or(0)
+    }
+
     pub(super) fn get(&mut self, id: SourceId) -> Option<&mut Slot<S>> {
         self.slots
             .get_mut(id.slot as usize)
@@ -112,6 +180,7 @@ impl<S> Slab<S> {
         s.id_gen = s.id_gen.wrapping_add(1);
         self.live -= 1;
         self.free.push(slot);
+        self.set_prio(slot, 0);
     }
 
     /// Bumps the registration generation and returns it.

@@ -156,6 +156,10 @@ impl Waiter {
                     self.timerfd = None;
                     self.precision = MILLIS;
                 }
+                // Out of descriptors (or memory) for the timerfd: this wait
+                // goes in whole milliseconds, rounded up (never early); a
+                // later wait tries the timerfd again.
+                Err(e) if fallback::exhausted(&e) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -117,6 +117,16 @@ pub fn parts(e: &Event) -> (EventFlags, u64) {
     (e.flags, e.data.u64())
 }
 
+/// An event made by the loop itself (a due timer placed in a batch), in
+/// the form `epoll_wait` fills in.
+#[inline]
+pub fn event(flags: EventFlags, data: u64) -> Event {
+    Event {
+        flags,
+        data: EventData::new_u64(data),
+    }
+}
+
 // The raw calls above hand rustix `Event` buffers to the kernel as
 // `struct epoll_event`: their layouts must agree.
 const _: () = assert!(std::mem::size_of::<Event>() == std::mem::size_of::<libc::epoll_event>());

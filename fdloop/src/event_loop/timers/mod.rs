@@ -153,6 +153,9 @@ struct Meta {
     clock: u8,
     /// Scheduled with slack: in `slack_due` and `slack_latest`.
     slacked: bool,
+    /// The loop's own wake-up for the slot (the end of a pause or a rate
+    /// limit, see `event_loop/hold.rs`), not the source's timer.
+    wake: bool,
 }
 
 const NO_META: Meta = Meta {
@@ -163,6 +166,7 @@ const NO_META: Meta = Meta {
     reg_gen: 0,
     clock: 0,
     slacked: false,
+    wake: false,
 };
 
 /// The heaps' view of the slots' `Meta`: which position field a heap
@@ -208,6 +212,10 @@ struct Queue {
     /// The same timers by deadline + slack.
     slack_latest: Heap,
     fd: Option<OwnedFd>,
+    /// Creating the timerfd failed for want of a resource (`EMFILE`,
+    /// `ENFILE`, `ENOMEM`): this queue runs on the epoll timeout, as in
+    /// the fallback, and the next schedule tries the timerfd again.
+    no_fd: bool,
     /// When the timerfd is armed to fire (ns on the clock), if armed.
     armed_at: Option<u64>,
 }
@@ -248,6 +256,7 @@ impl Timers {
             slack_due: Heap::default(),
             slack_latest: Heap::default(),
             fd: None,
+            no_fd: false,
             armed_at: None,
         };
         Timers {
@@ -266,9 +275,46 @@ impl Timers {
         !self.clock_was_set && self.queues.iter().all(|q| q.live() == 0)
     }
 
-    /// Whether timers run on the epoll timeout instead of timerfds.
+    /// Whether timers run on the epoll timeout instead of timerfds (all of
+    /// them, or those of a clock whose timerfd could not be created for
+    /// want of descriptors).
     pub(crate) fn is_fallback(&self) -> bool {
-        self.fallback
+        self.fallback || self.queues.iter().any(|q| q.no_fd)
+    }
+
+    /// Schedules the loop's own wake-up for `slot` at `deadline` (ns on the
+    /// monotonic clock): see `event_loop/hold.rs`. Needs no new descriptor:
+    /// if the monotonic timerfd cannot be created, the epoll timeout
+    /// serves.
+    ///
+    /// # Errors
+    ///
+    /// As `schedule_gen`.
+    pub(crate) fn schedule_wake(
+        &mut self,
+        ep: BorrowedFd<'_>,
+        slot: u32,
+        reg_gen: u32,
+        deadline: u64,
+    ) -> io::Result<()> {
+        self.schedule_gen(ep, slot, reg_gen, Clock::Monotonic, deadline, 0)?;
+        if let Some(m) = self.meta.get_mut(slot as usize) {
+            m.wake = true;
+        }
+        Ok(())
+    }
+
+    /// Cancels `slot`'s schedule if it is the loop's wake-up (not the
+    /// source's own timer).
+    pub(crate) fn cancel_wake(&mut self, slot: u32) {
+        if self.is_wake(slot) {
+            let _ = self.cancel(slot);
+        }
+    }
+
+    /// Whether `slot`'s last schedule was the loop's wake-up.
+    pub(crate) fn is_wake(&self, slot: u32) -> bool {
+        self.meta.get(slot as usize).is_some_and(|m| m.wake)
     }
 
     /// Schedules `slot` at `deadline` (ns on `clock`), replacing any earlier
@@ -310,7 +356,23 @@ impl Timers {
     ) -> io::Result<()> {
         let qi = clock_index(clock);
         if !self.fallback && self.queues[qi].fd.is_none() {
-            self.open_timerfd(ep, qi)?;
+            match self.open_timerfd(ep, qi) {
+                Ok(()) => self.queues[qi].no_fd = false,
+                // Out of descriptors (or memory): the timer still runs,
+                // on the epoll timeout, until a later schedule gets the
+                // timerfd. A loop that must pause under EMFILE can.
+                Err(e) if crate::fallback::exhausted(&e) => {
+                    if !self.queues[qi].no_fd {
+                        crate::trace::notable!(
+                            warn,
+                            error = %e,
+                            "no timerfd for now: this clock's timers run on the epoll timeout"
+                        );
+                    }
+                    self.queues[qi].no_fd = true;
+                }
+                Err(e) => return Err(e),
+            }
         }
         let i = slot as usize;
         if self.meta.len() <= i {
@@ -321,6 +383,7 @@ impl Timers {
         if m.seq != 0 && m.clock as usize == qi && m.slacked == slacked {
             self.rekey(slot, deadline, Some(slack));
             self.meta[i].reg_gen = reg_gen;
+            self.meta[i].wake = false;
             return Ok(());
         }
         let _ = self.cancel(slot);
@@ -333,6 +396,7 @@ impl Timers {
             reg_gen,
             clock: qi as u8,
             slacked,
+            wake: false,
         };
         let q = &mut self.queues[qi];
         let meta = &mut self.meta;
@@ -538,11 +602,14 @@ impl Timers {
 
     /// Fallback mode: how long the loop may wait before a timer must run.
     pub(crate) fn fallback_timeout(&mut self) -> Option<Duration> {
-        if !self.fallback {
+        if !self.is_fallback() {
             return None;
         }
         let mut best: Option<u64> = None;
         for (qi, clock) in CLOCKS.into_iter().enumerate() {
+            if !self.fallback && !self.queues[qi].no_fd {
+                continue;
+            }
             if let Some(next) = self.next_fire(qi) {
                 let wait = next.saturating_sub(sys::timerfd::now_ns(clock));
                 best = Some(best.map_or(wait, |b| b.min(wait)));
