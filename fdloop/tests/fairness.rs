@@ -146,3 +146,339 @@ fn flooded_channel_does_not_starve_timer_or_socket() {
     assert!(rtts.len() > 100, "the echo kept answering: {}", rtts.len());
     assert_eq!(st.echoed, rtts.len() as u64);
 }
+
+/// An eventfd that stays readable (counter 1, never read): a source that
+/// is ready on every iteration.
+fn always_ready() -> Io<fdloop::EventFd> {
+    Io::new(
+        fdloop::EventFd::new(1).unwrap(),
+        Interest::READABLE,
+        Mode::Level,
+    )
+}
+
+type Log = Vec<(i32, u32)>;
+
+#[test]
+fn ready_sources_run_in_priority_order_timers_included() {
+    let mut ev: EventLoop<Log> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let prios = [5, -3, 0, 5, i32::MIN, 2, -3, i32::MAX, 0, 1];
+    for (i, &p) in prios.iter().enumerate() {
+        h.insert_with_priority(always_ready(), p, move |_, _, log: &mut Log| {
+            log.push((p, i as u32));
+            Action::Continue
+        })
+        .unwrap();
+    }
+    // Two timers due in the same batch, at priorities between the
+    // descriptors'.
+    for (k, p) in [(100u32, 1), (101, -4)] {
+        h.insert_with_priority(Timer::after(Duration::ZERO), p, move |_, _, log: &mut Log| {
+            log.push((p, k));
+            Action::Continue
+        })
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(2));
+    let mut log = Log::new();
+    // The first iteration arms the timers; run until both fired.
+    while log.iter().filter(|e| e.1 >= 100).count() < 2 {
+        log.clear();
+        ev.run_once(&mut log, Some(Duration::from_millis(100)))
+            .unwrap();
+    }
+    let got: Vec<i32> = log.iter().map(|e| e.0).collect();
+    let mut sorted = got.clone();
+    sorted.sort();
+    assert_eq!(got, sorted, "dispatched out of priority order: {log:?}");
+    assert_eq!(log.len(), prios.len() + 2, "{log:?}");
+    // Equal priorities keep epoll's order, the same on every iteration.
+    log.clear();
+    ev.dispatch_pending(&mut log).unwrap();
+    let first: Log = log.clone();
+    log.clear();
+    ev.dispatch_pending(&mut log).unwrap();
+    assert_eq!(log, first);
+}
+
+#[test]
+fn priority_can_change_and_stale_ids_are_refused() {
+    let mut ev: EventLoop<Log> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let a = h
+        .insert(always_ready(), |_, _, log: &mut Log| {
+            log.push((0, 0));
+            Action::Continue
+        })
+        .unwrap();
+    let b = h
+        .insert(always_ready(), |_, _, log: &mut Log| {
+            log.push((0, 1));
+            Action::Continue
+        })
+        .unwrap();
+    let mut log = Log::new();
+    for (pa, pb, want) in [(1, 0, [1, 0]), (0, 1, [0, 1]), (-1, -2, [1, 0])] {
+        h.set_priority(a, pa).unwrap();
+        h.set_priority(b, pb).unwrap();
+        assert_eq!(h.priority(a).unwrap(), pa);
+        log.clear();
+        ev.dispatch_pending(&mut log).unwrap();
+        let order: Vec<u32> = log.iter().map(|e| e.1).collect();
+        assert_eq!(order, want);
+    }
+    ev.remove(a).unwrap();
+    assert!(matches!(
+        h.set_priority(a, 3),
+        Err(fdloop::Error::NoSuchSource(_))
+    ));
+    // A new source in the reused slot starts at the default.
+    let c = h.insert(always_ready(), |_, _, _| Action::Continue).unwrap();
+    assert_eq!(h.priority(c).unwrap(), 0);
+}
+
+#[test]
+fn idle_callbacks_run_only_when_nothing_is_ready() {
+    let mut ev: EventLoop<(u32, u32)> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let busy = h
+        .insert(always_ready(), |_, _, st: &mut (u32, u32)| {
+            st.0 += 1;
+            Action::Continue
+        })
+        .unwrap();
+    h.insert_idle(|st: &mut (u32, u32)| {
+        st.1 += 1;
+        Action::Continue
+    })
+    .unwrap();
+    let mut st = (0, 0);
+    for _ in 0..10 {
+        ev.run_once(&mut st, Some(Duration::from_millis(50)))
+            .unwrap();
+    }
+    assert_eq!(st, (10, 0), "the idle callback ran while a source was ready");
+    h.disable(busy).unwrap();
+    ev.run_once(&mut st, Some(Duration::from_millis(1))).unwrap();
+    assert_eq!(st, (10, 1));
+}
+
+#[derive(Default)]
+struct Limited {
+    /// Dispatch times since start.
+    hits: Vec<Duration>,
+    /// (entered?, when)
+    changes: Vec<(bool, Duration)>,
+}
+
+/// Runs `ev` for `d` with short waits.
+fn run_for<S>(ev: &mut EventLoop<S>, st: &mut S, d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        ev.run_once(st, Some(Duration::from_millis(2))).unwrap();
+    }
+}
+
+#[test]
+fn rate_limit_allows_exactly_burst_per_interval_and_always_resumes() {
+    let mut ev: EventLoop<Limited> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let t0 = Instant::now();
+    let id = h
+        .insert(always_ready(), move |_, _, st: &mut Limited| {
+            st.hits.push(t0.elapsed());
+            Action::Continue
+        })
+        .unwrap();
+    let interval = Duration::from_millis(40);
+    h.set_rate_limit_with(id, interval, 7, move |_, entered, st: &mut Limited| {
+        st.changes.push((entered, t0.elapsed()));
+    })
+    .unwrap();
+    let mut st = Limited::default();
+    run_for(&mut ev, &mut st, Duration::from_millis(300));
+    // Entered and left alternately, starting with "entered".
+    assert!(st.changes.len() >= 8, "{:?}", st.changes);
+    for (i, c) in st.changes.iter().enumerate() {
+        assert_eq!(c.0, i % 2 == 0, "{:?}", st.changes);
+    }
+    // Between a release and the next hold: exactly `burst` dispatches,
+    // and the hold lasts until its interval ends.
+    let windows: Vec<Duration> = std::iter::once(Duration::ZERO)
+        .chain(st.changes.iter().filter(|c| !c.0).map(|c| c.1))
+        .collect();
+    for w in windows.windows(2) {
+        let n = st.hits.iter().filter(|&&t| t >= w[0] && t < w[1]).count();
+        assert_eq!(n, 7, "dispatches in window {w:?}");
+        assert!(w[1] - w[0] >= interval, "window {w:?} shorter than the interval");
+    }
+    assert!(!h.is_rate_limited(id).unwrap() || st.changes.len() % 2 == 1);
+}
+
+#[test]
+fn a_limited_source_comes_back_after_disable_and_enable_meanwhile() {
+    let mut ev: EventLoop<Limited> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let t0 = Instant::now();
+    let id = h
+        .insert(always_ready(), move |_, _, st: &mut Limited| {
+            st.hits.push(t0.elapsed());
+            Action::Continue
+        })
+        .unwrap();
+    h.set_rate_limit(id, Duration::from_millis(30), 2).unwrap();
+    let mut st = Limited::default();
+    ev.dispatch_pending(&mut st).unwrap();
+    ev.dispatch_pending(&mut st).unwrap();
+    assert_eq!(st.hits.len(), 2);
+    assert!(h.is_rate_limited(id).unwrap());
+    // Disabled and enabled again while limited: still held ...
+    h.disable(id).unwrap();
+    h.enable(id).unwrap();
+    ev.dispatch_pending(&mut st).unwrap();
+    assert_eq!(st.hits.len(), 2, "dispatched while limited");
+    // ... and back when the interval ends.
+    run_for(&mut ev, &mut st, Duration::from_millis(45));
+    assert!(st.hits.len() >= 3, "stuck in the limited state");
+    assert!(st.hits[2] >= Duration::from_millis(30));
+}
+
+#[test]
+fn a_source_disabled_while_limited_stays_disabled_and_resumes_when_enabled() {
+    let mut ev: EventLoop<Limited> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let t0 = Instant::now();
+    let id = h
+        .insert(always_ready(), move |_, _, st: &mut Limited| {
+            st.hits.push(t0.elapsed());
+            Action::Continue
+        })
+        .unwrap();
+    h.set_rate_limit(id, Duration::from_millis(20), 1).unwrap();
+    let mut st = Limited::default();
+    ev.dispatch_pending(&mut st).unwrap();
+    assert!(h.is_rate_limited(id).unwrap());
+    h.disable(id).unwrap();
+    run_for(&mut ev, &mut st, Duration::from_millis(40));
+    assert_eq!(st.hits.len(), 1, "a disabled source was dispatched");
+    assert!(!h.is_rate_limited(id).unwrap(), "the hold ended");
+    h.enable(id).unwrap();
+    ev.dispatch_pending(&mut st).unwrap();
+    assert_eq!(st.hits.len(), 2);
+}
+
+#[test]
+fn an_interval_that_ends_during_a_long_callback_does_not_hold() {
+    let mut ev: EventLoop<Limited> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let t0 = Instant::now();
+    let id = h
+        .insert(always_ready(), move |_, _, st: &mut Limited| {
+            st.hits.push(t0.elapsed());
+            if st.hits.len() == 2 {
+                // Outlasts the interval.
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            Action::Continue
+        })
+        .unwrap();
+    h.set_rate_limit(id, Duration::from_millis(20), 2).unwrap();
+    let mut st = Limited::default();
+    ev.dispatch_pending(&mut st).unwrap();
+    ev.dispatch_pending(&mut st).unwrap();
+    assert!(!h.is_rate_limited(id).unwrap(), "held for an interval already over");
+    ev.dispatch_pending(&mut st).unwrap();
+    assert_eq!(st.hits.len(), 3);
+}
+
+#[test]
+fn a_rate_limited_periodic_timer_keeps_its_grid_and_comes_back() {
+    let mut ev: EventLoop<Limited> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let t0 = Instant::now();
+    let id = h
+        .insert(Timer::every(Duration::from_millis(2)), move |_, _, st: &mut Limited| {
+            st.hits.push(t0.elapsed());
+            Action::Continue
+        })
+        .unwrap();
+    h.set_rate_limit(id, Duration::from_millis(30), 3).unwrap();
+    let mut st = Limited::default();
+    run_for(&mut ev, &mut st, Duration::from_millis(100));
+    // 3 per 30 ms window: 3 windows started in 100 ms, maybe a 4th.
+    assert!((9..=12).contains(&st.hits.len()), "{:?}", st.hits);
+    h.clear_rate_limit(id).unwrap();
+    let before = st.hits.len();
+    run_for(&mut ev, &mut st, Duration::from_millis(40));
+    assert!(st.hits.len() - before >= 10, "unlimited again");
+}
+
+#[test]
+fn disable_for_pauses_then_resumes_and_explicit_calls_override_it() {
+    let mut ev: EventLoop<Limited> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let t0 = Instant::now();
+    let id = h
+        .insert(always_ready(), move |_, _, st: &mut Limited| {
+            st.hits.push(t0.elapsed());
+            Action::Continue
+        })
+        .unwrap();
+    let mut st = Limited::default();
+    h.disable_for(id, Duration::from_millis(20)).unwrap();
+    run_for(&mut ev, &mut st, Duration::from_millis(10));
+    assert!(st.hits.is_empty());
+    run_for(&mut ev, &mut st, Duration::from_millis(20));
+    assert!(!st.hits.is_empty() && st.hits[0] >= Duration::from_millis(20));
+    // A plain disable cancels a pending resumption.
+    h.disable_for(id, Duration::from_millis(5)).unwrap();
+    h.disable(id).unwrap();
+    st.hits.clear();
+    run_for(&mut ev, &mut st, Duration::from_millis(20));
+    assert!(st.hits.is_empty(), "a cancelled pause resumed the source");
+    // A removed source's pending resumption is forgotten.
+    h.remove(id).unwrap();
+    let id2 = h
+        .insert(always_ready(), move |_, _, st: &mut Limited| {
+            st.changes.push((true, t0.elapsed()));
+            Action::Continue
+        })
+        .unwrap();
+    h.disable_for(id2, Duration::from_millis(15)).unwrap();
+    ev.remove(id2).unwrap();
+    run_for(&mut ev, &mut st, Duration::from_millis(25));
+    assert!(st.changes.is_empty(), "a removed source's pause fired");
+    // Idle and deferred callbacks cannot be paused.
+    let d = h.defer(|_| {}).unwrap();
+    assert!(matches!(
+        h.disable_for(d, Duration::from_millis(1)),
+        Err(fdloop::Error::NotApplicable(_))
+    ));
+}
+
+#[test]
+fn a_source_pauses_itself_from_its_callback() {
+    let mut ev: EventLoop<Vec<Duration>> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let t0 = Instant::now();
+    let me = std::rc::Rc::new(std::cell::Cell::new(None));
+    let me2 = me.clone();
+    let h2 = h.clone();
+    let id = h
+        .insert(always_ready(), move |_, _, hits: &mut Vec<Duration>| {
+            hits.push(t0.elapsed());
+            if let Some(id) = me2.get() {
+                h2.disable_for(id, Duration::from_millis(10)).unwrap();
+            }
+            Action::Continue
+        })
+        .unwrap();
+    me.set(Some(id));
+    let mut hits = Vec::new();
+    run_for(&mut ev, &mut hits, Duration::from_millis(55));
+    assert!((2..=6).contains(&hits.len()), "{hits:?}");
+    for w in hits.windows(2) {
+        assert!(w[1] - w[0] >= Duration::from_millis(10), "{hits:?}");
+    }
+}

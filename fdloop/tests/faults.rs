@@ -52,6 +52,7 @@ fn scenario_child() {
     }
     match s.as_str() {
         "emfile" => child_emfile(),
+        "emfile_pause" => child_emfile_pause(),
         "fork" => child_fork(),
         "cloexec" => child_cloexec(),
         other => panic!("unknown scenario {other}"),
@@ -391,6 +392,78 @@ fn child_emfile() {
     println!("loop_after=ok");
 }
 
+/// With no descriptor left at all, the loop still pauses a source for a
+/// while (`disable_for`), inserts timers on the clock it already uses and
+/// on a clock it has never used (the epoll timeout serves), and keeps
+/// sub-millisecond run_once timeouts: none of it needs a new descriptor.
+fn child_emfile_pause() {
+    let mut ev: EventLoop<Vec<&'static str>> = EventLoop::new().unwrap();
+    // The loop has its monotonic timerfd (a first timer made it).
+    ev.insert(Timer::after(Duration::from_micros(10)), |_, _, log: &mut Vec<&'static str>| {
+        log.push("warm");
+        Action::Continue
+    })
+    .unwrap();
+    let (ph, ping) = Ping::new().unwrap();
+    let pid = ev
+        .insert(ping, |(), _, log: &mut Vec<&'static str>| {
+            log.push("ping");
+            Action::Continue
+        })
+        .unwrap();
+    let mut log = Vec::new();
+    while log.is_empty() {
+        ev.run_once(&mut log, Some(Duration::from_millis(100))).unwrap();
+    }
+    let baseline = util::open_fds();
+    // No free descriptor number below the limit.
+    let taken: HashSet<i32> = baseline.iter().map(|f| f.0).collect();
+    let limit = (0..).find(|n| !taken.contains(n)).unwrap();
+    let old = util::set_soft_nofile_limit(limit as u64);
+    assert_eq!(
+        Ping::new().unwrap_err().raw_os_error(),
+        Some(libc::EMFILE),
+        "descriptors are exhausted"
+    );
+    // Pause the ping for 30 ms, and ping it at once: nothing until then.
+    let start = Instant::now();
+    ev.handle()
+        .disable_for(pid, Duration::from_millis(30))
+        .unwrap();
+    ph.ping().unwrap();
+    ev.insert(Timer::after(Duration::from_millis(5)), |_, _, log: &mut Vec<&'static str>| {
+        log.push("mono");
+        Action::Continue
+    })
+    .unwrap();
+    ev.insert(
+        Timer::after(Duration::from_millis(10)).clock(Clock::Boottime),
+        |_, _, log: &mut Vec<&'static str>| {
+            log.push("boot");
+            Action::Continue
+        },
+    )
+    .unwrap();
+    log.clear();
+    let mut ping_at = None;
+    while ping_at.is_none() {
+        assert!(start.elapsed() < Duration::from_secs(5), "stalled: {log:?}");
+        let t = Instant::now();
+        ev.run_once(&mut log, Some(Duration::from_micros(300))).unwrap();
+        assert!(t.elapsed() >= Duration::from_micros(300) || !log.is_empty() || ev.len() < 3);
+        if log.contains(&"ping") {
+            ping_at = Some(start.elapsed());
+        }
+    }
+    let ping_at = ping_at.unwrap();
+    util::set_soft_nofile_limit(old);
+    assert_eq!(util::open_fds(), baseline, "a descriptor was created");
+    assert_eq!(log, ["mono", "boot", "ping"], "order of events");
+    assert!(ping_at >= Duration::from_millis(30), "resumed early: {ping_at:?}");
+    println!("paused_for={ping_at:?}");
+    println!("emfile_pause=ok");
+}
+
 /// A child that lives long enough; its output does not hold the
 /// scenario's pipes open should the scenario fail before killing it.
 fn spawn_sleeper() -> std::process::Child {
@@ -722,6 +795,13 @@ fn emfile_is_typed_leaks_nothing_and_the_loop_keeps_working() {
     eprintln!("{}", value(&out, "first_ok"));
     assert!(value(&out, "emfile_errors").parse::<u32>().unwrap() >= 11);
     assert_eq!(value(&out, "loop_after"), "ok");
+}
+
+#[test]
+fn under_emfile_a_pause_and_new_timers_need_no_descriptor() {
+    let out = run("emfile_pause");
+    eprintln!("paused_for={}", value(&out, "paused_for"));
+    assert_eq!(value(&out, "emfile_pause"), "ok");
 }
 
 #[test]
