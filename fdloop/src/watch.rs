@@ -545,7 +545,13 @@ pub struct Watch {
     buf: Vec<u8>,
     /// Events read but not yet delivered (a callback stopped the batch).
     pending: VecDeque<WatchEvent>,
+    /// The most events one loop iteration delivers.
+    batch: usize,
 }
+
+/// The most events one loop iteration delivers unless
+/// [`Watch::set_batch_limit`] says otherwise.
+pub const DEFAULT_BATCH: usize = 64;
 
 impl Watch {
     /// A new inotify instance, close-on-exec and non-blocking, watching
@@ -570,7 +576,25 @@ impl Watch {
             watches: HashMap::new(),
             buf: vec![0; BUF_SIZE.max(sys::inotify::MAX_RECORD)],
             pending: VecDeque::new(),
+            batch: DEFAULT_BATCH,
         })
+    }
+
+    /// Sets how many events the loop callback gets per iteration before
+    /// other sources run (at least 1; default [`DEFAULT_BATCH`]). One read
+    /// can bring hundreds; the rest wait in the watch and are delivered on
+    /// the next iteration, with no wake-up system call
+    /// ([`Registrar::dispatch_again`](crate::Registrar::dispatch_again)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut w = fdloop::watch::Watch::new()?;
+    /// w.set_batch_limit(16);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_batch_limit(&mut self, n: usize) {
+        self.batch = n.max(1);
     }
 
     /// Starts watching `path` for the events in `mask` (a directory: also
@@ -796,7 +820,9 @@ fn decode(
 /// batch is kept and delivered first on the next wake-up (after a
 /// [`Action::Disable`], that is when new events arrive; or call
 /// [`Watch::read_events`]). If the callback panics, the rest of the batch is
-/// delivered by the next `run_once`. While a batch is delivered, its
+/// delivered by the next `run_once`. An iteration delivers at most the
+/// batch limit ([`Watch::set_batch_limit`]); the rest come on the next
+/// iteration, after the other ready sources. While a batch is delivered, its
 /// undelivered events are what [`Watch::read_events`] returns first.
 impl Source for Watch {
     type Event = WatchEvent;
@@ -808,7 +834,7 @@ impl Source for Watch {
         &mut self,
         _ready: Readiness,
         _sub: u8,
-        _r: &mut Registrar<'_>,
+        r: &mut Registrar<'_>,
         callback: &mut dyn FnMut(WatchEvent, &mut Watch) -> Action,
     ) -> io::Result<Action> {
         if self.pending.is_empty() {
@@ -818,11 +844,18 @@ impl Source for Watch {
         // The batch waits in `pending` while it is delivered, so whatever
         // ends the delivery early — an action other than `Continue`, or a
         // panic — leaves the rest there, delivered first next time.
-        while let Some(ev) = self.pending.pop_front() {
+        for _ in 0..self.batch {
+            let Some(ev) = self.pending.pop_front() else {
+                return Ok(Action::Continue);
+            };
             match callback(ev, self) {
                 Action::Continue => {}
                 other => return Ok(other),
             }
+        }
+        if !self.pending.is_empty() {
+            // The batch limit: the rest on the next iteration.
+            r.dispatch_again();
         }
         Ok(Action::Continue)
     }

@@ -482,3 +482,42 @@ fn a_source_pauses_itself_from_its_callback() {
         assert!(w[1] - w[0] >= Duration::from_millis(10), "{hits:?}");
     }
 }
+
+/// A watch that read many events at once hands them over a batch per
+/// iteration, letting a ready socket run in between, with no wake-up.
+#[test]
+fn a_watch_delivers_a_batch_per_iteration_then_yields() {
+    use fdloop::watch::{Watch, WatchMask};
+    let dir = util::TempDir::new("fairness-watch");
+    let mut w = Watch::new().unwrap();
+    w.add(dir.path(), WatchMask::CREATE).unwrap();
+    w.set_batch_limit(10);
+    for i in 0..45 {
+        std::fs::write(dir.path().join(format!("f{i}")), b"").unwrap();
+    }
+    let mut ev: EventLoop<Vec<&'static str>> = EventLoop::new().unwrap();
+    ev.insert(w, |_, _, log: &mut Vec<&'static str>| {
+        log.push("w");
+        Action::Continue
+    })
+    .unwrap();
+    ev.insert(always_ready(), |_, _, log: &mut Vec<&'static str>| {
+        log.push("s");
+        Action::Continue
+    })
+    .unwrap();
+    let remote = ev.remote();
+    let writes = remote.writes();
+    let mut per_iter = Vec::new();
+    let mut log = Vec::new();
+    for _ in 0..8 {
+        log.clear();
+        ev.run_once(&mut log, Some(Duration::from_millis(100)))
+            .unwrap();
+        per_iter.push(log.iter().filter(|&&e| e == "w").count());
+        assert!(log.contains(&"s"), "the socket waited: {log:?}");
+    }
+    assert_eq!(per_iter.iter().sum::<usize>(), 45, "{per_iter:?}");
+    assert!(per_iter.iter().all(|&n| n <= 10), "{per_iter:?}");
+    assert_eq!(remote.writes(), writes, "a wake-up write");
+}

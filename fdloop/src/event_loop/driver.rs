@@ -53,6 +53,10 @@ pub(super) struct Driver {
     /// The loop's own wake-ups found due, (slot, registration generation),
     /// not yet handled: pauses and rate limits to end (hold.rs).
     pub(super) wakes: Vec<(u32, u32)>,
+    /// Sources that asked to be dispatched again on the next iteration
+    /// ([`Registrar::dispatch_again`](crate::Registrar::dispatch_again)):
+    /// that iteration only polls, and adds them to its batch.
+    pub(super) again: Vec<(u32, u32, u8)>,
 }
 
 pub(super) const INITIAL_EVENTS: usize = 256;
@@ -73,7 +77,7 @@ impl Driver {
         timeout: Option<Duration>,
         stay_awake: bool,
     ) -> Result<usize> {
-        if self.has_leftovers() || inner.has_chores() {
+        if self.has_leftovers() || inner.has_chores() || !self.again.is_empty() {
             return self.iterate_full(inner, state, timeout, stay_awake);
         }
         if timeout != Some(Duration::ZERO)
@@ -150,7 +154,7 @@ impl Driver {
         }
         let mut ran = self.run_defers(inner, state);
         let mut timeout = timeout;
-        if ran > 0 || self.stop_pending(inner) {
+        if ran > 0 || self.stop_pending(inner) || !self.again.is_empty() {
             timeout = Some(Duration::ZERO);
         }
         if ran > 0 || !inner.idles.borrow().is_empty() || !inner.timers.borrow().is_idle() {
@@ -274,7 +278,8 @@ impl Driver {
         while let Some(&(slot, reg_gen, sub)) = self.targets.get(self.target_cursor) {
             self.target_cursor += 1;
             let data = token::encode(slot, reg_gen, sub);
-            if Self::dispatch_one(&mut self.targets, inner, EventFlags::empty(), data, state)? {
+            let (targets, again) = (&mut self.targets, &mut self.again);
+            if Self::dispatch_one(targets, again, inner, EventFlags::empty(), data, state)? {
                 ran += 1;
             }
         }
@@ -334,6 +339,7 @@ impl Driver {
                 remaining = Some(d - now);
             }
         };
+        self.take_again();
         let end = sys::timerfd::coarse_ns();
         self.stats.add_blocked(start, end);
         // The internal timer firing is the timeout, not a wake-up: a batch
@@ -363,7 +369,27 @@ impl Driver {
             }
         };
         self.grow_if_full(n);
+        self.take_again();
         Ok(())
+    }
+
+    /// Adds the sources that asked to be dispatched again to the fresh
+    /// batch, as events with no readiness.
+    #[inline(always)]
+    fn take_again(&mut self) {
+        if !self.again.is_empty() {
+            self.add_again();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn add_again(&mut self) {
+        let none = EventFlags::empty();
+        for (slot, reg_gen, sub) in self.again.drain(..) {
+            let data = token::encode(slot, reg_gen, sub);
+            self.events.push(sys::epoll::event(none, data));
+        }
     }
 
     #[inline]
@@ -405,7 +431,8 @@ impl Driver {
             let (flags, data) = sys::epoll::parts(ev);
             self.cursor += 1;
             if data < token::INTERNAL_MIN {
-                match Self::dispatch_one(&mut self.targets, inner, flags, data, state) {
+                let (targets, again) = (&mut self.targets, &mut self.again);
+                match Self::dispatch_one(targets, again, inner, flags, data, state) {
                     Ok(true) => ran += 1,
                     Ok(false) => {}
                     Err(e) => break Err(e),
@@ -452,6 +479,7 @@ impl Driver {
     #[inline(always)]
     pub(super) fn dispatch_one<S>(
         targets: &mut Vec<(u32, u32, u8)>,
+        again: &mut Vec<(u32, u32, u8)>,
         inner: &Shared<S>,
         flags: EventFlags,
         data: u64,
@@ -474,6 +502,9 @@ impl Driver {
             Some(d) => d.dispatch(Readiness::from_flags(flags), sub, &mut r, state),
             None => Ok(Action::Continue),
         };
+        if r.again {
+            again.push((slot, reg_gen, sub));
+        }
         let pending = match guard.d.take() {
             Some(d) => inner.restore_fd(slot, d),
             None => Pending::default(),

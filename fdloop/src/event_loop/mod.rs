@@ -207,6 +207,7 @@ impl<S: 'static> EventLoop<S> {
                 order_keys: Vec::new(),
                 order_tmp: Vec::new(),
                 wakes: Vec::new(),
+                again: Vec::new(),
             },
         })
     }

@@ -52,6 +52,7 @@ impl<S> Shared<S> {
             slot,
             reg_gen,
             timers: &self.timers,
+            again: false,
         }
     }
 }

@@ -250,6 +250,8 @@ pub struct Registrar<'a> {
     pub(crate) slot: u32,
     pub(crate) reg_gen: u32,
     pub(crate) timers: &'a RefCell<Timers>,
+    /// Set by [`dispatch_again`](Registrar::dispatch_again).
+    pub(crate) again: bool,
 }
 
 impl fmt::Debug for Registrar<'_> {
@@ -291,6 +293,66 @@ impl Registrar<'_> {
     /// scheduled under this registration.
     pub(crate) fn timer_deadline(&self) -> Option<(u64, bool)> {
         self.timers.borrow().deadline_of(self.slot, self.reg_gen)
+    }
+
+    /// From [`Source::process`]: asks the loop to call `process` again on
+    /// its next iteration — with an empty [`Readiness`] and the same `sub` —
+    /// whether or not the descriptor is ready then. For a source that
+    /// stopped at its per-iteration batch limit with items it had already
+    /// read (an inotify buffer, say): the rest is delivered next time,
+    /// after the other ready sources had their turn, with no wake-up
+    /// system call (the next iteration only polls, it does not block).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::VecDeque;
+    /// use std::io;
+    /// use fdloop::{Action, EventLoop, Readiness, Registrar, Source};
+    ///
+    /// /// Hands out its items two per iteration.
+    /// struct Items(VecDeque<u32>);
+    ///
+    /// impl Source for Items {
+    ///     type Event = u32;
+    ///     type Metadata = ();
+    ///     fn register(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
+    ///         r.dispatch_again(); // nothing to watch: start on the next iteration
+    ///         Ok(())
+    ///     }
+    ///     fn unregister(&mut self, _: &mut Registrar<'_>) -> io::Result<()> {
+    ///         Ok(())
+    ///     }
+    ///     fn process(
+    ///         &mut self,
+    ///         _: Readiness,
+    ///         _: u8,
+    ///         r: &mut Registrar<'_>,
+    ///         cb: &mut dyn FnMut(u32, &mut ()) -> Action,
+    ///     ) -> io::Result<Action> {
+    ///         for _ in 0..2 {
+    ///             let Some(i) = self.0.pop_front() else { return Ok(Action::Remove) };
+    ///             cb(i, &mut ());
+    ///         }
+    ///         r.dispatch_again();
+    ///         Ok(Action::Continue)
+    ///     }
+    /// }
+    ///
+    /// let mut ev: EventLoop<Vec<u32>> = EventLoop::new()?;
+    /// ev.insert(Items((0..5).collect()), |i, _, got: &mut Vec<u32>| {
+    ///     got.push(i);
+    ///     Action::Continue
+    /// })?;
+    /// let mut got = Vec::new();
+    /// ev.dispatch_pending(&mut got)?;
+    /// assert_eq!(got, [0, 1]);
+    /// ev.dispatch_pending(&mut got)?;
+    /// assert_eq!(got, [0, 1, 2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn dispatch_again(&mut self) {
+        self.again = true;
     }
 
     /// Adds `fd` to the epoll set (`EPOLL_CTL_ADD`) under sub-index `sub`.

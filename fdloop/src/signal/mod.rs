@@ -97,7 +97,7 @@ mod source;
 pub use audit::{unblocked_threads, UnblockedThread, UnblockedThreads};
 pub use mask::{block, is_blocked, unblock, unblock_in_child, SignalMask};
 pub use number::Signal;
-pub use source::{SignalInfo, Signals};
+pub use source::{SignalInfo, Signals, DEFAULT_BATCH};
 
 #[cfg(not(loom))]
 const _: () = {

@@ -182,10 +182,13 @@ pub struct Signals {
     owner: ThreadId,
     check_threads: bool,
     fork_gen: u64,
+    /// The most records one loop iteration delivers.
+    batch: usize,
 }
 
-/// The most records one loop wake delivers.
-const BATCH: usize = 32;
+/// The most signals one loop iteration delivers unless
+/// [`Signals::set_batch_limit`] says otherwise.
+pub const DEFAULT_BATCH: usize = 32;
 
 impl Signals {
     /// A signalfd reading `signals`; blocks them in the calling thread.
@@ -221,6 +224,7 @@ impl Signals {
                 owner: thread::current().id(),
                 check_threads: true,
                 fork_gen,
+                batch: DEFAULT_BATCH,
             }),
             Err(e) => {
                 if changed != 0 {
@@ -325,6 +329,22 @@ impl Signals {
             sys::signalfd::thread_unblock(bit)?;
         }
         Ok(())
+    }
+
+    /// Sets how many signals the loop callback gets per iteration before
+    /// other sources run (at least 1; default [`DEFAULT_BATCH`]). The rest
+    /// stay queued in the kernel and come on the next iteration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fdloop::signal::{Signal, Signals};
+    /// let mut s = Signals::new(&[Signal::USR1])?;
+    /// s.set_batch_limit(8);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_batch_limit(&mut self, n: usize) {
+        self.batch = n.max(1);
     }
 
     /// The watched signals, in numeric order.
@@ -547,7 +567,9 @@ impl Source for Signals {
     ) -> io::Result<Action> {
         // One record per read: a callback that stops the source early
         // leaves the rest pending in the kernel, not lost in a buffer.
-        for _ in 0..BATCH {
+        // The rest stay pending in the kernel: the descriptor stays
+        // readable, so the next iteration delivers them.
+        for _ in 0..self.batch {
             let Some(info) = self.try_read()? else {
                 break;
             };
