@@ -154,14 +154,13 @@ impl<S: 'static> LoopHandle<S> {
     /// # Examples
     ///
     /// ```
-    /// use std::os::unix::net::UnixDatagram;
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::os::unix::net::{SocketAddr, UnixDatagram};
     /// use std::time::Duration;
     /// use fdloop::systemd::SystemdNotifier;
     ///
     /// let name = format!("@fdloop-doc-watchdog-{}", std::process::id());
-    /// let manager = UnixDatagram::bind_addr(
-    ///     &std::os::unix::net::SocketAddr::from_abstract_name(&name.as_bytes()[1..])?,
-    /// )?;
+    /// let manager = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(&name[1..])?)?;
     /// let notifier = SystemdNotifier::connect(&name)?;
     /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
     /// let id = ev.handle().insert_systemd_watchdog(&notifier, Duration::from_millis(20))?;
