@@ -38,6 +38,9 @@
 //! * [`signal`] — signals through signalfd, with the thread-mask checks
 //!   that make it safe; [`process`] — child exits through pidfd (SIGCHLD
 //!   fallback that never reaps others' children); [`watch`] — inotify.
+//! * [`systemd`] — the service manager's notify protocol (`READY=1`,
+//!   `STATUS=`, ...) without libsystemd, and a watchdog that pings from the
+//!   loop itself, so a stuck loop stops petting it.
 //!
 //! Everything is Linux-only and talks to the kernel through one audited
 //! syscall layer (`src/sys/`, built on `rustix`).
@@ -87,6 +90,7 @@ pub mod signal;
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) mod sync;
 mod sys;
+pub mod systemd;
 mod timer;
 mod trace;
 pub mod watch;
@@ -115,6 +119,7 @@ const _: () = {
     assert_send_sync::<channel::Sender<String>>();
     assert_send_sync::<process::Child>();
     assert_send_sync::<watch::Watch>();
+    assert_send_sync::<systemd::SystemdNotifier>();
 };
 
 /// The README's Rust examples, compiled and run as doctests so they stay true.

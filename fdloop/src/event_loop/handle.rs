@@ -226,7 +226,8 @@ impl<S: 'static> LoopHandle<S> {
     /// # Errors
     ///
     /// [`Error::NoSuchSource`]; [`Error::Io`] if registration fails (the
-    /// source stays disabled).
+    /// source stays disabled, none of its descriptors left in the epoll
+    /// set, so a later `enable` can succeed).
     ///
     /// # Examples
     ///

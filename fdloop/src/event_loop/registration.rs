@@ -213,7 +213,14 @@ impl<S> Shared<S> {
         };
         let mut r = self.registrar(id.slot, reg_gen);
         let res = match &mut entry.kind {
-            Kind::Fd(d) if on => d.register(&mut r),
+            Kind::Fd(d) if on => d.register(&mut r).inspect_err(|_| {
+                // Undo a partial registration, as `add_fd` does: a source
+                // with several descriptors whose second `EPOLL_CTL_ADD`
+                // failed (ENOMEM, ENOSPC) would otherwise stay disabled with
+                // its first descriptor still in the set, and every later
+                // enable would fail with EEXIST. ENOENT for the rest is fine.
+                let _ = d.unregister(&mut r);
+            }),
             Kind::Fd(d) => d.unregister(&mut r),
             _ => Ok(()),
         };

@@ -31,6 +31,7 @@ pub mod pipe;
 pub mod process;
 pub mod signalfd;
 pub mod timerfd;
+pub mod unix_dgram;
 
 use std::io;
 

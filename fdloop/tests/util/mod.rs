@@ -126,6 +126,53 @@ pub fn seccomp_fail_syscalls(rules: &[(libc::c_long, i32)]) {
         ));
     }
     prog.push(stmt(BPF_RET_K, libc::SECCOMP_RET_ALLOW));
+    install_seccomp_filter(&mut prog);
+}
+
+/// Installs a seccomp filter on the calling thread that makes `epoll_ctl`
+/// fail with `errno` when its operation (`EPOLL_CTL_ADD`, `_MOD`, `_DEL`)
+/// and its target descriptor number match one of `rules` (`(op, fd)`);
+/// every other call is allowed. Filters stack, so a later call adds rules.
+/// Irreversible: only for child scenarios.
+pub fn seccomp_fail_epoll_ctl(rules: &[(i32, i32)], errno: i32) {
+    const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    // struct seccomp_data: nr at 0, args[i] at 16 + 8 * i (the low 32 bits
+    // first on little-endian targets).
+    const ARG_OP: u32 = 16 + 8;
+    const ARG_FD: u32 = 16 + 2 * 8;
+    let ins = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let per_rule = 5u8;
+    let mut prog = vec![
+        ins(BPF_LD_W_ABS, 0, 0, 0),
+        ins(
+            BPF_JEQ_K,
+            0,
+            per_rule * rules.len() as u8,
+            libc::SYS_epoll_ctl as u32,
+        ),
+    ];
+    for &(op, fd) in rules {
+        // A mismatch jumps to the next rule (or the final "allow").
+        prog.push(ins(BPF_LD_W_ABS, 0, 0, ARG_OP));
+        prog.push(ins(BPF_JEQ_K, 0, 3, op as u32));
+        prog.push(ins(BPF_LD_W_ABS, 0, 0, ARG_FD));
+        prog.push(ins(BPF_JEQ_K, 0, 1, fd as u32));
+        prog.push(ins(
+            BPF_RET_K,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA),
+        ));
+    }
+    prog.push(ins(BPF_RET_K, 0, 0, libc::SECCOMP_RET_ALLOW));
+    install_seccomp_filter(&mut prog);
+}
+
+/// Installs seccomp filter `prog` on the calling thread (setting
+/// `no_new_privs` first). Irreversible.
+fn install_seccomp_filter(prog: &mut [libc::sock_filter]) {
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,
         filter: prog.as_mut_ptr(),
