@@ -295,7 +295,7 @@ impl Registrar<'_> {
         self.timers.borrow().deadline_of(self.slot, self.reg_gen)
     }
 
-    /// From [`Source::process`]: asks the loop to call `process` again on
+    /// From [`Source::process`] (only: elsewhere it does nothing): asks the loop to call `process` again on
     /// its next iteration — with an empty [`Readiness`] and the same `sub` —
     /// whether or not the descriptor is ready then. For a source that
     /// stopped at its per-iteration batch limit with items it had already
@@ -308,20 +308,20 @@ impl Registrar<'_> {
     /// ```
     /// use std::collections::VecDeque;
     /// use std::io;
-    /// use fdloop::{Action, EventLoop, Readiness, Registrar, Source};
+    /// use fdloop::{Action, EventFd, EventLoop, Interest, Mode, Readiness, Registrar, Source};
     ///
-    /// /// Hands out its items two per iteration.
-    /// struct Items(VecDeque<u32>);
+    /// /// Hands out its items two per iteration once its eventfd is readable
+    /// /// (one-shot: reported once).
+    /// struct Items(EventFd, VecDeque<u32>);
     ///
     /// impl Source for Items {
     ///     type Event = u32;
     ///     type Metadata = ();
     ///     fn register(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
-    ///         r.dispatch_again(); // nothing to watch: start on the next iteration
-    ///         Ok(())
+    ///         r.add(&self.0, 0, Interest::READABLE, Mode::Oneshot)
     ///     }
-    ///     fn unregister(&mut self, _: &mut Registrar<'_>) -> io::Result<()> {
-    ///         Ok(())
+    ///     fn unregister(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
+    ///         r.delete(&self.0)
     ///     }
     ///     fn process(
     ///         &mut self,
@@ -331,7 +331,7 @@ impl Registrar<'_> {
     ///         cb: &mut dyn FnMut(u32, &mut ()) -> Action,
     ///     ) -> io::Result<Action> {
     ///         for _ in 0..2 {
-    ///             let Some(i) = self.0.pop_front() else { return Ok(Action::Remove) };
+    ///             let Some(i) = self.1.pop_front() else { return Ok(Action::Remove) };
     ///             cb(i, &mut ());
     ///         }
     ///         r.dispatch_again();
@@ -340,7 +340,7 @@ impl Registrar<'_> {
     /// }
     ///
     /// let mut ev: EventLoop<Vec<u32>> = EventLoop::new()?;
-    /// ev.insert(Items((0..5).collect()), |i, _, got: &mut Vec<u32>| {
+    /// ev.insert(Items(EventFd::new(1)?, (0..5).collect()), |i, _, got: &mut Vec<u32>| {
     ///     got.push(i);
     ///     Action::Continue
     /// })?;
