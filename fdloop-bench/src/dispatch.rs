@@ -208,6 +208,10 @@ pub enum FdloopDrive {
     /// events are always ready, but takes the "may block" path: idle
     /// callbacks checked, sleep announced to wakers).
     RunOnceBlocking,
+    /// [`EventLoop::dispatch_pending`] with the sources at four
+    /// priorities (-1, 0, 1, 2 in turn): every batch is put in priority
+    /// order before dispatch.
+    DispatchPendingPriorities,
 }
 
 /// fdloop: one [`Io`] source per eventfd (level-triggered, readable), whose
@@ -228,13 +232,18 @@ impl FdloopSet {
         let mut ev = EventLoop::new().map_err(io::Error::other)?;
         for (i, fd) in fds.iter().enumerate() {
             let key = i as u32;
-            ev.insert(
+            let id = ev.insert(
                 Io::new(fd.clone(), Interest::READABLE, Mode::Level),
                 move |_ready, _io, w: &mut Work| {
                     w.record(key);
                     Action::Continue
                 },
             )?;
+            if drive == FdloopDrive::DispatchPendingPriorities {
+                ev.handle()
+                    .set_priority(id, (i % 4) as i32 - 1)
+                    .map_err(io::Error::other)?;
+            }
         }
         Ok(FdloopSet { ev, drive })
     }
@@ -245,12 +254,15 @@ impl Contender for FdloopSet {
         match self.drive {
             FdloopDrive::DispatchPending => "fdloop dispatch_pending",
             FdloopDrive::RunOnceBlocking => "fdloop run_once(None)",
+            FdloopDrive::DispatchPendingPriorities => "fdloop dispatch_pending, 4 priorities",
         }
     }
 
     fn turn(&mut self, work: &mut Work) -> io::Result<u64> {
         let n = match self.drive {
-            FdloopDrive::DispatchPending => self.ev.dispatch_pending(work),
+            FdloopDrive::DispatchPending | FdloopDrive::DispatchPendingPriorities => {
+                self.ev.dispatch_pending(work)
+            }
             FdloopDrive::RunOnceBlocking => self.ev.run_once(work, None),
         };
         n.map(|n| n as u64).map_err(io::Error::other)

@@ -96,7 +96,9 @@ fn flooded_channel_does_not_starve_timer_or_socket() {
             let t = Instant::now();
             client.write_all(&n.to_ne_bytes()).unwrap();
             let mut buf = [0u8; 8];
-            client.read_exact(&mut buf).expect("every request gets a reply");
+            client
+                .read_exact(&mut buf)
+                .expect("every request gets a reply");
             assert_eq!(u64::from_ne_bytes(buf), n);
             rtts.push(t.elapsed());
             n += 1;
@@ -174,10 +176,14 @@ fn ready_sources_run_in_priority_order_timers_included() {
     // Two timers due in the same batch, at priorities between the
     // descriptors'.
     for (k, p) in [(100u32, 1), (101, -4)] {
-        h.insert_with_priority(Timer::after(Duration::ZERO), p, move |_, _, log: &mut Log| {
-            log.push((p, k));
-            Action::Continue
-        })
+        h.insert_with_priority(
+            Timer::after(Duration::ZERO),
+            p,
+            move |_, _, log: &mut Log| {
+                log.push((p, k));
+                Action::Continue
+            },
+        )
         .unwrap();
     }
     std::thread::sleep(Duration::from_millis(2));
@@ -234,7 +240,9 @@ fn priority_can_change_and_stale_ids_are_refused() {
         Err(fdloop::Error::NoSuchSource(_))
     ));
     // A new source in the reused slot starts at the default.
-    let c = h.insert(always_ready(), |_, _, _| Action::Continue).unwrap();
+    let c = h
+        .insert(always_ready(), |_, _, _| Action::Continue)
+        .unwrap();
     assert_eq!(h.priority(c).unwrap(), 0);
 }
 
@@ -258,9 +266,14 @@ fn idle_callbacks_run_only_when_nothing_is_ready() {
         ev.run_once(&mut st, Some(Duration::from_millis(50)))
             .unwrap();
     }
-    assert_eq!(st, (10, 0), "the idle callback ran while a source was ready");
+    assert_eq!(
+        st,
+        (10, 0),
+        "the idle callback ran while a source was ready"
+    );
     h.disable(busy).unwrap();
-    ev.run_once(&mut st, Some(Duration::from_millis(1))).unwrap();
+    ev.run_once(&mut st, Some(Duration::from_millis(1)))
+        .unwrap();
     assert_eq!(st, (10, 1));
 }
 
@@ -311,7 +324,10 @@ fn rate_limit_allows_exactly_burst_per_interval_and_always_resumes() {
     for w in windows.windows(2) {
         let n = st.hits.iter().filter(|&&t| t >= w[0] && t < w[1]).count();
         assert_eq!(n, 7, "dispatches in window {w:?}");
-        assert!(w[1] - w[0] >= interval, "window {w:?} shorter than the interval");
+        assert!(
+            w[1] - w[0] >= interval,
+            "window {w:?} shorter than the interval"
+        );
     }
     assert!(!h.is_rate_limited(id).unwrap() || st.changes.len() % 2 == 1);
 }
@@ -387,7 +403,10 @@ fn an_interval_that_ends_during_a_long_callback_does_not_hold() {
     let mut st = Limited::default();
     ev.dispatch_pending(&mut st).unwrap();
     ev.dispatch_pending(&mut st).unwrap();
-    assert!(!h.is_rate_limited(id).unwrap(), "held for an interval already over");
+    assert!(
+        !h.is_rate_limited(id).unwrap(),
+        "held for an interval already over"
+    );
     ev.dispatch_pending(&mut st).unwrap();
     assert_eq!(st.hits.len(), 3);
 }
@@ -398,10 +417,13 @@ fn a_rate_limited_periodic_timer_keeps_its_grid_and_comes_back() {
     let h = ev.handle();
     let t0 = Instant::now();
     let id = h
-        .insert(Timer::every(Duration::from_millis(2)), move |_, _, st: &mut Limited| {
-            st.hits.push(t0.elapsed());
-            Action::Continue
-        })
+        .insert(
+            Timer::every(Duration::from_millis(2)),
+            move |_, _, st: &mut Limited| {
+                st.hits.push(t0.elapsed());
+                Action::Continue
+            },
+        )
         .unwrap();
     h.set_rate_limit(id, Duration::from_millis(30), 3).unwrap();
     let mut st = Limited::default();
@@ -520,4 +542,69 @@ fn a_watch_delivers_a_batch_per_iteration_then_yields() {
     assert_eq!(per_iter.iter().sum::<usize>(), 45, "{per_iter:?}");
     assert!(per_iter.iter().all(|&n| n <= 10), "{per_iter:?}");
     assert_eq!(remote.writes(), writes, "a wake-up write");
+}
+
+mod order_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever the priorities and however they change between
+        /// batches (few distinct ones or more than 256, repeated batches,
+        /// sources removed), every ready source runs once per batch, in
+        /// priority order, and equal priorities keep one stable order.
+        #[test]
+        fn batches_run_in_priority_order(
+            n in 1usize..40,
+            rounds in proptest::collection::vec(
+                (proptest::collection::vec(-3i32..3, 40), any::<bool>(), 0usize..40),
+                1..6,
+            ),
+        ) {
+            let mut ev: EventLoop<Log> = EventLoop::new().unwrap();
+            let h = ev.handle();
+            let mut ids = Vec::new();
+            for i in 0..n {
+                let id = h
+                    .insert(always_ready(), move |_, _, log: &mut Log| {
+                        log.push((0, i as u32));
+                        Action::Continue
+                    })
+                    .unwrap();
+                ids.push(Some(id));
+            }
+            let mut prio = vec![0i32; n];
+            for (prios, wide, remove) in rounds {
+                for (i, id) in ids.iter().enumerate() {
+                    if let Some(id) = id {
+                        // `wide`: spread over more than 256 distinct values.
+                        let p = if wide { prios[i] * 1000 + i as i32 * 7 } else { prios[i] };
+                        h.set_priority(*id, p).unwrap();
+                        prio[i] = p;
+                    }
+                }
+                if let Some(Some(id)) = ids.get(remove).copied() {
+                    ev.remove(id).unwrap();
+                    ids[remove] = None;
+                }
+                let live = ids.iter().filter(|i| i.is_some()).count();
+                let mut last: Option<Log> = None;
+                for _ in 0..2 {
+                    let mut log = Log::new();
+                    ev.dispatch_pending(&mut log).unwrap();
+                    prop_assert_eq!(log.len(), live);
+                    let ps: Vec<i32> = log.iter().map(|e| prio[e.1 as usize]).collect();
+                    let mut sorted = ps.clone();
+                    sorted.sort();
+                    prop_assert_eq!(ps, sorted);
+                    if let Some(last) = &last {
+                        prop_assert_eq!(last, &log, "equal priorities changed order");
+                    }
+                    last = Some(log);
+                }
+            }
+        }
+    }
 }

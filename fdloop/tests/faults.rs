@@ -399,10 +399,13 @@ fn child_emfile() {
 fn child_emfile_pause() {
     let mut ev: EventLoop<Vec<&'static str>> = EventLoop::new().unwrap();
     // The loop has its monotonic timerfd (a first timer made it).
-    ev.insert(Timer::after(Duration::from_micros(10)), |_, _, log: &mut Vec<&'static str>| {
-        log.push("warm");
-        Action::Continue
-    })
+    ev.insert(
+        Timer::after(Duration::from_micros(10)),
+        |_, _, log: &mut Vec<&'static str>| {
+            log.push("warm");
+            Action::Continue
+        },
+    )
     .unwrap();
     let (ph, ping) = Ping::new().unwrap();
     let pid = ev
@@ -413,7 +416,8 @@ fn child_emfile_pause() {
         .unwrap();
     let mut log = Vec::new();
     while log.is_empty() {
-        ev.run_once(&mut log, Some(Duration::from_millis(100))).unwrap();
+        ev.run_once(&mut log, Some(Duration::from_millis(100)))
+            .unwrap();
     }
     let baseline = util::open_fds();
     // No free descriptor number below the limit.
@@ -431,10 +435,13 @@ fn child_emfile_pause() {
         .disable_for(pid, Duration::from_millis(30))
         .unwrap();
     ph.ping().unwrap();
-    ev.insert(Timer::after(Duration::from_millis(5)), |_, _, log: &mut Vec<&'static str>| {
-        log.push("mono");
-        Action::Continue
-    })
+    ev.insert(
+        Timer::after(Duration::from_millis(5)),
+        |_, _, log: &mut Vec<&'static str>| {
+            log.push("mono");
+            Action::Continue
+        },
+    )
     .unwrap();
     ev.insert(
         Timer::after(Duration::from_millis(10)).clock(Clock::Boottime),
@@ -449,7 +456,8 @@ fn child_emfile_pause() {
     while ping_at.is_none() {
         assert!(start.elapsed() < Duration::from_secs(5), "stalled: {log:?}");
         let t = Instant::now();
-        ev.run_once(&mut log, Some(Duration::from_micros(300))).unwrap();
+        ev.run_once(&mut log, Some(Duration::from_micros(300)))
+            .unwrap();
         assert!(t.elapsed() >= Duration::from_micros(300) || !log.is_empty() || ev.len() < 3);
         if log.contains(&"ping") {
             ping_at = Some(start.elapsed());
@@ -459,7 +467,10 @@ fn child_emfile_pause() {
     util::set_soft_nofile_limit(old);
     assert_eq!(util::open_fds(), baseline, "a descriptor was created");
     assert_eq!(log, ["mono", "boot", "ping"], "order of events");
-    assert!(ping_at >= Duration::from_millis(30), "resumed early: {ping_at:?}");
+    assert!(
+        ping_at >= Duration::from_millis(30),
+        "resumed early: {ping_at:?}"
+    );
     println!("paused_for={ping_at:?}");
     println!("emfile_pause=ok");
 }

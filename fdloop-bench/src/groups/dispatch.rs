@@ -204,6 +204,10 @@ fn build(fds: &[Rc<OwnedFd>], glib: bool) -> io::Result<Vec<(Role, Box<dyn Conte
             Role::Fdloop,
             Box::new(FdloopSet::new(fds, FdloopDrive::RunOnceBlocking)?),
         ),
+        (
+            Role::Fdloop,
+            Box::new(FdloopSet::new(fds, FdloopDrive::DispatchPendingPriorities)?),
+        ),
         (Role::Peer, Box::new(MioSet::new(fds)?)),
         (Role::Peer, Box::new(CalloopSet::new(fds)?)),
     ];

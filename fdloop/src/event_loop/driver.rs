@@ -49,6 +49,13 @@ pub(super) struct Driver {
     pub(super) untimed: u64,
     /// Scratch for putting a batch in priority order (order.rs).
     pub(super) order_keys: Vec<u64>,
+    /// The last batch ordered: its data words (as epoll listed them), the
+    /// permutation that ordered it (empty: none needed) and the slab's
+    /// rank generation then.
+    pub(super) order_last: Vec<u64>,
+    pub(super) order_perm: Vec<u32>,
+    pub(super) order_gen: u64,
+    pub(super) order_count: Vec<usize>,
     pub(super) order_tmp: Vec<Event>,
     /// The loop's own wake-ups found due, (slot, registration generation),
     /// not yet handled: pauses and rate limits to end (hold.rs).

@@ -378,8 +378,7 @@ impl<S: 'static> LoopHandle<S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_rate_limit(&self, id: SourceId, interval: Duration, burst: u32) -> Result<()> {
-        self.inner
-            .set_rate_limit(id, Some((interval, burst)), None)
+        self.inner.set_rate_limit(id, Some((interval, burst)), None)
     }
 
     /// [`set_rate_limit`](LoopHandle::set_rate_limit), with a callback told

@@ -205,6 +205,10 @@ impl<S: 'static> EventLoop<S> {
                 last_end: None,
                 untimed: 0,
                 order_keys: Vec::new(),
+                order_last: Vec::new(),
+                order_perm: Vec::new(),
+                order_gen: 0,
+                order_count: Vec::new(),
                 order_tmp: Vec::new(),
                 wakes: Vec::new(),
                 again: Vec::new(),
@@ -504,6 +508,7 @@ impl<S: 'static> Drop for EventLoop<S> {
             slab.live = 0;
             slab.prio.clear();
             slab.prioritized = 0;
+            slab.ranked = false;
             slab.free.clear();
             let n = slab.slots.len() as u32;
             slab.free.extend((0..n).rev());

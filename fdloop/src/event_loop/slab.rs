@@ -109,6 +109,19 @@ pub(super) struct Slab<S> {
     /// Live slots whose priority is not 0: while there are none, batches
     /// are dispatched in epoll's order with no ordering pass.
     pub(super) prioritized: usize,
+    /// Each slot's priority as a rank among the distinct priorities in use
+    /// (0 for the lowest, `i32::MIN`, which the loop's own events take),
+    /// so ordering a batch needs no search; rebuilt when a priority
+    /// changed (`ranked` false). See order.rs.
+    pub(super) rank: Vec<u8>,
+    /// How many ranks `rank` uses, once rebuilt; `None` with more than 256
+    /// distinct priorities (batches are then sorted by key).
+    pub(super) ranks: Option<usize>,
+    pub(super) ranked: bool,
+    /// Bumped each time the ranks are rebuilt.
+    pub(super) rank_gen: u64,
+    /// The rank of priority 0 (slots past `rank`'s end).
+    pub(super) zero_rank: u8,
 }
 
 impl<S> Slab<S> {
@@ -119,7 +132,35 @@ impl<S> Slab<S> {
             live: 0,
             prio: Vec::new(),
             prioritized: 0,
+            rank: Vec::new(),
+            ranks: None,
+            ranked: false,
+            rank_gen: 1,
+            zero_rank: 0,
         }
+    }
+
+    /// The ranks of the slots' priorities (rebuilding them if a priority
+    /// changed): how many there are, or `None` past 256.
+    pub(super) fn ranks(&mut self) -> Option<usize> {
+        if !self.ranked {
+            self.ranked = true;
+            self.rank_gen += 1;
+            let mut distinct: Vec<i32> = self.prio.clone();
+            distinct.push(i32::MIN);
+            distinct.push(0); // slots past `prio`'s end
+            distinct.sort_unstable();
+            distinct.dedup();
+            self.ranks = None;
+            self.rank.clear();
+            if distinct.len() <= 256 {
+                let rank = |p: &i32| distinct.binary_search(p).unwrap_or(0) as u8;
+                self.rank.extend(self.prio.iter().map(rank));
+                self.zero_rank = rank(&0);
+                self.ranks = Some(distinct.len());
+            }
+        }
+        self.ranks
     }
 
     /// Sets a live slot's priority.
@@ -129,6 +170,9 @@ impl<S> Slab<S> {
             self.prio.resize(i + 1, 0);
         }
         let old = std::mem::replace(&mut self.prio[i], prio);
+        if old != prio {
+            self.ranked = false;
+        }
         match (old != 0, prio != 0) {
             (false, true) => self.prioritized += 1,
             (true, false) => self.prioritized -= 1,
