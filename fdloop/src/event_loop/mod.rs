@@ -118,6 +118,49 @@ use wake::WakeState;
 /// | deferred call | ran (it is gone) | the calls queued after it run on the next call |
 /// | your own [`Source`] | [`Source::after_panic`] decides: stay (the default), redeliver on the next call, or remove | as `process` left it |
 ///
+/// # Priorities and fairness
+///
+/// Within an iteration the ready sources run in priority order
+/// ([`LoopHandle::set_priority`]: lower first, 0 by default, equal
+/// priorities in epoll's order); idle callbacks run only when nothing was
+/// ready. No source is run twice before the others had their turn: sources
+/// that deliver many items per readiness hand over a batch per iteration
+/// (a channel [`Receiver`](crate::channel::Receiver),
+/// [`Signals`](crate::signal::Signals) and a [`Watch`](crate::watch::Watch)
+/// each have a `set_batch_limit`; a periodic [`Timer`](crate::Timer) that
+/// fell behind runs once, with the missed periods counted in
+/// [`TimerEvent::expirations`](crate::TimerEvent::expirations)), and the
+/// rest waits for the next iteration with no wake-up system call. A source
+/// can be held back for a while ([`LoopHandle::disable_for`]) or limited to
+/// a number of dispatches per interval ([`LoopHandle::set_rate_limit`]).
+///
+/// # Running out of descriptors or memory
+///
+/// What each call does when the process is out of descriptors (`EMFILE`),
+/// the system is (`ENFILE`) or the kernel is out of memory (`ENOMEM`).
+/// Nothing is ever left half-done: a call either happened or left the loop
+/// as it was.
+///
+/// | Call | New descriptor? | On EMFILE / ENFILE / ENOMEM |
+/// |---|---|---|
+/// | [`EventLoop::new`] | the epoll set and the wake-up eventfd (or pipe) | fails with [`Error::Io`]; nothing is left open |
+/// | [`insert`](LoopHandle::insert), [`insert_with_priority`](LoopHandle::insert_with_priority) | none (the source made its own before) | `epoll_ctl` may fail with `ENOMEM`/`ENOSPC`: the [`InsertError`] hands the source back, none of its descriptors stays in the set |
+/// | inserting a [`Timer`](crate::Timer) | the clock's timerfd, first time only | never fails for want of it: without the timerfd the clock's timers run on the epoll timeout until a later insert gets one |
+/// | [`enable`](LoopHandle::enable) | none | `ENOMEM`/`ENOSPC` from `epoll_ctl`: the source stays disabled, none of its descriptors in the set |
+/// | [`disable`](LoopHandle::disable), [`remove`](LoopHandle::remove) | none | cannot fail for want of resources |
+/// | [`disable_for`](LoopHandle::disable_for), [`disable_until`](LoopHandle::disable_until), [`set_rate_limit`](LoopHandle::set_rate_limit) | none (the loop's timer store, or its epoll timeout) | cannot fail for want of descriptors |
+/// | [`defer`](LoopHandle::defer), [`insert_idle`](LoopHandle::insert_idle), [`set_priority`](LoopHandle::set_priority), [`reschedule_timer_at`](LoopHandle::reschedule_timer_at) | none | memory only (Rust aborts when an allocation fails) |
+/// | [`run`](EventLoop::run), [`run_once`](EventLoop::run_once), [`dispatch_pending`](EventLoop::dispatch_pending) | a timerfd for sub-millisecond timeouts where `epoll_pwait2` is missing (Linux < 5.11), first time only | never fails for want of it: that wait goes in whole milliseconds, rounded up (never early), and a later one tries again |
+/// | [`Remote::wake`], [`Remote::stop`] | none (the loop's eventfd) | cannot fail for want of resources |
+///
+/// The sources' own constructors ([`channel::unbounded`](crate::channel::unbounded),
+/// [`Ping::new`](crate::Ping::new), [`Signals::new`](crate::signal::Signals::new),
+/// [`Watch::new`](crate::watch::Watch::new), [`Child`](crate::process::Child))
+/// create their descriptors and fail with the `io::Error` intact, leaking
+/// nothing. A server that must keep serving under `EMFILE` pauses its
+/// listener with [`disable_for`](LoopHandle::disable_for) or keeps a spare
+/// descriptor to accept and close with (the tour and `resp_server` do).
+///
 /// The loop's own descriptor (`AsFd`) is the epoll fd: it polls readable
 /// when events are ready, so a loop can be nested in another loop or
 /// runtime (see `fdloop-bench/examples/nested_in_tokio.rs`, which drives a loop from tokio).
