@@ -224,7 +224,9 @@ impl<S> Slab<S> {
         s.id_gen = s.id_gen.wrapping_add(1);
         self.live -= 1;
         self.free.push(slot);
-        self.set_prio(slot, 0);
+        if self.prio.get(slot as usize).is_some_and(|&p| p != 0) {
+            self.set_prio(slot, 0);
+        }
     }
 
     /// Bumps the registration generation and returns it.
