@@ -1232,3 +1232,53 @@ fn a_panicking_ping_or_idle_callback_stays_in_the_loop() {
     assert_eq!(ev.run_once(&mut n, SEC).unwrap(), 1);
     assert_eq!((n, ev.len()), (2, 2));
 }
+
+/// A removed source's allocation is reused by the next insert of the same
+/// size (recycle.rs): the new source and callback must be the ones that
+/// run, the old ones dropped at removal.
+#[test]
+fn a_reused_source_allocation_holds_the_new_source() {
+    struct Dropped(Rc<Cell<u32>>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let drops = Rc::new(Cell::new(0));
+    let mut ev: EventLoop<Vec<u64>> = EventLoop::new().unwrap();
+    for round in 0..50u64 {
+        let d = Dropped(drops.clone());
+        // Different callback types, same captures' size: same layout.
+        let id = if round % 2 == 0 {
+            ev.insert(Ping::new().unwrap().1, move |(), _, log: &mut Vec<u64>| {
+                let _keep = &d;
+                log.push(round);
+                Action::Continue
+            })
+            .unwrap()
+        } else {
+            ev.insert(Ping::new().unwrap().1, move |(), _, log: &mut Vec<u64>| {
+                let _keep = &d;
+                log.push(round * 1000);
+                Action::Continue
+            })
+            .unwrap()
+        };
+        ev.remove(id).unwrap();
+        assert_eq!(drops.get(), round as u32 + 1, "dropped at removal");
+    }
+    let (h, ping) = Ping::new().unwrap();
+    let d = Dropped(drops.clone());
+    ev.insert(ping, move |(), _, log: &mut Vec<u64>| {
+        let _keep = &d;
+        log.push(7);
+        Action::Continue
+    })
+    .unwrap();
+    h.ping().unwrap();
+    let mut log = Vec::new();
+    ev.run_once(&mut log, SEC).unwrap();
+    assert_eq!(log, [7]);
+    drop(ev);
+    assert_eq!(drops.get(), 51);
+}

@@ -37,6 +37,7 @@ mod driver;
 mod handle;
 mod hold;
 mod order;
+mod recycle;
 mod registration;
 mod shared;
 mod slab;
@@ -230,6 +231,7 @@ impl<S: 'static> EventLoop<S> {
             stop: Cell::new(false),
             wake: Arc::new(WakeState::new(notifier)),
             timers: RefCell::new(Timers::new()),
+            spare: RefCell::new(recycle::Spare::default()),
             awake_marked: Cell::new(false),
             fork_gen,
         };

@@ -84,7 +84,7 @@ impl<S> Shared<S> {
             self.slab.borrow_mut().release(id.slot);
             return Err((d, Error::io("registering a new source with epoll", e)));
         }
-        self.fill(id, Kind::Fd(Box::new(d)));
+        self.fill(id, Kind::Fd(self.boxed(d)));
         Ok(id)
     }
 
@@ -151,6 +151,11 @@ impl<S> Shared<S> {
             self.timers.borrow_mut().cancel_wake(id.slot);
         }
         self.slab.borrow_mut().release(id.slot);
+        // The source and its callback are dropped now; the allocation is
+        // kept for the next insert (recycle.rs).
+        if let Kind::Fd(d) = std::mem::replace(&mut entry.kind, Kind::Out) {
+            self.recycle(d);
+        }
         drop(entry);
         res.map_err(|e| Error::io("removing a source from epoll", e))
     }

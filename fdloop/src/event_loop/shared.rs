@@ -6,6 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
+use super::recycle::Spare;
 use super::slab::Slab;
 use super::source::{Registrar, SourceId};
 use super::timers::Timers;
@@ -21,6 +22,9 @@ pub(super) struct Shared<S> {
     pub(super) stop: Cell<bool>,
     pub(super) wake: Arc<WakeState>,
     pub(super) timers: RefCell<Timers>,
+    /// Allocations of removed sources, kept for the next inserts
+    /// (recycle.rs).
+    pub(super) spare: RefCell<Spare>,
     /// Whether this thread has marked the loop awake (wake.rs, L1).
     pub(super) awake_marked: Cell<bool>,
     pub(super) fork_gen: u64,
