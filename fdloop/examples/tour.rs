@@ -12,7 +12,11 @@
 //! * The main thread's loop accepts connections and hands them out, watches
 //!   `Signals` (SIGINT/SIGTERM: graceful shutdown — stop accepting, finish
 //!   every job in flight, exit 0 with nothing lost; SIGHUP: print
-//!   statistics) and a `Child` (a helper process whose exit it reports).
+//!   statistics; the signals have priority over other ready sources) and a
+//!   `Child` (a helper process whose exit it reports). Out of descriptors,
+//!   it pauses its listener with `disable_for`. Under systemd
+//!   (`Type=notify`, `WatchdogSec=`) it says READY/STATUS/STOPPING and pets
+//!   the watchdog from its loop.
 //! * With no arguments it also drives itself: client threads load the
 //!   server over TCP while the main thread feeds jobs through the channels;
 //!   after `--duration` it shuts down as if sent SIGTERM, and prints a
@@ -441,22 +445,14 @@ fn client_main(addr: SocketAddr, stop: Arc<AtomicBool>, seed: u64) -> io::Result
 // Main thread
 
 /// Stops watching the listener for 100 ms after an `accept` failure the
-/// acceptor could not absorb (the loop's timers need no new descriptor).
+/// acceptor could not absorb; it resumes by itself (`disable_for` needs no
+/// new descriptor).
 fn pause_listener(st: &mut Main) -> Action {
-    let resumed = st.handle.insert(
-        Timer::after(Duration::from_millis(100)),
-        |_, _, st: &mut Main| {
-            if let Some(id) = st.listener {
-                let _ = st.handle.enable(id);
-            }
-            Action::Remove
-        },
-    );
-    if resumed.is_ok() {
-        Action::Disable
-    } else {
-        Action::Continue
+    if let Some(id) = st.listener {
+        // Cannot fail for want of descriptors; `id` is the running source.
+        let _ = st.handle.disable_for(id, Duration::from_millis(100));
     }
+    Action::Continue
 }
 
 struct Main {
@@ -633,15 +629,24 @@ fn run(cfg: Config) -> io::Result<bool> {
         .map_err(io::Error::from)?,
     );
 
-    // Signals: INT/TERM shut down, HUP prints statistics.
-    ev.insert(Signals::new(&sigs)?, |info, _, st: &mut Main| {
-        match info.signal {
-            s if s == Signal::HUP => st.print_stats(),
-            s => st.begin_shutdown(&format!("{s} from pid {}", info.pid)),
-        }
-        Action::Continue
-    })
-    .map_err(io::Error::from)?;
+    // Signals: INT/TERM shut down, HUP prints statistics. Priority -10:
+    // when a signal and a flood of work are ready in the same iteration,
+    // the signal goes first (lower runs first; the default is 0).
+    ev.handle()
+        .insert_with_priority(Signals::new(&sigs)?, -10, |info, _, st: &mut Main| {
+            match info.signal {
+                s if s == Signal::HUP => st.print_stats(),
+                s => st.begin_shutdown(&format!("{s} from pid {}", info.pid)),
+            }
+            Action::Continue
+        })
+        .map_err(io::Error::from)?;
+
+    // Under systemd (Type=notify, WatchdogSec=), say when we are ready and
+    // pet the watchdog from the loop itself: a stuck loop stops petting.
+    // Outside systemd both do nothing.
+    let notifier = fdloop::systemd::SystemdNotifier::from_env().map_err(io::Error::from)?;
+    ev.enable_systemd_watchdog().map_err(io::Error::from)?;
 
     // Results of the jobs the main thread sent, and worker statistics.
     ev.insert(from_workers, |event, _, st: &mut Main| {
@@ -725,7 +730,12 @@ fn run(cfg: Config) -> io::Result<bool> {
         }
     }
 
+    notifier
+        .notify_ready()
+        .and_then(|_| notifier.notify_status("serving"))
+        .map_err(io::Error::from)?;
     ev.run(&mut st).map_err(io::Error::from)?;
+    notifier.notify_stopping().map_err(io::Error::from)?;
     for j in joins {
         match j.join() {
             Ok(r) => r?,

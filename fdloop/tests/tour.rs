@@ -235,3 +235,46 @@ fn serve_mode_out_of_descriptors_refuses_sleeps_and_recovers() {
     println!("{lines} log line(s) about refusals:\n{log}");
     assert!((1..=6).contains(&lines), "{lines} log lines:\n{log}");
 }
+
+/// Under a (stand-in) systemd: the tour says READY=1 and its status once it
+/// serves, pets the watchdog from its loop at half `WATCHDOG_USEC`, and says
+/// STOPPING=1 on its way out.
+#[test]
+fn under_systemd_it_notifies_ready_pets_the_watchdog_and_says_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = util::TempDir::new("tour-notify");
+    let path = dir.path().join("notify.sock");
+    let manager = UnixDatagram::bind(&path).unwrap();
+    manager
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let args = ["--duration", "1", "--workers", "2", "--clients", "2"];
+    let child = Command::new(example_exe("tour"))
+        .args(args)
+        .env("NOTIFY_SOCKET", &path)
+        .env("WATCHDOG_USEC", "100000")
+        .env_remove("WATCHDOG_PID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut got: Vec<String> = Vec::new();
+    let mut buf = [0u8; 512];
+    while !got.iter().any(|m| m.contains("STOPPING=1")) {
+        let n = manager
+            .recv(&mut buf)
+            .expect("a datagram from the tour within 10 s");
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let run = finish_example(child, "tour", &args);
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let first = |m: &str| got.iter().position(|g| g == m);
+    let ready = first("READY=1").expect("READY=1");
+    assert!(first("STATUS=serving").is_some(), "{got:?}");
+    let pings = got.iter().filter(|g| *g == "WATCHDOG=1").count();
+    // About 1 s of run at one ping per 50 ms; generous bounds.
+    assert!(pings >= 5, "{pings} watchdog pings: {got:?}");
+    assert!(ready < got.len() - 1, "{got:?}");
+    assert_eq!(got.last().map(String::as_str), Some("STOPPING=1"));
+}
