@@ -83,6 +83,8 @@ mod io;
 mod notify;
 mod ping;
 pub mod process;
+#[cfg(feature = "async")]
+pub mod rt;
 pub mod signal;
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) mod sync;

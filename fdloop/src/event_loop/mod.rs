@@ -35,6 +35,8 @@
 mod awake;
 mod driver;
 mod handle;
+#[cfg(feature = "async")]
+mod hooks;
 mod registration;
 mod shared;
 mod slab;
@@ -46,6 +48,8 @@ mod waiter;
 mod wake;
 
 pub use handle::{InsertError, LoopHandle};
+#[cfg(feature = "async")]
+pub(crate) use hooks::{stateless, Reactor, TaskHook};
 pub(crate) use source::single_readable_fd;
 pub use source::{Action, AfterPanic, Interest, Mode, Readiness, Registrar, Source, SourceId};
 pub use stats::Stats;
@@ -72,7 +76,7 @@ use slab::{Entry, Kind, Slab, SlotState};
 use stats::Counters;
 use timers::Timers;
 use waiter::Waiter;
-use wake::WakeState;
+pub(crate) use wake::WakeState;
 
 /// One thread's event loop: an epoll set, the sources in it, and the
 /// callbacks that handle their events with a `&mut S` of your state.
@@ -191,6 +195,8 @@ impl<S: 'static> EventLoop<S> {
             timers: RefCell::new(Timers::new()),
             awake_marked: Cell::new(false),
             fork_gen,
+            #[cfg(feature = "async")]
+            tasks: RefCell::new(None),
         };
         Ok(EventLoop {
             handle: LoopHandle {
@@ -485,6 +491,15 @@ impl<S: 'static> EventLoop<S> {
 impl<S: 'static> Drop for EventLoop<S> {
     fn drop(&mut self) {
         let inner = self.handle.inner.clone();
+        // Tasks first, while every source is in place: their futures may
+        // remove sources as they drop.
+        #[cfg(feature = "async")]
+        {
+            let hook = inner.tasks.borrow_mut().take();
+            if let Some(h) = hook {
+                h.shutdown();
+            }
+        }
         // Take everything out first, then unregister and drop outside the
         // borrow: a source's destructor may use a LoopHandle.
         let taken: Vec<(u32, u32, Entry<S>)> = {
