@@ -5,6 +5,8 @@
 mod async_util;
 
 use std::cell::{Cell, RefCell};
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -372,4 +374,187 @@ fn async_unix_stream_echo_with_futures_io() {
     .unwrap()
     .unwrap();
     assert!(got);
+}
+
+#[test]
+fn tcp_accept_stream_and_echo_over_several_connections() {
+    let total = rt::block_on(async {
+        let listener = Async::new(TcpListener::bind("127.0.0.1:0")?)?;
+        let addr = listener.get_ref().local_addr()?;
+        let server = rt::spawn(async move {
+            let mut incoming = listener.incoming();
+            for _ in 0..8 {
+                let mut s = incoming.next().await.unwrap()?;
+                rt::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        let n = s.read(&mut buf).await?;
+                        if n == 0 {
+                            return Ok::<_, std::io::Error>(());
+                        }
+                        s.write_all(&buf[..n]).await?;
+                    }
+                })?
+                .detach();
+            }
+            Ok::<_, std::io::Error>(())
+        })?;
+        let mut clients = Vec::new();
+        for c in 0..8u8 {
+            clients.push(rt::spawn(async move {
+                let mut s = Async::new(TcpStream::connect(addr)?)?;
+                let mut got = 0;
+                for round in 0..50u8 {
+                    let msg = [c, round, 1, 2, 3];
+                    s.write_all(&msg).await?;
+                    let mut back = [0u8; 5];
+                    s.read_exact(&mut back).await?;
+                    assert_eq!(back, msg);
+                    got += 1;
+                }
+                Ok::<_, std::io::Error>(got)
+            })?);
+        }
+        let mut total = 0;
+        for c in clients {
+            total += c.await.unwrap()?;
+        }
+        server.await.unwrap()?;
+        Ok::<_, std::io::Error>(total)
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(total, 8 * 50);
+}
+
+#[test]
+fn pipes_and_readable_writable() {
+    rt::block_on(async {
+        let (r, w) = std::io::pipe()?;
+        let (mut r, mut w) = (Async::new(r)?, Async::new(w)?);
+        w.writable().await?;
+        // Fill the pipe: the writer must wait for the reader.
+        let big = vec![7u8; 1 << 20];
+        let writer = rt::spawn(async move {
+            w.write_all(&big).await?;
+            Ok::<_, std::io::Error>(())
+        })?;
+        r.readable().await?;
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).await?;
+        writer.await.unwrap()?;
+        assert_eq!(all.len(), 1 << 20);
+        Ok::<_, std::io::Error>(())
+    })
+    .unwrap()
+    .unwrap();
+}
+
+#[test]
+fn dropping_an_async_takes_it_out_of_the_loop_before_it_closes() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    ev.block_on(&mut (), async move {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let a = Async::new_on(&h, a).unwrap();
+        // Registered by a read that would block.
+        let mut buf = [0u8; 1];
+        let read = Box::pin(a.read_with(|mut s| s.read(&mut buf)));
+        futures_util::future::select(read, yield_now()).await;
+        drop(a);
+    })
+    .unwrap();
+    assert!(ev.is_empty());
+}
+
+#[test]
+fn channel_receiver_is_a_stream_and_recv_waits_across_threads() {
+    let (tx, rx) = fdloop::channel::bounded::<u32>(4).unwrap();
+    let producer = std::thread::spawn(move || {
+        for i in 0..10_000 {
+            tx.send(i).unwrap();
+        }
+    });
+    let sum = rt::block_on(async move {
+        let mut rx = Async::new(rx)?;
+        let first = rx.recv().await?.unwrap();
+        let mut sum = u64::from(first);
+        while let Some(m) = rx.next().await {
+            sum += u64::from(m?);
+        }
+        Ok::<_, std::io::Error>(sum)
+    })
+    .unwrap()
+    .unwrap();
+    producer.join().unwrap();
+    assert_eq!(sum, (0..10_000u64).sum::<u64>());
+}
+
+#[test]
+fn a_child_exit_is_a_future() {
+    let exit = rt::block_on(async {
+        let proc = std::process::Command::new("sh")
+            .args(["-c", "sleep 0.02; exit 3"])
+            .spawn()?;
+        let mut child = Async::new(fdloop::process::Child::new(&proc)?)?;
+        child.exit().await
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(exit.code(), Some(3));
+}
+
+#[test]
+fn a_watch_is_a_stream() {
+    let dir = std::env::temp_dir().join(format!("fdloop-async-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.clone();
+    let n = rt::block_on(async move {
+        let mut w = fdloop::watch::Watch::new()?;
+        w.add(&d, fdloop::watch::WatchMask::CREATE)?;
+        let mut w = Async::new(w)?;
+        let d2 = d.clone();
+        rt::spawn(async move {
+            rt::sleep(Duration::from_millis(5)).await.unwrap();
+            std::fs::write(d2.join("a"), b"").unwrap();
+        })?
+        .detach();
+        let batch = w.next().await.unwrap()?;
+        Ok::<_, std::io::Error>(batch.len())
+    })
+    .unwrap()
+    .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(n >= 1);
+}
+
+#[test]
+fn futures_util_combinators_run_unchanged() {
+    use futures_util::future::{join_all, select, Either};
+    use futures_util::stream;
+    let out = rt::block_on(async {
+        // join_all over our timers.
+        let sleeps = (1..=3).map(|ms| rt::sleep(Duration::from_millis(ms)));
+        assert!(join_all(sleeps).await.iter().all(Result::is_ok));
+        // select: a short sleep wins over a long one.
+        let r = select(
+            rt::sleep(Duration::from_millis(1)),
+            rt::sleep(Duration::from_secs(60)),
+        )
+        .await;
+        assert!(matches!(r, Either::Left(_)));
+        // Stream combinators over an interval.
+        let ticks: Vec<u64> = rt::interval(Duration::from_millis(1))
+            .map(|t| t.unwrap())
+            .take(3)
+            .collect()
+            .await;
+        // And a plain futures-util stream.
+        let s: u32 = stream::iter(1..=4)
+            .fold(0, |a, b| async move { a + b })
+            .await;
+        (ticks.len(), s)
+    })
+    .unwrap();
+    assert_eq!(out, (3, 10));
 }

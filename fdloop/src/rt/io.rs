@@ -32,7 +32,7 @@ use crate::sys;
 use crate::{Action, Interest, LoopHandle, Mode, Readiness, Registrar, Source, SourceId};
 
 #[derive(Clone, Copy)]
-enum Dir {
+pub(super) enum Dir {
     Read,
     Write,
 }
@@ -58,11 +58,12 @@ impl Watched {
         if self.state.gone.get() {
             return None;
         }
-        // SAFETY: `fd` belongs to the `Async` that made this source, which
-        // removes the source (taking it out of epoll) before its own
-        // descriptor closes, and sets `gone` right after; so while `gone`
-        // is false the descriptor is open, and the borrow is used only for
-        // the `epoll_ctl` call of this method's caller.
+        // SAFETY: by the contract of `Registration`, its descriptor stays
+        // open until the `Registration` is dropped, and dropping it removes
+        // this source (out of epoll at once, as the source is never busy
+        // then: its dispatch only wakes tasks) and then sets `gone`. So
+        // while `gone` is false the descriptor is open; the borrow lasts
+        // only for the caller's `epoll_ctl`.
         Some(unsafe { BorrowedFd::borrow_raw(self.fd) })
     }
 }
@@ -107,6 +108,116 @@ impl Source for Watched {
     }
 }
 
+/// The loop registration of one descriptor: its readiness flags, joined
+/// to the epoll set on first need, left when dropped.
+///
+/// Contract (crate-private): the descriptor given to [`new`](Registration::new)
+/// stays open until the `Registration` is dropped — its owner declares the
+/// `Registration` before the descriptor's owner, so it drops first.
+pub(super) struct Registration {
+    fd: RawFd,
+    state: Rc<IoState>,
+    reactor: Rc<dyn Reactor>,
+    id: Cell<Option<SourceId>>,
+}
+
+impl Registration {
+    pub(super) fn new(reactor: Rc<dyn Reactor>, fd: BorrowedFd<'_>) -> Registration {
+        Registration {
+            fd: fd.as_raw_fd(),
+            state: Rc::new(IoState {
+                ready: [Cell::new(true), Cell::new(true)],
+                wakers: [RefCell::new(None), RefCell::new(None)],
+                gone: Cell::new(false),
+            }),
+            reactor,
+            id: Cell::new(None),
+        }
+    }
+
+    /// Makes `fd` non-blocking, then as [`new`](Registration::new).
+    pub(super) fn nonblocking(reactor: Rc<dyn Reactor>, fd: BorrowedFd<'_>) -> io::Result<Self> {
+        sys::fd::set_nonblocking(fd, true)?;
+        Ok(Registration::new(reactor, fd))
+    }
+
+    pub(super) fn reactor(&self) -> &Rc<dyn Reactor> {
+        &self.reactor
+    }
+
+    /// Joins the epoll set on first need.
+    fn register(&self) -> io::Result<()> {
+        if self.id.get().is_some() {
+            return Ok(());
+        }
+        let watched = Watched {
+            fd: self.fd,
+            state: self.state.clone(),
+        };
+        let id = self
+            .reactor
+            .insert(stateless(watched, |_, _: &mut ()| Action::Continue))?;
+        self.id.set(Some(id));
+        Ok(())
+    }
+
+    pub(super) fn deregister(&self) -> io::Result<()> {
+        let res = match self.id.take() {
+            Some(id) => self.reactor.remove(id).map_err(io::Error::from),
+            None => Ok(()),
+        };
+        self.state.gone.set(true);
+        match res {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    /// `Ready` when `dir`'s flag is set; else registers and waits.
+    pub(super) fn poll_ready(&self, dir: Dir, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let i = dir as usize;
+        if self.state.ready[i].get() {
+            return Poll::Ready(Ok(()));
+        }
+        self.register()?;
+        store_waker(&self.state.wakers[i], cx.waker());
+        Poll::Pending
+    }
+
+    /// Runs `op` when `dir` is ready, until it returns something other
+    /// than `WouldBlock` (which clears the flag) or `Interrupted`.
+    pub(super) fn poll_op<R>(
+        &self,
+        dir: Dir,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            if let Poll::Ready(Err(e)) = self.poll_ready(dir, cx) {
+                return Poll::Ready(Err(e));
+            }
+            if !self.state.ready[dir as usize].get() {
+                return Poll::Pending;
+            }
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.state.ready[dir as usize].set(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // An error cannot be reported: the descriptor closes next, which
+        // takes it out of the set anyway.
+        let _ = self.deregister();
+    }
+}
+
 /// A descriptor `T` (socket, pipe, terminal, anything [`AsFd`]) made
 /// non-blocking and driven by the loop: [`readable`](Async::readable) and
 /// [`writable`](Async::writable) futures, [`read_with`](Async::read_with)
@@ -144,10 +255,9 @@ impl Source for Watched {
 /// # Ok::<(), fdloop::Error>(())
 /// ```
 pub struct Async<T: AsFd> {
-    io: Option<T>,
-    state: Rc<IoState>,
-    reactor: Rc<dyn Reactor>,
-    id: Cell<Option<SourceId>>,
+    // Declared first: dropped (out of epoll) before `io` closes.
+    reg: Registration,
+    io: T,
 }
 
 impl<T: AsFd> Unpin for Async<T> {}
@@ -190,17 +300,8 @@ impl<T: AsFd> Async<T> {
     }
 
     fn with_reactor(reactor: Rc<dyn Reactor>, io: T) -> io::Result<Async<T>> {
-        sys::fd::set_nonblocking(io.as_fd(), true)?;
-        Ok(Async {
-            io: Some(io),
-            state: Rc::new(IoState {
-                ready: [Cell::new(true), Cell::new(true)],
-                wakers: [RefCell::new(None), RefCell::new(None)],
-                gone: Cell::new(false),
-            }),
-            reactor,
-            id: Cell::new(None),
-        })
+        let reg = Registration::nonblocking(reactor, io.as_fd())?;
+        Ok(Async { reg, io })
     }
 
     /// The descriptor. Use it for operations that do not block; for those
@@ -217,22 +318,22 @@ impl<T: AsFd> Async<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get_ref(&self) -> &T {
-        self.io_ref()
+        &self.io
     }
 
-    fn io_ref(&self) -> &T {
-        match &self.io {
-            Some(io) => io,
-            // `io` is taken only by `into_inner`, which consumes `self`.
-            None => unreachable!("Async used after into_inner"),
-        }
-    }
-
-    fn io_mut(&mut self) -> &mut T {
-        match &mut self.io {
-            Some(io) => io,
-            None => unreachable!("Async used after into_inner"),
-        }
+    /// The descriptor, mutably; as [`get_ref`](Async::get_ref).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let (r, _w) = std::io::pipe()?;
+    /// let mut r = fdloop::rt::Async::new_on(&ev.handle(), r)?;
+    /// let _: &mut std::io::PipeReader = r.get_mut();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.io
     }
 
     /// Takes the descriptor back out of the loop and returns it (still
@@ -251,75 +352,10 @@ impl<T: AsFd> Async<T> {
     /// let r: std::io::PipeReader = fdloop::rt::Async::new_on(&ev.handle(), r)?.into_inner()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn into_inner(mut self) -> io::Result<T> {
-        let res = self.deregister();
-        let io = self.io.take();
-        res?;
-        io.ok_or_else(|| io::Error::other("Async without its descriptor"))
-    }
-
-    fn deregister(&mut self) -> io::Result<()> {
-        let res = match self.id.take() {
-            Some(id) => self.reactor.remove(id).map_err(io::Error::from),
-            None => Ok(()),
-        };
-        self.state.gone.set(true);
-        match res {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            r => r,
-        }
-    }
-
-    /// Joins the epoll set on first need.
-    fn register(&self) -> io::Result<()> {
-        if self.id.get().is_some() {
-            return Ok(());
-        }
-        let fd = self.io_ref().as_fd().as_raw_fd();
-        let watched = Watched {
-            fd,
-            state: self.state.clone(),
-        };
-        let id = self
-            .reactor
-            .insert(stateless(watched, |_, _: &mut ()| Action::Continue))?;
-        self.id.set(Some(id));
-        Ok(())
-    }
-
-    fn poll_ready(&self, dir: Dir, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let i = dir as usize;
-        if self.state.ready[i].get() {
-            return Poll::Ready(Ok(()));
-        }
-        self.register()?;
-        store_waker(&self.state.wakers[i], cx.waker());
-        Poll::Pending
-    }
-
-    /// Runs `op` when `dir` is ready, until it does not return
-    /// `WouldBlock` (clearing the flag) or `Interrupted`.
-    fn poll_op<R>(
-        &mut self,
-        dir: Dir,
-        cx: &mut Context<'_>,
-        mut op: impl FnMut(&mut T) -> io::Result<R>,
-    ) -> Poll<io::Result<R>> {
-        loop {
-            if let Poll::Ready(Err(e)) = self.poll_ready(dir, cx) {
-                return Poll::Ready(Err(e));
-            }
-            if !self.state.ready[dir as usize].get() {
-                return Poll::Pending;
-            }
-            match op(self.io_mut()) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.state.ready[dir as usize].set(false);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                r => return Poll::Ready(r),
-            }
-        }
+    pub fn into_inner(self) -> io::Result<T> {
+        let Async { reg, io } = self;
+        reg.deregister()?;
+        Ok(io)
     }
 
     /// Resolves when the descriptor may be readable: at once if no
@@ -425,31 +461,23 @@ impl<T: AsFd> Async<T> {
     }
 
     async fn op_with<R>(&self, dir: Dir, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        loop {
-            std::future::poll_fn(|cx| self.poll_ready(dir, cx)).await?;
-            match op(self.io_ref()) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.state.ready[dir as usize].set(false);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                r => return r,
-            }
-        }
+        std::future::poll_fn(|cx| self.reg.poll_op(dir, cx, || op(&self.io))).await
     }
-}
 
-impl<T: AsFd> Drop for Async<T> {
-    fn drop(&mut self) {
-        // Out of epoll first; `io` closes after this (fields drop after
-        // `drop`). An error cannot be reported: the descriptor closes next,
-        // which takes it out of the set anyway.
-        let _ = self.deregister();
+    /// The registration, for the source-specific futures of `rt`.
+    pub(super) fn reg(&self) -> &Registration {
+        &self.reg
+    }
+
+    /// The registration and the descriptor, apart.
+    pub(super) fn parts(&mut self) -> (&Registration, &mut T) {
+        (&self.reg, &mut self.io)
     }
 }
 
 impl<T: AsFd> AsFd for Async<T> {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io_ref().as_fd()
+        self.io.as_fd()
     }
 }
 
@@ -457,7 +485,7 @@ impl<T: AsFd + fmt::Debug> fmt::Debug for Async<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Async")
             .field("io", &self.io)
-            .field("registered", &self.id.get().is_some())
+            .field("registered", &self.reg.id.get().is_some())
             .finish()
     }
 }
@@ -473,14 +501,14 @@ pub struct Writable<'a, T: AsFd>(&'a Async<T>);
 impl<T: AsFd> Future for Readable<'_, T> {
     type Output = io::Result<()>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.poll_ready(Dir::Read, cx)
+        self.0.reg.poll_ready(Dir::Read, cx)
     }
 }
 
 impl<T: AsFd> Future for Writable<'_, T> {
     type Output = io::Result<()>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.poll_ready(Dir::Write, cx)
+        self.0.reg.poll_ready(Dir::Write, cx)
     }
 }
 
@@ -502,7 +530,10 @@ impl<T: AsFd + Read> AsyncRead for Async<T> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_op(Dir::Read, cx, |io| io.read(buf))
+        {
+            let (reg, io) = self.get_mut().parts();
+            reg.poll_op(Dir::Read, cx, || io.read(buf))
+        }
     }
 
     fn poll_read_vectored(
@@ -510,8 +541,10 @@ impl<T: AsFd + Read> AsyncRead for Async<T> {
         cx: &mut Context<'_>,
         bufs: &mut [io::IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .poll_op(Dir::Read, cx, |io| io.read_vectored(bufs))
+        {
+            let (reg, io) = self.get_mut().parts();
+            reg.poll_op(Dir::Read, cx, || io.read_vectored(bufs))
+        }
     }
 }
 
@@ -521,7 +554,10 @@ impl<T: AsFd + Write> AsyncWrite for Async<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_op(Dir::Write, cx, |io| io.write(buf))
+        {
+            let (reg, io) = self.get_mut().parts();
+            reg.poll_op(Dir::Write, cx, || io.write(buf))
+        }
     }
 
     fn poll_write_vectored(
@@ -529,12 +565,17 @@ impl<T: AsFd + Write> AsyncWrite for Async<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .poll_op(Dir::Write, cx, |io| io.write_vectored(bufs))
+        {
+            let (reg, io) = self.get_mut().parts();
+            reg.poll_op(Dir::Write, cx, || io.write_vectored(bufs))
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_op(Dir::Write, cx, |io| io.flush())
+        {
+            let (reg, io) = self.get_mut().parts();
+            reg.poll_op(Dir::Write, cx, || io.flush())
+        }
     }
 
     /// Flushes; the descriptor closes when the `Async` is dropped (for a
@@ -573,7 +614,7 @@ impl Async<TcpListener> {
     /// ```
     pub async fn accept(&self) -> io::Result<(Async<TcpStream>, SocketAddr)> {
         let (s, addr) = self.read_with(|l| l.accept()).await?;
-        Ok((Async::with_reactor(self.reactor.clone(), s)?, addr))
+        Ok((Async::with_reactor(self.reg.reactor().clone(), s)?, addr))
     }
 
     /// The connections as a stream (never ends; errors are items, as for
@@ -609,22 +650,9 @@ impl Stream for Accept<'_> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let l = self.0;
-        loop {
-            if let Poll::Ready(Err(e)) = l.poll_ready(Dir::Read, cx) {
-                return Poll::Ready(Some(Err(e)));
-            }
-            if !l.state.ready[0].get() {
-                return Poll::Pending;
-            }
-            match l.io_ref().accept() {
-                Ok((s, _)) => {
-                    return Poll::Ready(Some(Async::with_reactor(l.reactor.clone(), s)));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => l.state.ready[0].set(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Poll::Ready(Some(Err(e))),
-            }
-        }
+        l.reg
+            .poll_op(Dir::Read, cx, || l.io.accept())
+            .map(|r| Some(r.and_then(|(s, _)| Async::with_reactor(l.reg.reactor().clone(), s))))
     }
 }
 

@@ -40,6 +40,7 @@
 
 mod executor;
 mod io;
+mod streams;
 mod time;
 
 use std::cell::RefCell;
