@@ -558,3 +558,78 @@ fn futures_util_combinators_run_unchanged() {
     .unwrap();
     assert_eq!(out, (3, 10));
 }
+
+#[test]
+fn bounded_senders_wait_for_room_on_the_loop() {
+    // Two async senders on one loop (each its own duplicate of the room
+    // descriptor), a consumer thread slower than them.
+    let (tx, rx) = fdloop::channel::bounded::<u32>(2).unwrap();
+    let consumer = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        while let Ok(m) = rx.recv() {
+            if got.len() % 100 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            got.push(m);
+        }
+        got
+    });
+    rt::block_on(async move {
+        let a = rt::AsyncSender::new(tx.clone())?;
+        let b = rt::AsyncSender::new(tx)?;
+        let ta = rt::spawn(async move {
+            for i in 0..1000 {
+                a.send(i).await.unwrap();
+            }
+        })?;
+        let tb = rt::spawn(async move {
+            for i in 1000..2000 {
+                b.send(i).await.unwrap();
+            }
+        })?;
+        ta.await.unwrap();
+        tb.await.unwrap();
+        Ok::<_, std::io::Error>(())
+    })
+    .unwrap()
+    .unwrap();
+    let mut got = consumer.join().unwrap();
+    got.sort_unstable();
+    assert_eq!(got, (0..2000).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_bounded_channel_between_two_tasks_of_one_loop() {
+    let n = rt::block_on(async {
+        let (tx, rx) = fdloop::channel::bounded::<u32>(1)?;
+        let tx = rt::AsyncSender::new(tx)?;
+        let rx = Async::new(rx)?;
+        let producer = rt::spawn(async move {
+            for i in 0..500 {
+                tx.send(i).await.unwrap();
+            }
+        })?;
+        let mut n = 0;
+        while let Some(m) = rx.recv().await? {
+            assert_eq!(m, n);
+            n += 1;
+        }
+        producer.await.unwrap();
+        Ok::<_, std::io::Error>(n)
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(n, 500);
+}
+
+#[test]
+fn send_to_a_dropped_receiver_hands_the_message_back() {
+    rt::block_on(async {
+        let (tx, rx) = fdloop::channel::bounded::<String>(1).unwrap();
+        let tx = rt::AsyncSender::new(tx).unwrap();
+        drop(rx);
+        let err = tx.send("lost".into()).await.unwrap_err();
+        assert_eq!(err.0, "lost");
+    })
+    .unwrap();
+}

@@ -495,6 +495,27 @@ impl<T> Sender<T> {
     }
 }
 
+/// Crate-private hooks for `rt`'s async sender.
+#[cfg(feature = "async")]
+impl<T> Sender<T> {
+    /// The descriptor that turns readable when room frees up after a
+    /// [`try_send`](Sender::try_send) found the channel full (bounded
+    /// channels only): the one a [`SendReady`] source watches.
+    pub(crate) fn room_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.shared.tx_notify.as_ref().map(|n| n.as_fd())
+    }
+
+    /// A room report is used up, as by a [`SendReady`] dispatch: the want
+    /// is cleared (the next `Full` sets it again), the descriptor drained.
+    pub(crate) fn room_consumed(&self) -> io::Result<()> {
+        self.shared.core.tx_want_consumed();
+        match &self.shared.tx_notify {
+            Some(n) => n.drain().map(drop),
+            None => Ok(()),
+        }
+    }
+}
+
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         self.shared.senders.fetch_add(1, Ordering::Relaxed);

@@ -145,8 +145,19 @@ impl Registration {
         &self.reactor
     }
 
+    /// Whether `dir`'s flag is set.
+    pub(super) fn is_ready(&self, dir: Dir) -> bool {
+        self.state.ready[dir as usize].get()
+    }
+
+    /// Clears `dir`'s flag: the next [`poll_ready`](Registration::poll_ready)
+    /// waits for a readiness report.
+    pub(super) fn clear(&self, dir: Dir) {
+        self.state.ready[dir as usize].set(false);
+    }
+
     /// Joins the epoll set on first need.
-    fn register(&self) -> io::Result<()> {
+    pub(super) fn register(&self) -> io::Result<()> {
         if self.id.get().is_some() {
             return Ok(());
         }

@@ -40,6 +40,7 @@
 
 mod executor;
 mod io;
+mod send;
 mod streams;
 mod time;
 
@@ -51,6 +52,7 @@ use std::task::{Context, Poll, Waker};
 
 pub use executor::{JoinError, JoinHandle};
 pub use io::{Accept, Async, Readable, Writable};
+pub use send::AsyncSender;
 pub use time::{interval, interval_on, sleep, sleep_on, sleep_until, Interval, Sleep};
 
 use crate::error::{Error, Result};
