@@ -366,6 +366,21 @@ impl fmt::Display for JoinError {
 
 impl std::error::Error for JoinError {}
 
+/// Kind `Other`, with the message of the [`Display`](fmt::Display) form
+/// (the panic payload itself is dropped: it is not `Sync`).
+///
+/// # Examples
+///
+/// ```
+/// let e: std::io::Error = fdloop::rt::JoinError::Cancelled.into();
+/// assert_eq!(e.to_string(), "task cancelled");
+/// ```
+impl From<JoinError> for std::io::Error {
+    fn from(e: JoinError) -> std::io::Error {
+        std::io::Error::other(e.to_string())
+    }
+}
+
 /// A spawned task's handle: a future of its output.
 ///
 /// Resolves to `Ok(output)`, or to a [`JoinError`] if the task panicked

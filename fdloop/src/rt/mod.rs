@@ -24,6 +24,70 @@
 //! [`Error`](crate::Error) outside a task (use the `*_on` forms, which take a
 //! [`LoopHandle`](crate::LoopHandle), there).
 //!
+//! # Sources as futures
+//!
+//! Wrap a source in [`Async`]: `Async<channel::Receiver<T>>` has
+//! [`recv`](Async::recv) and is a `Stream` of messages;
+//! `Async<Signals>` a stream of signals ([`next_signal`](Async::next_signal));
+//! `Async<process::Child>` has [`exit`](Async::exit); `Async<Watch>` a
+//! stream of event batches ([`next_events`](Async::next_events)). A bounded
+//! channel's sender waits for room with [`AsyncSender::send`]. Timers:
+//! [`sleep`], [`sleep_until`], [`interval`] are `Timer` sources of the
+//! loop, with its precision.
+//!
+//! # Interop
+//!
+//! * **Futures from other crates run unchanged** when they need nothing but
+//!   a [`Waker`]: `futures-util` combinators (`join`, `select`, stream
+//!   adapters), runtime-agnostic channels and locks (`async-channel`,
+//!   `futures-channel`, `tokio::sync`'s `mpsc`, `oneshot`, `Mutex`,
+//!   `Notify`), `async-lock`. fdloop's wakers are `Send + Sync`, so such a
+//!   future may be woken from any thread.
+//! * **Futures that need another runtime's reactor or timer do not.**
+//!   tokio's `net` types (`TcpStream`, `TcpListener`, `UnixStream`),
+//!   `tokio::time::{sleep, interval, timeout}`, `tokio::process`,
+//!   `tokio::signal` and `tokio::fs` panic ("there is no reactor running")
+//!   or never wake when polled outside a tokio runtime. Use instead:
+//!   [`Async`]`<std::net::TcpStream>` (and `TcpListener`, `UnixStream`,
+//!   pipes), [`sleep`]/[`interval`], `Async<process::Child>`,
+//!   `Async<signal::Signals>`, and a thread for blocking file I/O. The same
+//!   holds for `async-io`'s types on fdloop, and for fdloop's `Async` on
+//!   tokio (it needs its fdloop loop to be run).
+//! * **fdloop inside tokio** still works the other way round: the loop's
+//!   epoll descriptor is readable when it has work, so a tokio task can
+//!   await it (`tokio::io::unix::AsyncFd`) and call
+//!   [`dispatch_pending`](crate::EventLoop::dispatch_pending); see
+//!   `fdloop-bench/examples/nested_in_tokio.rs`. Tasks spawned on that loop
+//!   run inside `dispatch_pending`. (A task spawned, or woken from the loop's own thread,
+//!   between two `dispatch_pending` calls does not make the descriptor
+//!   readable: call `dispatch_pending` again after code of yours that may
+//!   spawn or wake tasks.)
+//!
+//! ```
+//! use futures_util::future::{join, select, Either};
+//! use futures_util::StreamExt;
+//! use std::time::Duration;
+//!
+//! let (both, first) = fdloop::rt::block_on(async {
+//!     // A futures-util combinator over fdloop timers...
+//!     let both = join(
+//!         fdloop::rt::sleep(Duration::from_millis(1)),
+//!         fdloop::rt::sleep(Duration::from_millis(2)),
+//!     )
+//!     .await;
+//!     // ...and a race between a stream and a timer.
+//!     let ticks = fdloop::rt::interval(Duration::from_millis(1)).take(2).count();
+//!     let first = match select(Box::pin(ticks), fdloop::rt::sleep(Duration::from_secs(10))).await {
+//!         Either::Left((n, _)) => n,
+//!         Either::Right(_) => 0,
+//!     };
+//!     (both.0.is_ok() && both.1.is_ok(), first)
+//! })?;
+//! assert!(both);
+//! assert_eq!(first, 2);
+//! # Ok::<(), fdloop::Error>(())
+//! ```
+//!
 //! # Examples
 //!
 //! ```
