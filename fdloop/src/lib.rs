@@ -38,6 +38,9 @@
 //! * [`signal`] — signals through signalfd, with the thread-mask checks
 //!   that make it safe; [`process`] — child exits through pidfd (SIGCHLD
 //!   fallback that never reaps others' children); [`watch`] — inotify.
+//! * `rt` (feature `async`, on by default) — futures on the loop: tasks
+//!   (`!Send` allowed) with join handles, `block_on`, `rt::Async` I/O
+//!   with `futures-io`, and every source above as a future or a stream.
 //!
 //! Everything is Linux-only and talks to the kernel through one audited
 //! syscall layer (`src/sys/`, built on `rustix`).
@@ -117,6 +120,10 @@ const _: () = {
     assert_send_sync::<channel::Sender<String>>();
     assert_send_sync::<process::Child>();
     assert_send_sync::<watch::Watch>();
+    #[cfg(feature = "async")]
+    assert_send::<rt::JoinHandle<u32>>();
+    #[cfg(feature = "async")]
+    assert_send_sync::<std::task::Waker>();
 };
 
 /// The README's Rust examples, compiled and run as doctests so they stay true.

@@ -502,10 +502,18 @@ impl<T: AsFd + fmt::Debug> fmt::Debug for Async<T> {
 }
 
 /// The future of [`Async::readable`].
+///
+/// # Examples
+///
+/// See [`Async::readable`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Readable<'a, T: AsFd>(&'a Async<T>);
 
 /// The future of [`Async::writable`].
+///
+/// # Examples
+///
+/// See [`Async::writable`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Writable<'a, T: AsFd>(&'a Async<T>);
 
@@ -653,6 +661,10 @@ impl Async<TcpListener> {
 }
 
 /// The stream of [`Async::incoming`].
+///
+/// # Examples
+///
+/// See [`Async::incoming`].
 #[must_use = "streams do nothing unless polled"]
 pub struct Accept<'a>(&'a Async<TcpListener>);
 

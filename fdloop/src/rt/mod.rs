@@ -21,8 +21,8 @@
 //!
 //! Tasks see their loop through a thread-local context set while they are
 //! polled: [`Async::new`], [`sleep`] and [`spawn`] use it, and fail with an
-//! [`Error`](crate::Error) outside a task (use the `*_on` forms, which take a
-//! [`LoopHandle`](crate::LoopHandle), there).
+//! [`Error`] outside a task (use the `*_on` forms, which take a
+//! [`LoopHandle`], there).
 //!
 //! # Sources as futures
 //!
@@ -158,7 +158,7 @@ pub(crate) mod context {
 ///
 /// # Errors
 ///
-/// An [`Error::Io`](crate::Error::Io) (kind `Other`) when called outside a
+/// An [`Error::Io`] (kind `Other`) when called outside a
 /// task of an fdloop loop; use [`LoopHandle::spawn`] there.
 ///
 /// # Examples

@@ -104,6 +104,10 @@ impl Drop for TimerCore {
 }
 
 /// A future that completes at a deadline: see [`sleep`].
+///
+/// # Examples
+///
+/// See [`sleep`] and [`sleep_until`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     core: TimerCore,
@@ -210,6 +214,10 @@ impl fmt::Debug for Sleep {
 }
 
 /// A periodic timer as a stream: see [`interval`].
+///
+/// # Examples
+///
+/// See [`interval`].
 #[must_use = "streams do nothing unless polled"]
 pub struct Interval {
     core: TimerCore,
