@@ -94,7 +94,7 @@ async fn connection(s: TcpStream, store: &RefCell<Store>, limits: Limits) -> io:
             match stop {
                 Stop::OutputFull => {}
                 Stop::Close => {
-                    linger_close(s.get_mut());
+                    linger_close(s.get_ref());
                     return Ok(());
                 }
                 Stop::NeedInput => break,

@@ -380,7 +380,7 @@ impl Conn {
         if self.closing || self.eof {
             if pending == 0 {
                 if self.closing {
-                    linger_close(io.fd_mut());
+                    linger_close(io.fd());
                 }
                 return Action::Remove;
             }
@@ -524,7 +524,7 @@ impl Conn {
 /// replies, then end of file) and discard what the peer already sent, so
 /// that closing does not turn into a reset that could destroy the replies
 /// in flight.
-fn linger_close(s: &mut TcpStream) {
+fn linger_close(mut s: &TcpStream) {
     let _ = s.shutdown(Shutdown::Write);
     let mut sink = [0u8; 4096];
     for _ in 0..64 {

@@ -116,6 +116,9 @@ impl Source for Watched {
 /// `Registration` before the descriptor's owner, so it drops first.
 pub(super) struct Registration {
     fd: RawFd,
+    /// A pipe or stream socket: a short read or write means the buffer was
+    /// drained or filled (see [`poll_io`](Registration::poll_io)).
+    stream_like: bool,
     state: Rc<IoState>,
     reactor: Rc<dyn Reactor>,
     id: Cell<Option<SourceId>>,
@@ -125,6 +128,7 @@ impl Registration {
     pub(super) fn new(reactor: Rc<dyn Reactor>, fd: BorrowedFd<'_>) -> Registration {
         Registration {
             fd: fd.as_raw_fd(),
+            stream_like: false,
             state: Rc::new(IoState {
                 ready: [Cell::new(true), Cell::new(true)],
                 wakers: [RefCell::new(None), RefCell::new(None)],
@@ -138,7 +142,9 @@ impl Registration {
     /// Makes `fd` non-blocking, then as [`new`](Registration::new).
     pub(super) fn nonblocking(reactor: Rc<dyn Reactor>, fd: BorrowedFd<'_>) -> io::Result<Self> {
         sys::fd::set_nonblocking(fd, true)?;
-        Ok(Registration::new(reactor, fd))
+        let mut reg = Registration::new(reactor, fd);
+        reg.stream_like = sys::fd::is_stream_like(fd)?;
+        Ok(reg)
     }
 
     pub(super) fn reactor(&self) -> &Rc<dyn Reactor> {
@@ -193,6 +199,29 @@ impl Registration {
         self.register()?;
         store_waker(&self.state.wakers[i], cx.waker());
         Poll::Pending
+    }
+
+    /// [`poll_op`](Registration::poll_op) for a read or write of `want`
+    /// bytes on a pipe or stream socket: one that moves fewer (but some)
+    /// bytes drained or filled the buffer, so the flag is cleared at once —
+    /// the next call waits for the next edge instead of making a system
+    /// call only to meet `EAGAIN`. (Not after 0 bytes: end of file stays
+    /// readable. Not for other kinds of descriptor: a terminal returns a
+    /// line per read.)
+    pub(super) fn poll_io(
+        &self,
+        dir: Dir,
+        cx: &mut Context<'_>,
+        want: usize,
+        op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let r = self.poll_op(dir, cx, op);
+        if let Poll::Ready(Ok(n)) = r {
+            if self.stream_like && n > 0 && n < want {
+                self.clear(dir);
+            }
+        }
+        r
     }
 
     /// Runs `op` when `dir` is ready, until it returns something other
@@ -275,13 +304,17 @@ impl<T: AsFd> Unpin for Async<T> {}
 
 impl<T: AsFd> Async<T> {
     /// Wraps `io` for the loop running the current task, and makes it
-    /// non-blocking (`fcntl(F_SETFL, O_NONBLOCK)`, one system call).
+    /// non-blocking (`fcntl(F_GETFL)`/`fcntl(F_SETFL, O_NONBLOCK)`); an
+    /// `fstat` (and for a socket `getsockopt(SO_TYPE)`) tells whether it is
+    /// a pipe or stream socket, where a short read or write shows the
+    /// buffer drained or full and saves the call that would meet `EAGAIN`.
     ///
     /// # Errors
     ///
     /// Kind `Other` outside a task of an fdloop loop (use
     /// [`new_on`](Async::new_on) there); the `fcntl` error (`EBADF`) if
-    /// the descriptor is not valid. `io` is dropped then.
+    /// the descriptor is not valid (`fstat`/`getsockopt` errors likewise).
+    /// `io` is dropped then.
     ///
     /// # Examples
     ///
@@ -334,16 +367,27 @@ impl<T: AsFd> Async<T> {
 
     /// The descriptor, mutably; as [`get_ref`](Async::get_ref).
     ///
+    /// # Safety
+    ///
+    /// The descriptor must stay the one this `Async` was made with: do not
+    /// replace `T` (`*a.get_mut() = other`), swap it out or close it through
+    /// this reference. The loop's epoll set names the descriptor by number;
+    /// with another descriptor in its place, the registration would be
+    /// deleted by number from whatever open file then has it — possibly
+    /// another `Async` of the same loop. (As `async-io`'s `get_mut`.)
+    ///
     /// # Examples
     ///
     /// ```
     /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
-    /// let (r, _w) = std::io::pipe()?;
-    /// let mut r = fdloop::rt::Async::new_on(&ev.handle(), r)?;
-    /// let _: &mut std::io::PipeReader = r.get_mut();
+    /// let proc = std::process::Command::new("true").spawn()?;
+    /// let child = fdloop::process::Child::new(&proc)?;
+    /// let mut child = fdloop::rt::Async::new_on(&ev.handle(), child)?;
+    /// // SAFETY: `try_wait` leaves the child's descriptor in place.
+    /// let _ = unsafe { child.get_mut() }.try_wait()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn get_mut(&mut self) -> &mut T {
+    pub unsafe fn get_mut(&mut self) -> &mut T {
         &mut self.io
     }
 
@@ -551,7 +595,7 @@ impl<T: AsFd + Read> AsyncRead for Async<T> {
     ) -> Poll<io::Result<usize>> {
         {
             let (reg, io) = self.get_mut().parts();
-            reg.poll_op(Dir::Read, cx, || io.read(buf))
+            reg.poll_io(Dir::Read, cx, buf.len(), || io.read(buf))
         }
     }
 
@@ -561,8 +605,9 @@ impl<T: AsFd + Read> AsyncRead for Async<T> {
         bufs: &mut [io::IoSliceMut<'_>],
     ) -> Poll<io::Result<usize>> {
         {
+            let want = bufs.iter().map(|b| b.len()).sum();
             let (reg, io) = self.get_mut().parts();
-            reg.poll_op(Dir::Read, cx, || io.read_vectored(bufs))
+            reg.poll_io(Dir::Read, cx, want, || io.read_vectored(bufs))
         }
     }
 }
@@ -575,7 +620,7 @@ impl<T: AsFd + Write> AsyncWrite for Async<T> {
     ) -> Poll<io::Result<usize>> {
         {
             let (reg, io) = self.get_mut().parts();
-            reg.poll_op(Dir::Write, cx, || io.write(buf))
+            reg.poll_io(Dir::Write, cx, buf.len(), || io.write(buf))
         }
     }
 
@@ -585,8 +630,9 @@ impl<T: AsFd + Write> AsyncWrite for Async<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         {
+            let want = bufs.iter().map(|b| b.len()).sum();
             let (reg, io) = self.get_mut().parts();
-            reg.poll_op(Dir::Write, cx, || io.write_vectored(bufs))
+            reg.poll_io(Dir::Write, cx, want, || io.write_vectored(bufs))
         }
     }
 
