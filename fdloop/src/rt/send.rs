@@ -1,6 +1,7 @@
 //! [`AsyncSender`]: a channel sender whose `send` waits for room on the
 //! loop instead of blocking the thread.
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
@@ -16,9 +17,10 @@ use crate::sys;
 use crate::LoopHandle;
 
 /// A channel [`Sender`] for tasks: [`send`](AsyncSender::send) waits for
-/// room in a bounded channel as a future, woken through the channel's own
-/// "room" descriptor (the one a [`SendReady`](crate::channel::SendReady)
-/// source watches) on the loop's epoll set.
+/// room in a bounded channel as a future, as a blocked [`Sender::send`]
+/// does (counted as a waiting sender, woken by the receiver through the
+/// channel's "room" descriptor), but on the loop's epoll set instead of
+/// blocking the thread.
 ///
 /// For a bounded channel it holds a duplicate of that descriptor (one
 /// descriptor per `AsyncSender`, so several can wait in one loop: epoll
@@ -115,33 +117,42 @@ impl<T> AsyncSender<T> {
     /// See [`AsyncSender`].
     pub async fn send(&self, msg: T) -> Result<(), SendError<T>> {
         let mut msg = Some(msg);
+        // Counted as a blocked sender (T1–T2 in channel/core.rs) from the
+        // first `Full` until this future ends, however it ends.
+        let waiting = Waiting {
+            tx: &self.tx,
+            counted: Cell::new(false),
+        };
         poll_fn(|cx| loop {
             let Some(m) = msg.take() else {
                 return Poll::Pending;
             };
             if let Some(reg) = &self.reg {
                 if reg.is_ready(Dir::Read) {
-                    // A room report: use it up before looking, so that a
-                    // `Full` below asks for the next one. A failed drain
-                    // only costs a spurious wake-up.
-                    let _ = self.tx.room_consumed();
+                    // A room report: used up before looking (T4), so the
+                    // next one is a new write.
+                    self.tx.room_drain();
                     reg.clear(Dir::Read);
                 }
             }
-            match self.tx.try_send(m) {
+            match self.tx.try_push(m) {
                 Ok(()) => return Poll::Ready(Ok(())),
                 Err(TrySendError::Disconnected(m)) => return Poll::Ready(Err(SendError(m))),
                 Err(TrySendError::Full(m)) => msg = Some(m),
             }
-            match &self.reg {
-                // Registered when made: waiting cannot fail.
-                Some(reg) => {
-                    if reg.poll_ready(Dir::Read, cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                }
+            let Some(reg) = &self.reg else {
                 // Unbounded channels are never full.
-                None => return Poll::Pending,
+                return Poll::Pending;
+            };
+            if !waiting.counted.replace(true) {
+                // Counted now: push once more (T3) before waiting, or room
+                // freed before the count was seen would go unreported.
+                self.tx.room_wait();
+                continue;
+            }
+            // Registered when made: waiting cannot fail.
+            if reg.poll_ready(Dir::Read, cx).is_pending() {
+                return Poll::Pending;
             }
         })
         .await
@@ -160,6 +171,20 @@ impl<T> AsyncSender<T> {
     /// ```
     pub fn get_ref(&self) -> &Sender<T> {
         &self.tx
+    }
+}
+
+/// Uncounts a waiting sender when its `send` ends or is dropped.
+struct Waiting<'a, T> {
+    tx: &'a Sender<T>,
+    counted: Cell<bool>,
+}
+
+impl<T> Drop for Waiting<'_, T> {
+    fn drop(&mut self) {
+        if self.counted.get() {
+            self.tx.room_unwait();
+        }
     }
 }
 
