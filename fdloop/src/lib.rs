@@ -41,6 +41,9 @@
 //! * [`systemd`] — the service manager's notify protocol (`READY=1`,
 //!   `STATUS=`, ...) without libsystemd, and a watchdog that pings from the
 //!   loop itself, so a stuck loop stops petting it.
+//! * `rt` (feature `async`, on by default) — futures on the loop: tasks
+//!   (`!Send` allowed) with join handles, `block_on`, `rt::Async` I/O
+//!   with `futures-io`, and every source above as a future or a stream.
 //!
 //! Everything is Linux-only and talks to the kernel through one audited
 //! syscall layer (`src/sys/`, built on `rustix`).
@@ -86,6 +89,8 @@ mod io;
 mod notify;
 mod ping;
 pub mod process;
+#[cfg(feature = "async")]
+pub mod rt;
 pub mod signal;
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) mod sync;
@@ -120,6 +125,10 @@ const _: () = {
     assert_send_sync::<process::Child>();
     assert_send_sync::<watch::Watch>();
     assert_send_sync::<systemd::SystemdNotifier>();
+    #[cfg(feature = "async")]
+    assert_send::<rt::JoinHandle<u32>>();
+    #[cfg(feature = "async")]
+    assert_send_sync::<std::task::Waker>();
 };
 
 /// The README's Rust examples, compiled and run as doctests so they stay true.

@@ -327,6 +327,13 @@ proptest! {
 
 use util::RespServer as Server;
 
+/// The server in `--async` mode (tasks of `fdloop::rt` over the same
+/// connection logic): the tests named `*_async_mode` run the callback
+/// mode's checks against it.
+fn async_server() -> Server {
+    Server::start_with(&["--async"], |_| {})
+}
+
 /// A client of the server under test.
 trait Connect {
     fn client(&self) -> Client;
@@ -441,7 +448,15 @@ impl Client {
 
 #[test]
 fn ping_echo_and_unknown_commands() {
-    let srv = Server::start();
+    ping_echo_and_unknown_commands_on(Server::start());
+}
+
+#[test]
+fn ping_echo_and_unknown_commands_async_mode() {
+    ping_echo_and_unknown_commands_on(async_server());
+}
+
+fn ping_echo_and_unknown_commands_on(srv: Server) {
     let mut c = srv.client();
     assert_eq!(c.cmd(&[b"PING"]), simple("PONG"));
     assert_eq!(c.cmd(&[b"ping", b"hi"]), bulk(b"hi"));
@@ -476,7 +491,15 @@ fn ping_echo_and_unknown_commands() {
 
 #[test]
 fn set_get_binary_values() {
-    let srv = Server::start();
+    set_get_binary_values_on(Server::start());
+}
+
+#[test]
+fn set_get_binary_values_async_mode() {
+    set_get_binary_values_on(async_server());
+}
+
+fn set_get_binary_values_on(srv: Server) {
     let mut c = srv.client();
     assert_eq!(c.cmd(&[b"GET", b"nope"]), Reply::Bulk(None));
     let value = b"line one\r\nline two\r\n\0\xff*3\r\n$1\r\n";
@@ -506,7 +529,15 @@ fn set_get_binary_values() {
 
 #[test]
 fn large_values_round_trip() {
-    let srv = Server::start();
+    large_values_round_trip_on(Server::start());
+}
+
+#[test]
+fn large_values_round_trip_async_mode() {
+    large_values_round_trip_on(async_server());
+}
+
+fn large_values_round_trip_on(srv: Server) {
     let mut c = srv.client();
     for (i, size) in [1 << 20, 8 << 20].into_iter().enumerate() {
         let value: Vec<u8> = (0..size).map(|j| (j * 31 + i) as u8).collect();
@@ -532,7 +563,15 @@ fn a_declared_length_alone_allocates_nothing() {
 
 #[test]
 fn pipelining_1000_commands_in_one_write() {
-    let srv = Server::start();
+    pipelining_1000_commands_in_one_write_on(Server::start());
+}
+
+#[test]
+fn pipelining_1000_commands_in_one_write_async_mode() {
+    pipelining_1000_commands_in_one_write_on(async_server());
+}
+
+fn pipelining_1000_commands_in_one_write_on(srv: Server) {
     let mut c = srv.client();
     let mut batch = Vec::new();
     for i in 0..1000 {
@@ -563,7 +602,15 @@ fn pipelining_1000_commands_in_one_write() {
 
 #[test]
 fn backpressure_bounds_buffered_replies() {
-    let srv = Server::start();
+    backpressure_bounds_buffered_replies_on(Server::start());
+}
+
+#[test]
+fn backpressure_bounds_buffered_replies_async_mode() {
+    backpressure_bounds_buffered_replies_on(async_server());
+}
+
+fn backpressure_bounds_buffered_replies_on(srv: Server) {
     let mut c = srv.client();
     let value = vec![b'v'; 64 * 1024];
     assert_eq!(c.cmd(&[b"SET", b"v", &value]), simple("OK"));
@@ -586,7 +633,15 @@ fn backpressure_bounds_buffered_replies() {
 
 #[test]
 fn requests_sent_byte_by_byte() {
-    let srv = Server::start();
+    requests_sent_byte_by_byte_on(Server::start());
+}
+
+#[test]
+fn requests_sent_byte_by_byte_async_mode() {
+    requests_sent_byte_by_byte_on(async_server());
+}
+
+fn requests_sent_byte_by_byte_on(srv: Server) {
     let mut c = srv.client();
     let mut msg = encode(&[b"SET", b"slow", b"hello\r\nworld"]);
     msg.extend_from_slice(b"GET slow\r\n");
@@ -648,7 +703,15 @@ fn del_and_exists_count_keys() {
 
 #[test]
 fn quit_replies_then_closes() {
-    let srv = Server::start();
+    quit_replies_then_closes_on(Server::start());
+}
+
+#[test]
+fn quit_replies_then_closes_async_mode() {
+    quit_replies_then_closes_on(async_server());
+}
+
+fn quit_replies_then_closes_on(srv: Server) {
     let mut c = srv.client();
     // Requests pipelined after QUIT are not executed.
     c.send(b"PING\r\nQUIT\r\nSET after quit\r\n");
@@ -661,7 +724,15 @@ fn quit_replies_then_closes() {
 
 #[test]
 fn malformed_input_gets_an_error_and_only_that_connection_closes() {
-    let srv = Server::start();
+    malformed_input_gets_an_error_and_only_that_connection_closes_on(Server::start());
+}
+
+#[test]
+fn malformed_input_gets_an_error_and_only_that_connection_closes_async_mode() {
+    malformed_input_gets_an_error_and_only_that_connection_closes_on(async_server());
+}
+
+fn malformed_input_gets_an_error_and_only_that_connection_closes_on(srv: Server) {
     let mut bystander = srv.client();
     assert_eq!(bystander.cmd(&[b"SET", b"k", b"v"]), simple("OK"));
     let cases: &[(&[u8], &str)] = &[
@@ -871,10 +942,18 @@ fn benchmark_rates(out: &str) -> Vec<(String, f64)> {
 
 #[test]
 fn redis_benchmark_runs_against_the_server() {
+    redis_benchmark_against(Server::start());
+}
+
+#[test]
+fn redis_benchmark_runs_against_the_async_server() {
+    redis_benchmark_against(async_server());
+}
+
+fn redis_benchmark_against(srv: Server) {
     let Some(tool) = find_tool("redis-benchmark", HINT) else {
         return;
     };
-    let srv = Server::start();
     let port = srv.addr.port().to_string();
     for pipeline in ["1", "16"] {
         let mut cmd = Command::new(&tool);

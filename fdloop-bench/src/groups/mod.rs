@@ -7,11 +7,14 @@
 //! * [`channel`]: channel throughput (1 and 4 producers) and round trips
 //!   between two loops;
 //! * [`dispatch`]: loop dispatch overhead with N = 1, 100, 10 000 ready fds;
-//! * [`timers`]: timer arm+cancel with K pending, and firing lateness.
+//! * [`timers`]: timer arm+cancel with K pending, and firing lateness;
+//! * [`async_rt`] (group `async`): executors — spawn and complete, wake to
+//!   poll from another thread, TCP echo over 50 connections.
 //!
 //! Every group builds [`Entry`](crate::harness::Entry)s and hands each case
 //! to [`Ctx::run_case`].
 
+pub mod async_rt;
 pub mod channel;
 pub mod dispatch;
 pub mod timers;
@@ -22,7 +25,7 @@ use std::io;
 use crate::harness::Ctx;
 
 /// The groups, in report order.
-pub const GROUPS: [&str; 4] = ["wake", "channel", "dispatch", "timers"];
+pub const GROUPS: [&str; 5] = ["wake", "channel", "dispatch", "timers", "async"];
 
 /// Runs the group named `group` (one of [`GROUPS`]).
 ///
@@ -35,6 +38,7 @@ pub fn run(group: &str, ctx: &mut Ctx<'_>) -> io::Result<()> {
         "channel" => channel::run(ctx),
         "dispatch" => dispatch::run(ctx),
         "timers" => timers::run(ctx),
+        "async" => async_rt::run(ctx),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("unknown group {other:?}"),

@@ -35,10 +35,14 @@
 //! * Malformed input gets `-ERR Protocol error: ...` and the connection is
 //!   closed once the reply is out; no input makes the server panic.
 //! * Keys with a TTL expire lazily, when next touched (no timers).
+//! * `--async` serves the same protocol with async/await: one `fdloop::rt`
+//!   task per connection over the same `Conn` (see `async_mode.rs`).
 //! * `--port 0` binds a free port; the first line on stdout is always
 //!   `listening on ADDR`.
 
 mod accept;
+#[cfg(feature = "async")]
+mod async_mode;
 mod parser;
 
 use std::collections::HashMap;
@@ -57,7 +61,7 @@ use parser::{Parser, ProtocolError};
 
 const USAGE: &str = "\
 usage: resp_server [--port PORT] [--bind ADDR] [--output-limit BYTES]
-                   [--output-hard-limit BYTES]
+                   [--output-hard-limit BYTES] [--async]
   --port PORT   TCP port to listen on (default 6380; 0 picks a free port)
   --bind ADDR   address to bind (default 127.0.0.1)
   --output-limit BYTES
@@ -66,6 +70,7 @@ usage: resp_server [--port PORT] [--bind ADDR] [--output-limit BYTES]
   --output-hard-limit BYTES
                 pending replies past which a connection is closed
                 (default 67108864)
+  --async       serve with async/await (fdloop::rt tasks), same protocol
   --help        this text
 The first line on stdout is `listening on ADDR:PORT`. SIGINT/SIGTERM exit 0.";
 
@@ -88,6 +93,8 @@ struct Config {
     bind: String,
     port: u16,
     limits: Limits,
+    /// `--async`: connections as tasks of `fdloop::rt` (`async_mode.rs`).
+    async_mode: bool,
 }
 
 /// Per-connection bounds on pending replies.
@@ -113,6 +120,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
         bind: "127.0.0.1".into(),
         port: 6380,
         limits: Limits::default(),
+        async_mode: false,
     };
     let mut args = args.into_iter();
     while let Some(a) = args.next() {
@@ -125,6 +133,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
                     .map_err(|_| format!("--port: {v:?} is not a port number (0-65535)"))?;
             }
             "--bind" => cfg.bind = value("--bind")?,
+            "--async" if cfg!(feature = "async") => cfg.async_mode = true,
+            "--async" => return Err("--async: built without feature \"async\"".into()),
             "--output-limit" | "--output-hard-limit" => {
                 let v = value(&a)?;
                 let n: usize = v
@@ -193,6 +203,10 @@ fn run(cfg: &Config) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("bind {bind}: {e}")))?;
     listener.set_nonblocking(true)?;
     println!("listening on {}", listener.local_addr()?);
+    #[cfg(feature = "async")]
+    if cfg.async_mode {
+        return async_mode::run(listener, &sigs, cfg.limits);
+    }
 
     let mut ev: EventLoop<Server> = EventLoop::new()?;
     let mut srv = Server {
@@ -366,7 +380,7 @@ impl Conn {
         if self.closing || self.eof {
             if pending == 0 {
                 if self.closing {
-                    linger_close(io.fd_mut());
+                    linger_close(io.fd());
                 }
                 return Action::Remove;
             }
@@ -510,7 +524,7 @@ impl Conn {
 /// replies, then end of file) and discard what the peer already sent, so
 /// that closing does not turn into a reset that could destroy the replies
 /// in flight.
-fn linger_close(s: &mut TcpStream) {
+fn linger_close(mut s: &TcpStream) {
     let _ = s.shutdown(Shutdown::Write);
     let mut sink = [0u8; 4096];
     for _ in 0..64 {

@@ -513,6 +513,42 @@ impl<T> Sender<T> {
     }
 }
 
+/// Crate-private hooks for `rt`'s async sender: the blocked-sender
+/// protocol of [`Sender::send`] (T1–T5 in core.rs), with the wait done by
+/// the loop instead of `ppoll`.
+#[cfg(feature = "async")]
+impl<T> Sender<T> {
+    /// The descriptor written when room frees up for counted waiters
+    /// (bounded channels only).
+    pub(crate) fn room_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.shared.tx_notify.as_ref().map(|n| n.as_fd())
+    }
+
+    /// A send that, unlike [`try_send`](Sender::try_send), asks for no
+    /// [`SendReady`] report when full.
+    pub(crate) fn try_push(&self, msg: T) -> Result<(), TrySendError<T>> {
+        self.shared.pushed(self.shared.core.push(msg))
+    }
+
+    /// T1–T2: counts a waiter, so the receiver writes the room descriptor
+    /// as it takes messages. Push once more after it (T3).
+    pub(crate) fn room_wait(&self) {
+        self.shared.core.tx_wait();
+    }
+
+    /// Undoes one [`room_wait`](Sender::room_wait).
+    pub(crate) fn room_unwait(&self) {
+        self.shared.core.tx_unwait();
+    }
+
+    /// Consumes a room report (a failed drain only costs a spurious wake).
+    pub(crate) fn room_drain(&self) {
+        if let Some(n) = &self.shared.tx_notify {
+            let _ = n.drain();
+        }
+    }
+}
+
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         self.shared.senders.fetch_add(1, Ordering::Relaxed);

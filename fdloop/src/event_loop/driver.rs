@@ -164,6 +164,15 @@ impl Driver {
         if ran > 0 || self.stop_pending(inner) || !self.again.is_empty() {
             timeout = Some(Duration::ZERO);
         }
+        // Tasks queued when this iteration began (those they wake wait for
+        // the next one, which does not block: fairness to the sources).
+        let polled = inner.run_tasks();
+        if polled > 0 {
+            ran += polled;
+            if inner.tasks_pending() || self.stop_pending(inner) {
+                timeout = Some(Duration::ZERO);
+            }
+        }
         if ran > 0 || !inner.idles.borrow().is_empty() || !inner.timers.borrow().is_idle() {
             // Callbacks (or timer bookkeeping) run before the wait: the
             // last batch's end reading no longer starts it.

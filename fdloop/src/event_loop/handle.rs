@@ -607,6 +607,12 @@ impl<S: 'static> LoopHandle<S> {
         self.inner.stop.set(true);
     }
 
+    /// This loop, whatever its state type (for `rt`).
+    #[cfg(feature = "async")]
+    pub(crate) fn reactor(&self) -> Rc<dyn super::hooks::Reactor> {
+        self.inner.clone()
+    }
+
     /// A [`Remote`] to wake or stop this loop from other threads.
     ///
     /// # Examples

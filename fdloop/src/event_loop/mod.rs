@@ -36,6 +36,8 @@ mod awake;
 mod driver;
 mod handle;
 mod hold;
+#[cfg(feature = "async")]
+mod hooks;
 mod order;
 mod recycle;
 mod registration;
@@ -49,6 +51,8 @@ mod waiter;
 mod wake;
 
 pub use handle::{InsertError, LoopHandle};
+#[cfg(feature = "async")]
+pub(crate) use hooks::{stateless, Reactor, TaskHook};
 pub(crate) use source::single_readable_fd;
 pub use source::{Action, AfterPanic, Interest, Mode, Readiness, Registrar, Source, SourceId};
 pub use stats::Stats;
@@ -75,7 +79,7 @@ use slab::{Entry, Kind, Slab, SlotState};
 use stats::Counters;
 use timers::Timers;
 use waiter::Waiter;
-use wake::WakeState;
+pub(crate) use wake::WakeState;
 
 /// One thread's event loop: an epoll set, the sources in it, and the
 /// callbacks that handle their events with a `&mut S` of your state.
@@ -234,6 +238,8 @@ impl<S: 'static> EventLoop<S> {
             spare: RefCell::new(recycle::Spare::default()),
             awake_marked: Cell::new(false),
             fork_gen,
+            #[cfg(feature = "async")]
+            tasks: RefCell::new(None),
         };
         Ok(EventLoop {
             handle: LoopHandle {
@@ -536,6 +542,15 @@ impl<S: 'static> EventLoop<S> {
 impl<S: 'static> Drop for EventLoop<S> {
     fn drop(&mut self) {
         let inner = self.handle.inner.clone();
+        // Tasks first, while every source is in place: their futures may
+        // remove sources as they drop.
+        #[cfg(feature = "async")]
+        {
+            let hook = inner.tasks.borrow_mut().take();
+            if let Some(h) = hook {
+                h.shutdown();
+            }
+        }
         // Take everything out first, then unregister and drop outside the
         // borrow: a source's destructor may use a LoopHandle.
         let taken: Vec<(u32, u32, Entry<S>)> = {

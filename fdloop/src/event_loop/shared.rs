@@ -28,6 +28,9 @@ pub(super) struct Shared<S> {
     /// Whether this thread has marked the loop awake (wake.rs, L1).
     pub(super) awake_marked: Cell<bool>,
     pub(super) fork_gen: u64,
+    /// The executor of `rt`, once a task was spawned on this loop.
+    #[cfg(feature = "async")]
+    pub(super) tasks: RefCell<Option<std::rc::Rc<dyn super::hooks::TaskHook>>>,
 }
 
 impl<S> Shared<S> {
@@ -46,7 +49,35 @@ impl<S> Shared<S> {
     /// wait with.
     #[inline]
     pub(super) fn has_chores(&self) -> bool {
-        !self.defers.borrow().is_empty() || !self.timers.borrow().is_idle()
+        !self.defers.borrow().is_empty() || !self.timers.borrow().is_idle() || self.tasks_pending()
+    }
+
+    /// Whether tasks are queued to run (one atomic load once an executor
+    /// exists).
+    #[cfg(feature = "async")]
+    #[inline]
+    pub(super) fn tasks_pending(&self) -> bool {
+        self.tasks.borrow().as_ref().is_some_and(|t| t.pending())
+    }
+
+    #[cfg(not(feature = "async"))]
+    #[inline(always)]
+    pub(super) fn tasks_pending(&self) -> bool {
+        false
+    }
+
+    /// Polls the queued tasks (see `TaskHook::run`); returns how many ran.
+    #[cfg(feature = "async")]
+    pub(super) fn run_tasks(&self) -> usize {
+        // Cloned out: tasks spawn and insert through this loop.
+        let hook = self.tasks.borrow().clone();
+        hook.map_or(0, |h| h.run())
+    }
+
+    #[cfg(not(feature = "async"))]
+    #[inline(always)]
+    pub(super) fn run_tasks(&self) -> usize {
+        0
     }
 
     #[inline]

@@ -124,6 +124,24 @@ pub fn set_nonblocking(fd: impl AsFd, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// `fstat`, then for a socket `getsockopt(SO_TYPE)`: whether the
+/// descriptor is a pipe (FIFO) or a stream socket — the kinds where a read
+/// or write that moves fewer bytes than asked means the buffer was drained
+/// or filled at that moment (unlike a terminal in canonical mode, which
+/// returns one line per read, or a packet socket, one message per read).
+#[cfg(feature = "async")]
+pub fn is_stream_like(fd: impl AsFd) -> io::Result<bool> {
+    let fd = fd.as_fd();
+    let st = res(rustix::fs::fstat(fd))?;
+    match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+        rustix::fs::FileType::Fifo => Ok(true),
+        rustix::fs::FileType::Socket => {
+            Ok(res(rustix::net::sockopt::socket_type(fd))? == rustix::net::SocketType::STREAM)
+        }
+        _ => Ok(false),
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 /// `ioctl(FIONREAD)`: bytes waiting to be read (pipes, sockets).
 pub fn bytes_readable(fd: impl AsFd) -> io::Result<u64> {

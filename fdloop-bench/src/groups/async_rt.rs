@@ -1,0 +1,556 @@
+//! The async group: fdloop's executor (`fdloop::rt`) against tokio's
+//! current-thread runtime (with its I/O driver), smol's `async-executor` +
+//! `async-io`, and calloop's executor.
+//!
+//! * **spawn and complete**: spawn N trivial `!Send`-capable tasks (each
+//!   bumps a counter) and run the executor until all have finished; time
+//!   per task.
+//! * **wake to poll, another thread**: a task waits on a future; another
+//!   thread makes it ready and wakes its waker, then spins until the task
+//!   has been polled and said so (an atomic store). The loop sleeps between
+//!   rounds, so each wake goes through the runtime's cross-thread path and
+//!   a blocked poller; time per wake, in every placement.
+//! * **echo, 50 connections**: a TCP echo server on the runtime, one task
+//!   per connection; a client thread with 50 blocking sockets sends one
+//!   message on each, then reads every echo back, round after round.
+//!   Round trips per second, in every placement (server on the main CPU,
+//!   client on the other).
+//!
+//! In the report: `cargo run --release -p fdloop-bench --bin report --
+//! --only async`.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::pin::Pin as StdPin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures_util::{AsyncReadExt, AsyncWriteExt};
+
+use crate::harness::{entry, Case, Ctx, Entry, Measured};
+use crate::record::Role;
+use crate::{pin_opt, Pin};
+
+/// The runtimes compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rt {
+    Fdloop,
+    Tokio,
+    Smol,
+    Calloop,
+}
+
+impl Rt {
+    const ALL: [Rt; 4] = [Rt::Fdloop, Rt::Tokio, Rt::Smol, Rt::Calloop];
+
+    fn name(self) -> &'static str {
+        match self {
+            Rt::Fdloop => "fdloop rt",
+            Rt::Tokio => "tokio current_thread",
+            Rt::Smol => "smol async-executor + async-io",
+            Rt::Calloop => "calloop executor",
+        }
+    }
+
+    fn role(self) -> Role {
+        if self == Rt::Fdloop {
+            Role::Fdloop
+        } else {
+            Role::Peer
+        }
+    }
+}
+
+fn tokio_rt() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+fn calloop_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("calloop: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// Spawn and complete.
+
+/// Spawns `n` tasks that bump a counter and runs them all; returns the
+/// time taken.
+fn spawn_complete(rt: Rt, n: u64) -> io::Result<Duration> {
+    let count = Rc::new(Cell::new(0u64));
+    let task = |c: &Rc<Cell<u64>>| {
+        let c = c.clone();
+        async move { c.set(c.get() + 1) }
+    };
+    let start;
+    match rt {
+        Rt::Fdloop => {
+            let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+            start = Instant::now();
+            for _ in 0..n {
+                ev.spawn(task(&count)).detach();
+            }
+            while count.get() < n {
+                ev.dispatch_pending(&mut ()).map_err(io::Error::from)?;
+            }
+        }
+        Rt::Tokio => {
+            let rt = tokio_rt()?;
+            let local = tokio::task::LocalSet::new();
+            start = Instant::now();
+            local.block_on(&rt, async {
+                for _ in 0..n {
+                    drop(tokio::task::spawn_local(task(&count)));
+                }
+                while count.get() < n {
+                    tokio::task::yield_now().await;
+                }
+            });
+        }
+        Rt::Smol => {
+            let ex = async_executor::LocalExecutor::new();
+            start = Instant::now();
+            for _ in 0..n {
+                ex.spawn(task(&count)).detach();
+            }
+            while count.get() < n && ex.try_tick() {}
+        }
+        Rt::Calloop => {
+            let mut ev: calloop::EventLoop<'_, u64> =
+                calloop::EventLoop::try_new().map_err(calloop_err)?;
+            let (exec, sched) = calloop::futures::executor::<()>().map_err(calloop_err)?;
+            ev.handle()
+                .insert_source(exec, |(), _, done: &mut u64| *done += 1)
+                .map_err(|e| calloop_err(e.error))?;
+            let mut done = 0u64;
+            start = Instant::now();
+            for _ in 0..n {
+                sched.schedule(task(&count)).map_err(calloop_err)?;
+            }
+            while done < n {
+                ev.dispatch(Some(Duration::ZERO), &mut done)
+                    .map_err(calloop_err)?;
+            }
+        }
+    }
+    let took = start.elapsed();
+    if count.get() != n {
+        return Err(io::Error::other(format!(
+            "{} of {n} tasks ran",
+            count.get()
+        )));
+    }
+    Ok(took)
+}
+
+// ---------------------------------------------------------------------------
+// Wake to poll from another thread.
+
+/// What the waking thread and the waiting task share.
+#[derive(Default)]
+struct Gate {
+    /// The round the waker has opened.
+    open: AtomicU64,
+    /// The round the task has seen (polled after the wake).
+    seen: AtomicU64,
+    waker: Mutex<Option<Waker>>,
+}
+
+/// Ready once round `round` is open; else leaves its waker.
+struct WaitRound<'a>(&'a Gate, u64);
+
+impl Future for WaitRound<'_> {
+    type Output = ();
+    fn poll(self: StdPin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut w = self.0.waker.lock().unwrap_or_else(|e| e.into_inner());
+        if self.0.open.load(Ordering::Acquire) >= self.1 {
+            return Poll::Ready(());
+        }
+        *w = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// The task side: `rounds` waits, each reported.
+async fn waiter(gate: Arc<Gate>, rounds: u64) {
+    for r in 1..=rounds {
+        WaitRound(&gate, r).await;
+        gate.seen.store(r, Ordering::Release);
+    }
+}
+
+/// The waking side, on its own thread: per round, waits until the task
+/// sleeps on its waker, lets the loop fall asleep, then times wake → poll.
+fn waker_thread(
+    gate: Arc<Gate>,
+    rounds: u64,
+    warmup: u64,
+    cpu: Option<usize>,
+) -> io::Result<Duration> {
+    pin_opt(cpu)?;
+    let mut total = Duration::ZERO;
+    for r in 1..=rounds {
+        let w = loop {
+            if let Some(w) = gate.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                break w;
+            }
+            std::hint::spin_loop();
+        };
+        // Long enough for the loop to block in its poller.
+        std::thread::sleep(Duration::from_micros(50));
+        let t0 = Instant::now();
+        gate.open.store(r, Ordering::Release);
+        w.wake();
+        while gate.seen.load(Ordering::Acquire) < r {
+            std::hint::spin_loop();
+        }
+        if r > warmup {
+            total += t0.elapsed();
+        }
+    }
+    Ok(total)
+}
+
+fn wake_to_poll(rt: Rt, rounds: u64, warmup: u64, pin: Pin) -> io::Result<Duration> {
+    pin_opt(pin.main_cpu())?;
+    let gate = Arc::new(Gate::default());
+    let g = gate.clone();
+    let cpu = pin.echo_cpu();
+    let thread = std::thread::spawn(move || waker_thread(g, rounds, warmup, cpu));
+    let task = waiter(gate, rounds);
+    match rt {
+        Rt::Fdloop => {
+            fdloop::rt::block_on(task).map_err(io::Error::from)?;
+        }
+        Rt::Tokio => tokio_rt()?.block_on(task),
+        Rt::Smol => {
+            let ex = async_executor::LocalExecutor::new();
+            async_io::block_on(ex.run(task));
+        }
+        Rt::Calloop => {
+            let mut ev: calloop::EventLoop<'_, bool> =
+                calloop::EventLoop::try_new().map_err(calloop_err)?;
+            let (exec, sched) = calloop::futures::executor::<()>().map_err(calloop_err)?;
+            ev.handle()
+                .insert_source(exec, |(), _, done: &mut bool| *done = true)
+                .map_err(|e| calloop_err(e.error))?;
+            sched.schedule(task).map_err(calloop_err)?;
+            let mut done = false;
+            while !done {
+                ev.dispatch(None, &mut done).map_err(calloop_err)?;
+            }
+        }
+    }
+    thread
+        .join()
+        .map_err(|_| io::Error::other("waking thread panicked"))?
+}
+
+// ---------------------------------------------------------------------------
+// Echo over 50 connections.
+
+const MSG: usize = 64;
+
+/// The client: `conns` blocking sockets; per round, one message on each,
+/// then every echo read back and checked. Returns the time of the timed
+/// rounds.
+fn echo_client(
+    addr: SocketAddr,
+    conns: usize,
+    rounds: u64,
+    cpu: Option<usize>,
+) -> io::Result<Duration> {
+    pin_opt(cpu)?;
+    let mut socks = (0..conns)
+        .map(|_| {
+            let s = TcpStream::connect(addr)?;
+            s.set_nodelay(true)?;
+            Ok(s)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    let warmup = rounds / 10;
+    let mut start = Instant::now();
+    let mut back = [0u8; MSG];
+    for r in 0..warmup + rounds {
+        if r == warmup {
+            start = Instant::now();
+        }
+        for (i, s) in socks.iter_mut().enumerate() {
+            s.write_all(&[(r as usize + i) as u8; MSG])?;
+        }
+        for (i, s) in socks.iter_mut().enumerate() {
+            s.read_exact(&mut back)?;
+            if back != [(r as usize + i) as u8; MSG] {
+                return Err(io::Error::other("echo differs"));
+            }
+        }
+    }
+    Ok(start.elapsed())
+}
+
+/// A futures-io echo of one connection, until it closes.
+async fn echo_futures_io<S: futures_util::AsyncRead + futures_util::AsyncWrite + Unpin>(
+    mut s: S,
+) -> io::Result<()> {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        s.write_all(&buf[..n]).await?;
+    }
+}
+
+/// Serves `conns` connections of `listener` on `rt` until they all close.
+fn echo_server(rt: Rt, listener: TcpListener, conns: usize) -> io::Result<()> {
+    match rt {
+        Rt::Fdloop => fdloop::rt::block_on(async move {
+            let l = fdloop::rt::Async::new(listener)?;
+            let mut tasks = Vec::with_capacity(conns);
+            for _ in 0..conns {
+                let (s, _) = l.accept().await?;
+                s.get_ref().set_nodelay(true)?;
+                tasks.push(fdloop::rt::spawn(echo_futures_io(s))?);
+            }
+            for t in tasks {
+                t.await??;
+            }
+            Ok(())
+        })?,
+        Rt::Tokio => tokio_rt()?.block_on(async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            listener.set_nonblocking(true)?;
+            let l = tokio::net::TcpListener::from_std(listener)?;
+            let mut tasks = Vec::with_capacity(conns);
+            for _ in 0..conns {
+                let (mut s, _) = l.accept().await?;
+                s.set_nodelay(true)?;
+                tasks.push(tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let n = s.read(&mut buf).await?;
+                        if n == 0 {
+                            return Ok::<_, io::Error>(());
+                        }
+                        s.write_all(&buf[..n]).await?;
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.map_err(io::Error::other)??;
+            }
+            Ok(())
+        }),
+        Rt::Smol => {
+            let ex = async_executor::LocalExecutor::new();
+            async_io::block_on(ex.run(async {
+                let l = async_io::Async::new(listener)?;
+                let mut tasks = Vec::with_capacity(conns);
+                for _ in 0..conns {
+                    let (s, _) = l.accept().await?;
+                    s.get_ref().set_nodelay(true)?;
+                    tasks.push(ex.spawn(echo_futures_io(s)));
+                }
+                for t in tasks {
+                    t.await?;
+                }
+                Ok(())
+            }))
+        }
+        Rt::Calloop => echo_server_calloop(listener, conns),
+    }
+}
+
+/// calloop: the listener and streams through `LoopHandle::adapt_io`, the
+/// tasks on its executor.
+fn echo_server_calloop(listener: TcpListener, conns: usize) -> io::Result<()> {
+    let mut ev: calloop::EventLoop<'static, usize> =
+        calloop::EventLoop::try_new().map_err(calloop_err)?;
+    let handle = ev.handle();
+    let (exec, sched) = calloop::futures::executor::<Result<(), String>>().map_err(calloop_err)?;
+    let failed: Rc<Cell<Option<io::Error>>> = Rc::new(Cell::new(None));
+    let f = failed.clone();
+    handle
+        .insert_source(exec, move |r, _, closed: &mut usize| {
+            *closed += 1;
+            if let Err(e) = r {
+                f.set(Some(io::Error::other(e)));
+            }
+        })
+        .map_err(|e| calloop_err(e.error))?;
+    listener.set_nonblocking(true)?;
+    let mut l = handle.adapt_io(listener).map_err(calloop_err)?;
+    let tasks = sched.clone();
+    let h = handle.clone();
+    let accept = async move {
+        let mut accepted = 0;
+        while accepted < conns {
+            match l.get_mut().accept() {
+                Ok((s, _)) => {
+                    s.set_nodelay(true)?;
+                    s.set_nonblocking(true)?;
+                    let s = h.adapt_io(s).map_err(calloop_err)?;
+                    let echo = async move { echo_futures_io(s).await.map_err(|e| e.to_string()) };
+                    tasks.schedule(echo).map_err(calloop_err)?;
+                    accepted += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => l.readable().await,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok::<_, io::Error>(())
+    };
+    sched
+        .schedule(async move { accept.await.map_err(|e| e.to_string()) })
+        .map_err(calloop_err)?;
+    let mut closed = 0;
+    while closed < conns + 1 {
+        ev.dispatch(None, &mut closed).map_err(calloop_err)?;
+        if let Some(e) = failed.take() {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn echo(rt: Rt, conns: usize, rounds: u64, pin: Pin) -> io::Result<Duration> {
+    pin_opt(pin.main_cpu())?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let cpu = pin.echo_cpu();
+    let client = std::thread::spawn(move || echo_client(addr, conns, rounds, cpu));
+    let served = echo_server(rt, listener, conns);
+    let took = client
+        .join()
+        .map_err(|_| io::Error::other("client thread panicked"))?;
+    served?;
+    took
+}
+
+// ---------------------------------------------------------------------------
+
+/// Runs `f` on a new thread (pinned by `f` itself), so the report's own
+/// thread keeps its affinity.
+fn on_thread<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    std::thread::spawn(f)
+        .join()
+        .map_err(|_| io::Error::other("measuring thread panicked"))?
+}
+
+/// The async group.
+///
+/// # Errors
+///
+/// A runtime failing, or an echo coming back wrong.
+pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
+    let n = ctx.cfg.size(200, 100_000, 1_000_000);
+    let entries: Vec<Entry<'_>> = Rt::ALL
+        .iter()
+        .map(|&rt| {
+            entry(rt.name(), rt.role(), move || {
+                on_thread(move || spawn_complete(rt, n)).map(|d| Measured::time(d, n))
+            })
+        })
+        .collect();
+    let case = Case::time("spawn and complete", "time/task").note(format!(
+        "{n} tasks spawned, then run to completion, per sample."
+    ));
+    ctx.run_case("async", case, entries)?;
+
+    let rounds = ctx.cfg.size(20, 1_000, 5_000);
+    let warmup = rounds / 10;
+    for pin in Pin::ALL {
+        if pin.check().is_err() {
+            println!(
+                "(wake to poll, {}: skipped: CPUs missing)\n",
+                pin.describe()
+            );
+            continue;
+        }
+        let entries: Vec<Entry<'_>> = Rt::ALL
+            .iter()
+            .map(|&rt| {
+                entry(rt.name(), rt.role(), move || {
+                    let d = on_thread(move || wake_to_poll(rt, rounds, warmup, pin))?;
+                    Ok(Measured::time(d, rounds - warmup))
+                })
+            })
+            .collect();
+        let case = Case::time(
+            format!("wake to poll, another thread, {}", pin.describe()),
+            "time/wake",
+        )
+        .no_warmup()
+        .note(format!(
+            "{rounds} wakes per sample ({warmup} untimed first); the loop sleeps before each."
+        ));
+        ctx.run_case("async", case, entries)?;
+    }
+
+    let conns = 50;
+    let echo_rounds = ctx.cfg.size(20, 1_000, 4_000);
+    for pin in Pin::ALL {
+        if pin.check().is_err() {
+            println!("(echo, {}: skipped: CPUs missing)\n", pin.describe());
+            continue;
+        }
+        let entries: Vec<Entry<'_>> = Rt::ALL
+            .iter()
+            .map(|&rt| {
+                entry(rt.name(), rt.role(), move || {
+                    let d = on_thread(move || echo(rt, conns, echo_rounds, pin))?;
+                    Ok(Measured::rate(d, echo_rounds * conns as u64))
+                })
+            })
+            .collect();
+        let case = Case::rate(
+            format!(
+                "echo, {conns} connections, client in another thread, {}",
+                pin.describe()
+            ),
+            "round trips/s",
+            "M/s",
+        )
+        .no_warmup()
+        .note(format!(
+            "{echo_rounds} rounds of {conns} {MSG}-byte messages (one in flight per connection)."
+        ));
+        ctx.run_case("async", case, entries)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::parse_args;
+
+    /// The group at smoke sizes: spawn-and-complete once, wake-to-poll and
+    /// echo in every placement this machine can give, each with all four
+    /// runtimes (so every contender ran and checked its echoes).
+    #[test]
+    fn every_case_with_every_runtime() {
+        let cfg = parse_args(["--smoke".to_string()], Some("async"))
+            .unwrap()
+            .unwrap();
+        let mut ctx = Ctx::new(&cfg);
+        run(&mut ctx).unwrap();
+        let r = &ctx.report;
+        let cases = r.cases("async");
+        let placements = Pin::ALL.into_iter().filter(|p| p.check().is_ok()).count();
+        assert_eq!(cases.len(), 1 + 2 * placements, "{cases:?}");
+        for case in cases {
+            let prim = r.primary("async", case);
+            assert_eq!(prim.len(), 4, "{case}");
+            assert_eq!(prim.iter().filter(|x| x.role == Role::Fdloop).count(), 1);
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! The executor: tasks (futures that need not be `Send`) polled by their
+//! loop, once per iteration, and wakers that reach the loop from any thread.
+//!
+//! # Run queue and wake path
+//!
+//! Each loop's [`Executor`] owns a [`Queue`] shared (`Arc`) with every
+//! waker of its tasks (`async-task` stores the schedule function, which
+//! holds the `Arc`, in each task). Waking a task pushes its `Runnable` onto
+//! the queue under a mutex and publishes the new length in an atomic the
+//! driver reads once per iteration (`TaskHook::pending`). Then:
+//!
+//! * **on the loop's thread** (recognised by a per-thread key taken when
+//!   the executor was created) nothing else happens: the loop is running
+//!   (a task or a callback woke it), and its next iteration sees the queue
+//!   before it would block. No system call.
+//! * **on another thread** the waker goes through the loop's sleep-aware
+//!   wake path (`WakeState::wake`, the protocol of `event_loop/wake.rs`):
+//!   one atomic swap, and a write to the loop's notifier only if the loop
+//!   may be blocked in `epoll_wait`. The push happens before that swap, so
+//!   a loop that acquires the swap (its L3) sees the task.
+//!
+//! The driver polls, per iteration, the tasks queued when it began: the
+//! whole queue is swapped out under one lock, and tasks woken while it runs
+//! wait for the next iteration (which then does not block), so a task that
+//! wakes itself cannot starve the loop's other sources.
+//!
+//! # Shutdown
+//!
+//! When the loop is dropped, the queue is closed and every live task is
+//! dropped on the loop's thread: queued ones from the queue, idle ones by
+//! waking them (their schedule call then drops them). A waker used after
+//! that does nothing: `async-task` does not schedule a closed task, and the
+//! queue holds only a `Weak` to the loop's wake state, so it keeps no
+//! descriptor open. (One race is left: a waker on another thread that
+//! scheduled a task just as the loop closed it gets the `Runnable` after
+//! the close; it cannot drop it there — the future is not `Send` — so it
+//! leaks it.)
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::{Rc, Weak as RcWeak};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
+
+use async_task::{FallibleTask, Runnable};
+
+use super::context;
+use crate::event_loop::{Reactor, TaskHook, WakeState};
+
+/// A key per thread, for "is this the loop's thread" in one TLS read.
+fn thread_key() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    thread_local! {
+        static KEY: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    KEY.with(|k| *k)
+}
+
+struct Items {
+    runnable: VecDeque<Runnable>,
+    closed: bool,
+}
+
+/// The run queue, shared with every waker.
+struct Queue {
+    items: Mutex<Items>,
+    /// `items.runnable.len()`, for the driver's check without the lock.
+    len: AtomicUsize,
+    owner: usize,
+    wake: Weak<WakeState>,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Items> {
+        // Nothing panics while the lock is held; a poisoned lock still
+        // holds a consistent queue.
+        self.items.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The schedule function of every task.
+    fn schedule(&self, runnable: Runnable) {
+        let local = thread_key() == self.owner;
+        let mut items = self.lock();
+        if items.closed {
+            drop(items);
+            if local {
+                drop(runnable);
+            } else {
+                // See the module docs: a `!Send` future must not be
+                // dropped here.
+                std::mem::forget(runnable);
+            }
+            return;
+        }
+        items.runnable.push_back(runnable);
+        self.len.store(items.runnable.len(), Ordering::Release);
+        drop(items);
+        if !local {
+            if let Some(w) = self.wake.upgrade() {
+                // Nothing to report to: a broken notifier shows in the
+                // loop's next epoll_wait.
+                let _ = w.wake();
+            }
+        }
+    }
+}
+
+/// Wakers of the live tasks, so that shutdown reaches idle ones.
+#[derive(Default)]
+struct Live {
+    wakers: Vec<Option<Waker>>,
+    free: Vec<usize>,
+    count: usize,
+}
+
+/// A loop's executor (one per loop, made by its first spawn).
+pub(crate) struct Executor {
+    queue: Arc<Queue>,
+    /// Tasks taken from the queue for this iteration, not polled yet.
+    batch: RefCell<VecDeque<Runnable>>,
+    live: RefCell<Live>,
+    reactor: RcWeak<dyn Reactor>,
+}
+
+impl Executor {
+    /// The executor of the loop `reactor`, made on first use.
+    pub(crate) fn of(reactor: &Rc<dyn Reactor>) -> Rc<Executor> {
+        let found = reactor.tasks().borrow().clone();
+        if let Some(Ok(ex)) = found.map(|h| h.as_any().downcast::<Executor>()) {
+            return ex;
+        }
+        let ex = Rc::new(Executor {
+            queue: Arc::new(Queue {
+                items: Mutex::new(Items {
+                    runnable: VecDeque::new(),
+                    closed: false,
+                }),
+                len: AtomicUsize::new(0),
+                owner: thread_key(),
+                wake: reactor.wake_state(),
+            }),
+            batch: RefCell::new(VecDeque::new()),
+            live: RefCell::new(Live::default()),
+            reactor: Rc::downgrade(reactor),
+        });
+        *reactor.tasks().borrow_mut() = Some(ex.clone());
+        ex
+    }
+
+    /// Spawns `future`; it is first polled by the loop's next iteration.
+    pub(crate) fn spawn<F>(self: &Rc<Self>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let slot = {
+            let mut live = self.live.borrow_mut();
+            live.count += 1;
+            match live.free.pop() {
+                Some(i) => i,
+                None => {
+                    live.wakers.push(None);
+                    live.wakers.len() - 1
+                }
+            }
+        };
+        let tracked = Tracked {
+            future,
+            slot,
+            executor: Rc::downgrade(self),
+        };
+        let queue = self.queue.clone();
+        let (runnable, task) = async_task::spawn_local(tracked, move |r| queue.schedule(r));
+        if let Some(w) = self.live.borrow_mut().wakers.get_mut(slot) {
+            *w = Some(runnable.waker());
+        }
+        runnable.schedule();
+        JoinHandle {
+            task: Some(task.fallible()),
+        }
+    }
+
+    /// Tasks alive on this executor (spawned, not finished nor dropped).
+    pub(crate) fn live_tasks(&self) -> usize {
+        self.live.borrow().count
+    }
+
+    fn forget_task(&self, slot: usize) {
+        let waker = {
+            let mut live = self.live.borrow_mut();
+            match live.wakers.get_mut(slot).and_then(Option::take) {
+                Some(w) => {
+                    live.free.push(slot);
+                    live.count -= 1;
+                    w
+                }
+                None => return,
+            }
+        };
+        // Dropped outside the borrow: it may free the task.
+        drop(waker);
+    }
+}
+
+impl TaskHook for Executor {
+    #[inline]
+    fn pending(&self) -> bool {
+        self.queue.len.load(Ordering::Acquire) > 0 || !self.batch.borrow().is_empty()
+    }
+
+    fn run(&self) -> usize {
+        let Some(reactor) = self.reactor.upgrade() else {
+            return 0;
+        };
+        let _enter = context::enter(reactor);
+        {
+            let mut batch = self.batch.borrow_mut();
+            if batch.is_empty() {
+                let mut items = self.queue.lock();
+                std::mem::swap(&mut items.runnable, &mut *batch);
+                self.queue.len.store(0, Ordering::Release);
+            }
+        }
+        let mut ran = 0;
+        loop {
+            let next = self.batch.borrow_mut().pop_front();
+            let Some(runnable) = next else { break };
+            runnable.run();
+            ran += 1;
+        }
+        ran
+    }
+
+    fn shutdown(&self) {
+        let queued = {
+            let mut items = self.queue.lock();
+            items.closed = true;
+            self.queue.len.store(0, Ordering::Release);
+            std::mem::take(&mut items.runnable)
+        };
+        // Dropping a runnable drops its future, here on the loop's thread.
+        drop(queued);
+        drop(std::mem::take(&mut *self.batch.borrow_mut()));
+        let live = std::mem::take(&mut *self.live.borrow_mut());
+        for w in live.wakers.into_iter().flatten() {
+            // An idle task is scheduled onto the closed queue, which drops it.
+            w.wake();
+        }
+    }
+
+    fn as_any(self: Rc<Self>) -> Rc<dyn Any> {
+        self
+    }
+}
+
+/// A task's future, with its panics caught and its place in [`Live`].
+struct Tracked<F> {
+    future: F,
+    slot: usize,
+    executor: RcWeak<Executor>,
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: structural pinning of `future`: it is never moved out of
+        // a `Tracked` (no method hands it out by value or `&mut`, `Drop`
+        // does not touch it), and `Tracked` is `Unpin` only if `F` is.
+        let future = unsafe { self.map_unchecked_mut(|t| &mut t.future) };
+        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+impl<F> Drop for Tracked<F> {
+    fn drop(&mut self) {
+        if let Some(ex) = self.executor.upgrade() {
+            ex.forget_task(self.slot);
+        }
+    }
+}
+
+/// Why a task gave no output: see [`JoinHandle`].
+///
+/// # Examples
+///
+/// ```
+/// use fdloop::rt::JoinError;
+/// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+/// let task = ev.spawn(async { panic!("boom") });
+/// let err = ev.block_on(&mut (), task)?.unwrap_err();
+/// assert!(err.is_panic());
+/// # Ok::<(), fdloop::Error>(())
+/// ```
+pub enum JoinError {
+    /// The task was cancelled (its handle's [`cancel`](JoinHandle::cancel),
+    /// or its loop was dropped) before it finished.
+    Cancelled,
+    /// The task panicked; the payload is what `panic!` was given.
+    Panicked(Box<dyn Any + Send + 'static>),
+}
+
+impl JoinError {
+    /// Whether the task panicked.
+    ///
+    /// # Examples
+    ///
+    /// See [`JoinError`].
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panicked(_))
+    }
+
+    /// The panic payload, if the task panicked (for
+    /// [`std::panic::resume_unwind`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let task = ev.spawn(async { std::panic::panic_any(7u32) });
+    /// let payload = ev.block_on(&mut (), task)?.unwrap_err().into_panic().unwrap();
+    /// assert_eq!(payload.downcast_ref::<u32>(), Some(&7));
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn into_panic(self) -> Option<Box<dyn Any + Send + 'static>> {
+        match self {
+            JoinError::Panicked(p) => Some(p),
+            JoinError::Cancelled => None,
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Cancelled => f.write_str("task cancelled"),
+            JoinError::Panicked(p) => {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| p.downcast_ref::<String>().map(String::as_str));
+                match msg {
+                    Some(m) => write!(f, "task panicked: {m}"),
+                    None => f.write_str("task panicked"),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// Kind `Other`, with the message of the [`Display`](fmt::Display) form
+/// (the panic payload itself is dropped: it is not `Sync`).
+///
+/// # Examples
+///
+/// ```
+/// let e: std::io::Error = fdloop::rt::JoinError::Cancelled.into();
+/// assert_eq!(e.to_string(), "task cancelled");
+/// ```
+impl From<JoinError> for std::io::Error {
+    fn from(e: JoinError) -> std::io::Error {
+        std::io::Error::other(e.to_string())
+    }
+}
+
+/// A spawned task's handle: a future of its output.
+///
+/// Resolves to `Ok(output)`, or to a [`JoinError`] if the task panicked
+/// (the panic is caught: the loop goes on) or was cancelled. Dropping the
+/// handle cancels the task (its future is dropped on the loop's thread, at
+/// the loop's next iteration if it is not running); [`detach`](JoinHandle::detach)
+/// lets it run on instead. Polling it again after it resolved returns
+/// `Poll::Pending`.
+///
+/// # Examples
+///
+/// ```
+/// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+/// let task = ev.spawn(async { 6 * 7 });
+/// assert_eq!(ev.block_on(&mut (), task)?.unwrap(), 42);
+/// # Ok::<(), fdloop::Error>(())
+/// ```
+#[must_use = "dropping a JoinHandle cancels its task: use `detach` to let it run"]
+pub struct JoinHandle<T> {
+    task: Option<FallibleTask<std::thread::Result<T>>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Lets the task run to its end without a handle (its output is
+    /// dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let done = Rc::new(Cell::new(false));
+    /// let d = done.clone();
+    /// ev.spawn(async move { d.set(true) }).detach();
+    /// ev.dispatch_pending(&mut ())?;
+    /// assert!(done.get());
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn detach(mut self) {
+        if let Some(t) = self.task.take() {
+            t.detach();
+        }
+    }
+
+    /// Cancels the task: its future is dropped (on the loop's thread, at
+    /// once if called there and the task is not running, else by the loop's
+    /// next iteration). Same as dropping the handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let ran = Rc::new(Cell::new(false));
+    /// let r = ran.clone();
+    /// ev.spawn(async move { r.set(true) }).cancel();
+    /// ev.dispatch_pending(&mut ())?;
+    /// assert!(!ran.get());
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn cancel(self) {
+        drop(self);
+    }
+
+    /// Whether the task has finished (with an output, a panic, or
+    /// cancelled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let task = ev.spawn(async {});
+    /// assert!(!task.is_finished());
+    /// ev.dispatch_pending(&mut ())?;
+    /// assert!(task.is_finished());
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Pending;
+        };
+        let out = match Pin::new(task).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => Err(JoinError::Cancelled),
+            Poll::Ready(Some(Ok(v))) => Ok(v),
+            Poll::Ready(Some(Err(p))) => Err(JoinError::Panicked(p)),
+        };
+        self.task = None;
+        Poll::Ready(out)
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

@@ -1,0 +1,732 @@
+//! [`Async`]: a descriptor whose reads and writes are futures.
+//!
+//! # Readiness
+//!
+//! An `Async` joins the loop's epoll set the first time an operation would
+//! block (lazily: one that never blocks makes no `epoll_ctl`), edge-
+//! triggered for both directions, under one loop source whose dispatch
+//! only records readiness and wakes the waiting task. Each direction keeps
+//! a *ready* flag: set at creation (so the first operation is simply
+//! tried) and by every readiness report, cleared when an operation through
+//! this `Async` returns `WouldBlock` — then the task waits for the next
+//! report. Reports and operations run on the same thread, so no report can
+//! fall between an operation and the clearing of its flag.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use futures_core::Stream;
+use futures_io::{AsyncRead, AsyncWrite};
+
+use super::context;
+use super::time::{store_waker, wake_slot};
+use crate::event_loop::{stateless, Reactor};
+use crate::sys;
+use crate::{Action, Interest, LoopHandle, Mode, Readiness, Registrar, Source, SourceId};
+
+#[derive(Clone, Copy)]
+pub(super) enum Dir {
+    Read,
+    Write,
+}
+
+/// The readiness flags and waiting tasks of one `Async`, shared with its
+/// loop source.
+struct IoState {
+    ready: [Cell<bool>; 2],
+    wakers: [RefCell<Option<Waker>>; 2],
+    /// The `Async` is gone: its descriptor may be closed, so the source
+    /// must not name it any more.
+    gone: Cell<bool>,
+}
+
+/// The loop source of an `Async`: its descriptor number and shared state.
+struct Watched {
+    fd: RawFd,
+    state: Rc<IoState>,
+}
+
+impl Watched {
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        if self.state.gone.get() {
+            return None;
+        }
+        // SAFETY: by the contract of `Registration`, its descriptor stays
+        // open until the `Registration` is dropped, and dropping it removes
+        // this source (out of epoll at once, as the source is never busy
+        // then: its dispatch only wakes tasks) and then sets `gone`. So
+        // while `gone` is false the descriptor is open; the borrow lasts
+        // only for the caller's `epoll_ctl`.
+        Some(unsafe { BorrowedFd::borrow_raw(self.fd) })
+    }
+}
+
+impl Source for Watched {
+    type Event = Readiness;
+    type Metadata = ();
+
+    fn register(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
+        match self.fd() {
+            Some(fd) => r.add(fd, 0, Interest::BOTH, Mode::Edge),
+            None => Ok(()),
+        }
+    }
+
+    fn unregister(&mut self, r: &mut Registrar<'_>) -> io::Result<()> {
+        match self.fd() {
+            Some(fd) => r.delete(fd),
+            // Closed: the kernel took it out of the epoll set.
+            None => Ok(()),
+        }
+    }
+
+    fn process(
+        &mut self,
+        ready: Readiness,
+        _sub: u8,
+        _r: &mut Registrar<'_>,
+        callback: &mut dyn FnMut(Readiness, &mut ()) -> Action,
+    ) -> io::Result<Action> {
+        let s = &self.state;
+        let failed = ready.is_error() || ready.is_hangup();
+        if ready.is_readable() || ready.is_read_closed() || failed {
+            s.ready[0].set(true);
+            wake_slot(&s.wakers[0]);
+        }
+        if ready.is_writable() || failed {
+            s.ready[1].set(true);
+            wake_slot(&s.wakers[1]);
+        }
+        Ok(callback(ready, &mut ()))
+    }
+}
+
+/// The loop registration of one descriptor: its readiness flags, joined
+/// to the epoll set on first need, left when dropped.
+///
+/// Contract (crate-private): the descriptor given to [`new`](Registration::new)
+/// stays open until the `Registration` is dropped — its owner declares the
+/// `Registration` before the descriptor's owner, so it drops first.
+pub(super) struct Registration {
+    fd: RawFd,
+    /// A pipe or stream socket: a short read or write means the buffer was
+    /// drained or filled (see [`poll_io`](Registration::poll_io)).
+    stream_like: bool,
+    state: Rc<IoState>,
+    reactor: Rc<dyn Reactor>,
+    id: Cell<Option<SourceId>>,
+}
+
+impl Registration {
+    pub(super) fn new(reactor: Rc<dyn Reactor>, fd: BorrowedFd<'_>) -> Registration {
+        Registration {
+            fd: fd.as_raw_fd(),
+            stream_like: false,
+            state: Rc::new(IoState {
+                ready: [Cell::new(true), Cell::new(true)],
+                wakers: [RefCell::new(None), RefCell::new(None)],
+                gone: Cell::new(false),
+            }),
+            reactor,
+            id: Cell::new(None),
+        }
+    }
+
+    /// Makes `fd` non-blocking, then as [`new`](Registration::new).
+    pub(super) fn nonblocking(reactor: Rc<dyn Reactor>, fd: BorrowedFd<'_>) -> io::Result<Self> {
+        sys::fd::set_nonblocking(fd, true)?;
+        let mut reg = Registration::new(reactor, fd);
+        reg.stream_like = sys::fd::is_stream_like(fd)?;
+        Ok(reg)
+    }
+
+    pub(super) fn reactor(&self) -> &Rc<dyn Reactor> {
+        &self.reactor
+    }
+
+    /// Whether `dir`'s flag is set.
+    pub(super) fn is_ready(&self, dir: Dir) -> bool {
+        self.state.ready[dir as usize].get()
+    }
+
+    /// Clears `dir`'s flag: the next [`poll_ready`](Registration::poll_ready)
+    /// waits for a readiness report.
+    pub(super) fn clear(&self, dir: Dir) {
+        self.state.ready[dir as usize].set(false);
+    }
+
+    /// Joins the epoll set on first need.
+    pub(super) fn register(&self) -> io::Result<()> {
+        if self.id.get().is_some() {
+            return Ok(());
+        }
+        let watched = Watched {
+            fd: self.fd,
+            state: self.state.clone(),
+        };
+        let id = self
+            .reactor
+            .insert(stateless(watched, |_, _: &mut ()| Action::Continue))?;
+        self.id.set(Some(id));
+        Ok(())
+    }
+
+    pub(super) fn deregister(&self) -> io::Result<()> {
+        let res = match self.id.take() {
+            Some(id) => self.reactor.remove(id).map_err(io::Error::from),
+            None => Ok(()),
+        };
+        self.state.gone.set(true);
+        match res {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    /// `Ready` when `dir`'s flag is set; else registers and waits.
+    pub(super) fn poll_ready(&self, dir: Dir, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let i = dir as usize;
+        if self.state.ready[i].get() {
+            return Poll::Ready(Ok(()));
+        }
+        self.register()?;
+        store_waker(&self.state.wakers[i], cx.waker());
+        Poll::Pending
+    }
+
+    /// [`poll_op`](Registration::poll_op) for a read or write of `want`
+    /// bytes on a pipe or stream socket: one that moves fewer (but some)
+    /// bytes drained or filled the buffer, so the flag is cleared at once —
+    /// the next call waits for the next edge instead of making a system
+    /// call only to meet `EAGAIN`. (Not after 0 bytes: end of file stays
+    /// readable. Not for other kinds of descriptor: a terminal returns a
+    /// line per read.)
+    pub(super) fn poll_io(
+        &self,
+        dir: Dir,
+        cx: &mut Context<'_>,
+        want: usize,
+        op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let r = self.poll_op(dir, cx, op);
+        if let Poll::Ready(Ok(n)) = r {
+            if self.stream_like && n > 0 && n < want {
+                self.clear(dir);
+            }
+        }
+        r
+    }
+
+    /// Runs `op` when `dir` is ready, until it returns something other
+    /// than `WouldBlock` (which clears the flag) or `Interrupted`.
+    pub(super) fn poll_op<R>(
+        &self,
+        dir: Dir,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            if let Poll::Ready(Err(e)) = self.poll_ready(dir, cx) {
+                return Poll::Ready(Err(e));
+            }
+            if !self.state.ready[dir as usize].get() {
+                return Poll::Pending;
+            }
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.state.ready[dir as usize].set(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // An error cannot be reported: the descriptor closes next, which
+        // takes it out of the set anyway.
+        let _ = self.deregister();
+    }
+}
+
+/// A descriptor `T` (socket, pipe, terminal, anything [`AsFd`]) made
+/// non-blocking and driven by the loop: [`readable`](Async::readable) and
+/// [`writable`](Async::writable) futures, [`read_with`](Async::read_with)
+/// and [`write_with`](Async::write_with) for any operation,
+/// [`AsyncRead`]/[`AsyncWrite`] (from `futures-io`) when `T` is
+/// [`Read`]/[`Write`], and [`accept`](Async::accept)/[`incoming`](Async::incoming)
+/// for a [`TcpListener`].
+///
+/// It joins the loop's own epoll set lazily (see the module docs): no
+/// second poller, no thread. Dropping it takes the descriptor out of the
+/// loop before `T` closes it. An `Async` belongs to its loop's thread (it
+/// is not `Send`).
+///
+/// Operations retry `EINTR` (`ErrorKind::Interrupted`) and wait on
+/// `EAGAIN`/`EWOULDBLOCK`; other errors (`EMFILE` from an accept, a reset
+/// connection) are returned as they came, and the readiness flag stays
+/// set, so the next call tries again at once.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::unix::net::UnixStream;
+/// use futures_util::{AsyncReadExt, AsyncWriteExt};
+/// use fdloop::rt::Async;
+///
+/// let got = fdloop::rt::block_on(async {
+///     let (a, b) = UnixStream::pair()?;
+///     let (mut a, mut b) = (Async::new(a)?, Async::new(b)?);
+///     fdloop::rt::spawn(async move { a.write_all(b"ping").await })?.detach();
+///     let mut buf = [0u8; 4];
+///     b.read_exact(&mut buf).await?;
+///     Ok::<_, Box<dyn std::error::Error>>(buf)
+/// })?.unwrap();
+/// assert_eq!(&got, b"ping");
+/// # Ok::<(), fdloop::Error>(())
+/// ```
+pub struct Async<T: AsFd> {
+    // Declared first: dropped (out of epoll) before `io` closes.
+    reg: Registration,
+    io: T,
+}
+
+impl<T: AsFd> Unpin for Async<T> {}
+
+impl<T: AsFd> Async<T> {
+    /// Wraps `io` for the loop running the current task, and makes it
+    /// non-blocking (`fcntl(F_GETFL)`/`fcntl(F_SETFL, O_NONBLOCK)`); an
+    /// `fstat` (and for a socket `getsockopt(SO_TYPE)`) tells whether it is
+    /// a pipe or stream socket, where a short read or write shows the
+    /// buffer drained or full and saves the call that would meet `EAGAIN`.
+    ///
+    /// # Errors
+    ///
+    /// Kind `Other` outside a task of an fdloop loop (use
+    /// [`new_on`](Async::new_on) there); the `fcntl` error (`EBADF`) if
+    /// the descriptor is not valid (`fstat`/`getsockopt` errors likewise).
+    /// `io` is dropped then.
+    ///
+    /// # Examples
+    ///
+    /// See [`Async`].
+    pub fn new(io: T) -> io::Result<Async<T>> {
+        let reactor = context::current("wrapping a descriptor in Async")?;
+        Async::with_reactor(reactor, io)
+    }
+
+    /// As [`new`](Async::new), for the loop of `handle` (for use outside
+    /// its tasks).
+    ///
+    /// # Errors
+    ///
+    /// The `fcntl` error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let (r, _w) = std::io::pipe()?;
+    /// let r = fdloop::rt::Async::new_on(&ev.handle(), r)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new_on<S: 'static>(handle: &LoopHandle<S>, io: T) -> io::Result<Async<T>> {
+        Async::with_reactor(handle.reactor(), io)
+    }
+
+    fn with_reactor(reactor: Rc<dyn Reactor>, io: T) -> io::Result<Async<T>> {
+        let reg = Registration::nonblocking(reactor, io.as_fd())?;
+        Ok(Async { reg, io })
+    }
+
+    /// The descriptor. Use it for operations that do not block; for those
+    /// that may, use [`read_with`](Async::read_with) or
+    /// [`write_with`](Async::write_with), which learn of `WouldBlock`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let l = fdloop::rt::Async::new_on(&ev.handle(), l)?;
+    /// println!("listening on {}", l.get_ref().local_addr()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+
+    /// The descriptor, mutably; as [`get_ref`](Async::get_ref).
+    ///
+    /// # Safety
+    ///
+    /// The descriptor must stay the one this `Async` was made with: do not
+    /// replace `T` (`*a.get_mut() = other`), swap it out or close it through
+    /// this reference. The loop's epoll set names the descriptor by number;
+    /// with another descriptor in its place, the registration would be
+    /// deleted by number from whatever open file then has it — possibly
+    /// another `Async` of the same loop. (As `async-io`'s `get_mut`.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let proc = std::process::Command::new("true").spawn()?;
+    /// let child = fdloop::process::Child::new(&proc)?;
+    /// let mut child = fdloop::rt::Async::new_on(&ev.handle(), child)?;
+    /// // SAFETY: `try_wait` leaves the child's descriptor in place.
+    /// let _ = unsafe { child.get_mut() }.try_wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub unsafe fn get_mut(&mut self) -> &mut T {
+        &mut self.io
+    }
+
+    /// Takes the descriptor back out of the loop and returns it (still
+    /// non-blocking).
+    ///
+    /// # Errors
+    ///
+    /// The `epoll_ctl` error, if taking it out failed (other than
+    /// `ENOENT`/`EBADF`); the descriptor is dropped then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let (r, _w) = std::io::pipe()?;
+    /// let r: std::io::PipeReader = fdloop::rt::Async::new_on(&ev.handle(), r)?.into_inner()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_inner(self) -> io::Result<T> {
+        let Async { reg, io } = self;
+        reg.deregister()?;
+        Ok(io)
+    }
+
+    /// Resolves when the descriptor may be readable: at once if no
+    /// operation through this `Async` has met `WouldBlock` since the last
+    /// readiness report (so possibly spuriously: then do the operation
+    /// with [`read_with`](Async::read_with), which records it).
+    ///
+    /// # Errors
+    ///
+    /// If the descriptor cannot join the epoll set (`EPERM` for a regular
+    /// file, `ENOSPC`, `ENOMEM`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use fdloop::rt::Async;
+    /// fdloop::rt::block_on(async {
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     let b = Async::new(b)?;
+    ///     drop(a); // end of file: readable
+    ///     b.readable().await
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn readable(&self) -> Readable<'_, T> {
+        Readable(self)
+    }
+
+    /// Resolves when the descriptor may be writable; as
+    /// [`readable`](Async::readable).
+    ///
+    /// # Errors
+    ///
+    /// As [`readable`](Async::readable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use fdloop::rt::Async;
+    /// fdloop::rt::block_on(async {
+    ///     let (a, _b) = UnixStream::pair()?;
+    ///     Async::new(a)?.writable().await
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn writable(&self) -> Writable<'_, T> {
+        Writable(self)
+    }
+
+    /// Runs `op` (a read, a `recv`, an `accept`: anything that waits for
+    /// readability) until it does not return `WouldBlock`, waiting for
+    /// readability in between; retries `Interrupted`.
+    ///
+    /// # Errors
+    ///
+    /// What `op` returned other than `WouldBlock`/`Interrupted`; errors of
+    /// [`readable`](Async::readable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::UdpSocket;
+    /// use fdloop::rt::Async;
+    /// let n = fdloop::rt::block_on(async {
+    ///     let a = Async::new(UdpSocket::bind("127.0.0.1:0")?)?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0")?;
+    ///     b.send_to(b"hi", a.get_ref().local_addr()?)?;
+    ///     let mut buf = [0u8; 8];
+    ///     a.read_with(|s| s.recv(&mut buf)).await
+    /// })??;
+    /// assert_eq!(n, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn read_with<R>(&self, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        self.op_with(Dir::Read, op).await
+    }
+
+    /// As [`read_with`](Async::read_with), for operations that wait for
+    /// writability.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_with`](Async::read_with).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use fdloop::rt::Async;
+    /// let n = fdloop::rt::block_on(async {
+    ///     let (a, _b) = UnixStream::pair()?;
+    ///     let a = Async::new(a)?;
+    ///     a.write_with(|mut s| s.write(b"hello")).await
+    /// })??;
+    /// assert_eq!(n, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn write_with<R>(&self, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        self.op_with(Dir::Write, op).await
+    }
+
+    async fn op_with<R>(&self, dir: Dir, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        std::future::poll_fn(|cx| self.reg.poll_op(dir, cx, || op(&self.io))).await
+    }
+
+    /// The registration, for the source-specific futures of `rt`.
+    pub(super) fn reg(&self) -> &Registration {
+        &self.reg
+    }
+
+    /// The registration and the descriptor, apart.
+    pub(super) fn parts(&mut self) -> (&Registration, &mut T) {
+        (&self.reg, &mut self.io)
+    }
+}
+
+impl<T: AsFd> AsFd for Async<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.as_fd()
+    }
+}
+
+impl<T: AsFd + fmt::Debug> fmt::Debug for Async<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Async")
+            .field("io", &self.io)
+            .field("registered", &self.reg.id.get().is_some())
+            .finish()
+    }
+}
+
+/// The future of [`Async::readable`].
+///
+/// # Examples
+///
+/// See [`Async::readable`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Readable<'a, T: AsFd>(&'a Async<T>);
+
+/// The future of [`Async::writable`].
+///
+/// # Examples
+///
+/// See [`Async::writable`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Writable<'a, T: AsFd>(&'a Async<T>);
+
+impl<T: AsFd> Future for Readable<'_, T> {
+    type Output = io::Result<()>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.reg.poll_ready(Dir::Read, cx)
+    }
+}
+
+impl<T: AsFd> Future for Writable<'_, T> {
+    type Output = io::Result<()>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.reg.poll_ready(Dir::Write, cx)
+    }
+}
+
+impl<T: AsFd> fmt::Debug for Readable<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Readable")
+    }
+}
+
+impl<T: AsFd> fmt::Debug for Writable<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Writable")
+    }
+}
+
+impl<T: AsFd + Read> AsyncRead for Async<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        {
+            let (reg, io) = self.get_mut().parts();
+            reg.poll_io(Dir::Read, cx, buf.len(), || io.read(buf))
+        }
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [io::IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        {
+            let want = bufs.iter().map(|b| b.len()).sum();
+            let (reg, io) = self.get_mut().parts();
+            reg.poll_io(Dir::Read, cx, want, || io.read_vectored(bufs))
+        }
+    }
+}
+
+impl<T: AsFd + Write> AsyncWrite for Async<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        {
+            let (reg, io) = self.get_mut().parts();
+            reg.poll_io(Dir::Write, cx, buf.len(), || io.write(buf))
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        {
+            let want = bufs.iter().map(|b| b.len()).sum();
+            let (reg, io) = self.get_mut().parts();
+            reg.poll_io(Dir::Write, cx, want, || io.write_vectored(bufs))
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        {
+            let (reg, io) = self.get_mut().parts();
+            reg.poll_op(Dir::Write, cx, || io.flush())
+        }
+    }
+
+    /// Flushes; the descriptor closes when the `Async` is dropped (for a
+    /// socket, shut down the write side with
+    /// `get_ref().shutdown(Shutdown::Write)` to signal the end earlier).
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl Async<TcpListener> {
+    /// Accepts a connection, waiting for one; the stream comes back as an
+    /// `Async` on the same loop.
+    ///
+    /// # Errors
+    ///
+    /// As `accept(2)`: `EMFILE`/`ENFILE` when out of descriptors (the
+    /// pending connection stays queued and the next call tries again at
+    /// once: back off, e.g. with [`sleep`](crate::rt::sleep)),
+    /// `ECONNABORTED`; errors of [`readable`](Async::readable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use fdloop::rt::Async;
+    /// let peer = fdloop::rt::block_on(async {
+    ///     let l = Async::new(TcpListener::bind("127.0.0.1:0")?)?;
+    ///     let addr = l.get_ref().local_addr()?;
+    ///     let _c = TcpStream::connect(addr)?;
+    ///     let (_s, peer) = l.accept().await?;
+    ///     Ok::<_, std::io::Error>(peer)
+    /// })??;
+    /// assert!(peer.ip().is_loopback());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn accept(&self) -> io::Result<(Async<TcpStream>, SocketAddr)> {
+        let (s, addr) = self.read_with(|l| l.accept()).await?;
+        Ok((Async::with_reactor(self.reg.reactor().clone(), s)?, addr))
+    }
+
+    /// The connections as a stream (never ends; errors are items, as for
+    /// [`accept`](Async::accept)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use futures_util::StreamExt;
+    /// use fdloop::rt::Async;
+    /// fdloop::rt::block_on(async {
+    ///     let l = Async::new(TcpListener::bind("127.0.0.1:0")?)?;
+    ///     let _c = TcpStream::connect(l.get_ref().local_addr()?)?;
+    ///     let mut incoming = l.incoming();
+    ///     let s = incoming.next().await.unwrap()?;
+    ///     assert!(s.get_ref().peer_addr()?.ip().is_loopback());
+    ///     Ok::<_, std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn incoming(&self) -> Accept<'_> {
+        Accept(self)
+    }
+}
+
+/// The stream of [`Async::incoming`].
+///
+/// # Examples
+///
+/// See [`Async::incoming`].
+#[must_use = "streams do nothing unless polled"]
+pub struct Accept<'a>(&'a Async<TcpListener>);
+
+impl Stream for Accept<'_> {
+    type Item = io::Result<Async<TcpStream>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let l = self.0;
+        l.reg
+            .poll_op(Dir::Read, cx, || l.io.accept())
+            .map(|r| Some(r.and_then(|(s, _)| Async::with_reactor(l.reg.reactor().clone(), s))))
+    }
+}
+
+impl fmt::Debug for Accept<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Accept")
+    }
+}

@@ -1,0 +1,347 @@
+//! Futures on the loop (feature `async`, on by default): an executor,
+//! [`Async`] I/O, and fdloop's sources as futures and streams.
+//!
+//! * **Tasks.** [`EventLoop::spawn`](crate::EventLoop::spawn),
+//!   [`LoopHandle::spawn`](crate::LoopHandle::spawn) (from callbacks) and
+//!   [`spawn`] (from inside a task) run a future on the loop's thread; it
+//!   need not be `Send`. Each gives a [`JoinHandle`], itself a future, that
+//!   cancels the task when dropped. [`block_on`] runs a future on a fresh
+//!   loop; [`EventLoop::block_on`](crate::EventLoop::block_on) on an
+//!   existing one, with its callbacks and sources alongside.
+//! * **Wakers** are `Send + Sync`. A wake on the loop's thread costs no
+//!   system call; one from another thread goes through the loop's
+//!   sleep-aware wake path, a write to its notifier only when the loop may
+//!   be blocked (see [`Remote`](crate::Remote)). A waker used after its loop
+//!   is gone does nothing.
+//! * **Panics** in a task are caught and reported by its [`JoinHandle`]
+//!   ([`JoinError::Panicked`]); the loop goes on.
+//! * **Fairness.** Each iteration polls the tasks that were queued when it
+//!   began; tasks they wake run in the next iteration, after the loop has
+//!   looked at its descriptors (without blocking).
+//!
+//! Tasks see their loop through a thread-local context set while they are
+//! polled: [`Async::new`], [`sleep`] and [`spawn`] use it, and fail with an
+//! [`Error`] outside a task (use the `*_on` forms, which take a
+//! [`LoopHandle`], there).
+//!
+//! # Sources as futures
+//!
+//! Wrap a source in [`Async`]: `Async<channel::Receiver<T>>` has
+//! [`recv`](Async::recv) and is a `Stream` of messages;
+//! `Async<Signals>` a stream of signals ([`next_signal`](Async::next_signal));
+//! `Async<process::Child>` has [`exit`](Async::exit); `Async<Watch>` a
+//! stream of event batches ([`next_events`](Async::next_events)). A bounded
+//! channel's sender waits for room with [`AsyncSender::send`]. Timers:
+//! [`sleep`], [`sleep_until`], [`interval`] are `Timer` sources of the
+//! loop, with its precision.
+//!
+//! # Interop
+//!
+//! * **Futures from other crates run unchanged** when they need nothing but
+//!   a [`Waker`]: `futures-util` combinators (`join`, `select`, stream
+//!   adapters), runtime-agnostic channels and locks (`async-channel`,
+//!   `futures-channel`, `tokio::sync`'s `mpsc`, `oneshot`, `Mutex`,
+//!   `Notify`), `async-lock`. fdloop's wakers are `Send + Sync`, so such a
+//!   future may be woken from any thread.
+//! * **Futures that need another runtime's reactor or timer do not.**
+//!   tokio's `net` types (`TcpStream`, `TcpListener`, `UnixStream`),
+//!   `tokio::time::{sleep, interval, timeout}`, `tokio::process`,
+//!   `tokio::signal` and `tokio::fs` panic ("there is no reactor running")
+//!   or never wake when polled outside a tokio runtime. Use instead:
+//!   [`Async`]`<std::net::TcpStream>` (and `TcpListener`, `UnixStream`,
+//!   pipes), [`sleep`]/[`interval`], `Async<process::Child>`,
+//!   `Async<signal::Signals>`, and a thread for blocking file I/O. The same
+//!   holds for `async-io`'s types on fdloop, and for fdloop's `Async` on
+//!   tokio (it needs its fdloop loop to be run).
+//! * **fdloop inside tokio** still works the other way round: the loop's
+//!   epoll descriptor is readable when it has work, so a tokio task can
+//!   await it (`tokio::io::unix::AsyncFd`) and call
+//!   [`dispatch_pending`](crate::EventLoop::dispatch_pending); see
+//!   `fdloop-bench/examples/nested_in_tokio.rs`. Tasks spawned on that loop
+//!   run inside `dispatch_pending`. (A task spawned, or woken from the loop's own thread,
+//!   between two `dispatch_pending` calls does not make the descriptor
+//!   readable: call `dispatch_pending` again after code of yours that may
+//!   spawn or wake tasks.)
+//!
+//! ```
+//! use futures_util::future::{join, select, Either};
+//! use futures_util::StreamExt;
+//! use std::time::Duration;
+//!
+//! let (both, first) = fdloop::rt::block_on(async {
+//!     // A futures-util combinator over fdloop timers...
+//!     let both = join(
+//!         fdloop::rt::sleep(Duration::from_millis(1)),
+//!         fdloop::rt::sleep(Duration::from_millis(2)),
+//!     )
+//!     .await;
+//!     // ...and a race between a stream and a timer.
+//!     let ticks = fdloop::rt::interval(Duration::from_millis(1)).take(2).count();
+//!     let first = match select(Box::pin(ticks), fdloop::rt::sleep(Duration::from_secs(10))).await {
+//!         Either::Left((n, _)) => n,
+//!         Either::Right(_) => 0,
+//!     };
+//!     (both.0.is_ok() && both.1.is_ok(), first)
+//! })?;
+//! assert!(both);
+//! assert_eq!(first, 2);
+//! # Ok::<(), fdloop::Error>(())
+//! ```
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let out = fdloop::rt::block_on(async {
+//!     let child = fdloop::rt::spawn(async { 20 })?;
+//!     fdloop::rt::sleep(Duration::from_millis(1)).await?;
+//!     Ok::<_, fdloop::Error>(child.await.unwrap() + 22)
+//! })??;
+//! assert_eq!(out, 42);
+//! # Ok::<(), fdloop::Error>(())
+//! ```
+
+mod executor;
+mod io;
+mod send;
+mod streams;
+mod time;
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+pub use executor::{JoinError, JoinHandle};
+pub use io::{Accept, Async, Readable, Writable};
+pub use send::AsyncSender;
+pub use time::{interval, interval_on, sleep, sleep_on, sleep_until, Interval, Sleep};
+
+use crate::error::{Error, Result};
+use crate::event_loop::Reactor;
+use crate::{EventLoop, LoopHandle};
+use executor::Executor;
+
+pub(crate) mod context {
+    //! The loop whose tasks this thread is polling.
+    use super::*;
+
+    thread_local! {
+        static CURRENT: RefCell<Option<Rc<dyn Reactor>>> = const { RefCell::new(None) };
+    }
+
+    /// Restores the previous context on drop.
+    pub(crate) struct Enter(Option<Rc<dyn Reactor>>);
+
+    pub(crate) fn enter(reactor: Rc<dyn Reactor>) -> Enter {
+        Enter(CURRENT.with(|c| c.replace(Some(reactor))))
+    }
+
+    impl Drop for Enter {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            CURRENT.with(|c| *c.borrow_mut() = prev);
+        }
+    }
+
+    /// The current loop, or an error naming what needed it.
+    pub(crate) fn current(what: &'static str) -> Result<Rc<dyn Reactor>> {
+        CURRENT
+            .with(|c| c.borrow().clone())
+            .ok_or_else(|| Error::io(what, std::io::Error::other("not inside an fdloop task")))
+    }
+}
+
+/// Spawns `future` on the loop running the current task.
+///
+/// # Errors
+///
+/// An [`Error::Io`] (kind `Other`) when called outside a
+/// task of an fdloop loop; use [`LoopHandle::spawn`] there.
+///
+/// # Examples
+///
+/// ```
+/// let sum = fdloop::rt::block_on(async {
+///     let a = fdloop::rt::spawn(async { 1 })?;
+///     let b = fdloop::rt::spawn(async { 2 })?;
+///     Ok::<_, fdloop::Error>(a.await.unwrap() + b.await.unwrap())
+/// })??;
+/// assert_eq!(sum, 3);
+/// # Ok::<(), fdloop::Error>(())
+/// ```
+pub fn spawn<F>(future: F) -> Result<JoinHandle<F::Output>>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let reactor = context::current("spawning a task")?;
+    Ok(Executor::of(&reactor).spawn(future))
+}
+
+/// Runs `future` to completion on a fresh [`EventLoop`], with tasks it
+/// spawns, and returns its output. The loop (its descriptors, and tasks
+/// still running) is dropped on return.
+///
+/// # Errors
+///
+/// As [`EventLoop::new`] and [`EventLoop::run`].
+///
+/// # Panics
+///
+/// If `future` panics, the panic goes on out of `block_on` (tasks it
+/// spawned report theirs through their handles).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(fdloop::rt::block_on(async { "done" })?, "done");
+/// # Ok::<(), fdloop::Error>(())
+/// ```
+pub fn block_on<F>(future: F) -> Result<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    EventLoop::<()>::new()?.block_on(&mut (), future)
+}
+
+impl<S: 'static> LoopHandle<S> {
+    /// Spawns `future` as a task on this loop: it is polled on the loop's
+    /// thread, first by the loop's next iteration. See [`rt`](crate::rt).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fdloop::{Action, EventLoop, Ping};
+    /// let mut ev: EventLoop<()> = EventLoop::new()?;
+    /// let (ping_handle, ping) = Ping::new()?;
+    /// let h = ev.handle();
+    /// // From a callback: the task stops the loop.
+    /// ev.insert(ping, move |(), _, _| {
+    ///     let h2 = h.clone();
+    ///     h.spawn(async move { h2.stop() }).detach();
+    ///     Action::Remove
+    /// })?;
+    /// ping_handle.ping()?;
+    /// ev.run(&mut ())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        Executor::of(&self.reactor()).spawn(future)
+    }
+
+    /// How many tasks spawned on this loop are alive (not finished, not
+    /// cancelled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let t = ev.spawn(async {});
+    /// assert_eq!(ev.handle().live_tasks(), 1);
+    /// ev.block_on(&mut (), t)?.unwrap();
+    /// assert_eq!(ev.handle().live_tasks(), 0);
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn live_tasks(&self) -> usize {
+        let reactor = self.reactor();
+        let hook = reactor.tasks().borrow().clone();
+        match hook.map(|h| h.as_any().downcast::<Executor>()) {
+            Some(Ok(ex)) => ex.live_tasks(),
+            _ => 0,
+        }
+    }
+}
+
+impl<S: 'static> EventLoop<S> {
+    /// See [`LoopHandle::spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let t = ev.spawn(async { 1 + 1 });
+    /// assert_eq!(ev.block_on(&mut (), t)?.unwrap(), 2);
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.handle().spawn(future)
+    }
+
+    /// Runs the loop — sources, callbacks with `state`, and tasks — until
+    /// `future` completes, and returns its output. `future` runs as a task
+    /// of this loop (with the same context as spawned tasks); other tasks
+    /// keep their place and go on with the next `run`.
+    ///
+    /// A [`stop`](LoopHandle::stop) request while it runs is used up and
+    /// ignored.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](EventLoop::run); `future` is then dropped.
+    ///
+    /// # Panics
+    ///
+    /// If `future` panics, the panic goes on out of `block_on` (the loop
+    /// stays usable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let h = ev.handle();
+    /// let waited = ev.block_on(&mut (), async move {
+    ///     fdloop::rt::sleep_on(&h, Duration::from_millis(2)).await;
+    ///     "slept"
+    /// })?;
+    /// assert_eq!(waited, "slept");
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn block_on<F>(&mut self, state: &mut S, future: F) -> Result<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        // Stops `run` when the future ends, panicking included.
+        let stop = StopOnDrop(Rc::downgrade(&self.handle().reactor()));
+        let mut task = self.spawn(async move {
+            let _stop = stop;
+            future.await
+        });
+        while !task.is_finished() {
+            self.run(state)?;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(&mut task).poll(&mut cx) {
+            Poll::Ready(Ok(v)) => Ok(v),
+            Poll::Ready(Err(JoinError::Panicked(p))) => std::panic::resume_unwind(p),
+            _ => Err(Error::io(
+                "block_on",
+                std::io::Error::other("the task was cancelled"),
+            )),
+        }
+    }
+}
+
+/// Stops its loop when dropped.
+struct StopOnDrop(std::rc::Weak<dyn Reactor>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(r) = self.0.upgrade() {
+            r.stop();
+        }
+    }
+}

@@ -1,0 +1,635 @@
+//! The executor and the futures of `fdloop::rt`: tasks, wakers, panics,
+//! cancellation, `Async` I/O and timers.
+
+#[path = "util/async_util.rs"]
+mod async_util;
+
+use std::cell::{Cell, RefCell};
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_util::{yield_now, DropProbe, Gate};
+use fdloop::rt::{self, Async, JoinError};
+use fdloop::{Action, EventLoop, Ping, Timer};
+use futures_util::{AsyncReadExt, AsyncWriteExt, StreamExt};
+
+#[test]
+fn tasks_run_and_join_in_spawn_order() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let handles: Vec<_> = (0..5)
+        .map(|i| {
+            let log = log.clone();
+            ev.spawn(async move {
+                log.borrow_mut().push(i);
+                yield_now().await;
+                i * 10
+            })
+        })
+        .collect();
+    let sum = ev
+        .block_on(&mut (), async move {
+            let mut sum = 0;
+            for h in handles {
+                sum += h.await.unwrap();
+            }
+            sum
+        })
+        .unwrap();
+    assert_eq!(sum, 100);
+    assert_eq!(*log.borrow(), [0, 1, 2, 3, 4]);
+    assert_eq!(ev.handle().live_tasks(), 0);
+}
+
+#[test]
+fn a_panicking_task_is_reported_and_the_loop_goes_on() {
+    let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
+    let bad = ev.spawn(async {
+        yield_now().await;
+        panic!("task failed on purpose");
+    });
+    let good = ev.spawn(async {
+        yield_now().await;
+        yield_now().await;
+        7
+    });
+    ev.handle()
+        .insert(
+            Timer::after(Duration::from_millis(1)),
+            |_, _, n: &mut u32| {
+                *n += 1;
+                Action::Continue
+            },
+        )
+        .unwrap();
+    let mut n = 0;
+    let (bad, good) = ev
+        .block_on(&mut n, async move { (bad.await, good.await) })
+        .unwrap();
+    let err = bad.unwrap_err();
+    assert!(err.is_panic());
+    assert!(err.to_string().contains("task failed on purpose"), "{err}");
+    assert_eq!(good.unwrap(), 7);
+    while n == 0 {
+        ev.run_once(&mut n, None).unwrap();
+    }
+}
+
+#[test]
+fn block_on_propagates_the_main_future_panic_and_the_loop_stays_usable() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ev.block_on(&mut (), async { panic!("main") })
+    }));
+    assert!(r.is_err());
+    assert_eq!(ev.block_on(&mut (), async { 5 }).unwrap(), 5);
+}
+
+#[test]
+fn dropping_a_handle_from_another_thread_drops_the_future_on_the_loop_thread() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let dropped_on = Arc::new(Mutex::new(None));
+    let probe = DropProbe(dropped_on.clone());
+    let gate = Gate::default();
+    let g = gate.clone();
+    let task = ev.spawn(async move {
+        let _probe = probe;
+        g.wait().await;
+        unreachable!("cancelled before the gate opened");
+    });
+    ev.dispatch_pending(&mut ()).unwrap();
+    assert!(gate.has_waker());
+    // `JoinHandle<T>` is `Send` when `T` is: cancel from another thread.
+    std::thread::spawn(move || drop(task)).join().unwrap();
+    assert!(dropped_on.lock().unwrap().is_none());
+    ev.run_once(&mut (), Some(Duration::from_secs(5))).unwrap();
+    ev.dispatch_pending(&mut ()).unwrap();
+    assert_eq!(
+        *dropped_on.lock().unwrap(),
+        Some(std::thread::current().id())
+    );
+    assert_eq!(ev.handle().live_tasks(), 0);
+}
+
+#[test]
+fn cancel_reports_cancelled_to_nobody_and_the_future_never_runs_again() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let polls = Rc::new(Cell::new(0));
+    let p = polls.clone();
+    let t = ev.spawn(async move {
+        loop {
+            p.set(p.get() + 1);
+            yield_now().await;
+        }
+    });
+    ev.dispatch_pending(&mut ()).unwrap();
+    ev.dispatch_pending(&mut ()).unwrap();
+    let before = polls.get();
+    assert!(before >= 1);
+    t.cancel();
+    for _ in 0..3 {
+        ev.dispatch_pending(&mut ()).unwrap();
+    }
+    assert_eq!(polls.get(), before);
+    assert_eq!(ev.handle().live_tasks(), 0);
+}
+
+#[test]
+fn a_task_cancelled_by_dropping_the_loop_reports_cancelled() {
+    let ev: EventLoop<()> = EventLoop::new().unwrap();
+    let gate = Gate::default();
+    let g = gate.clone();
+    let task = ev.spawn(async move { g.wait().await });
+    let mut ev2: EventLoop<()> = EventLoop::new().unwrap();
+    drop(ev);
+    let r = ev2.block_on(&mut (), task).unwrap();
+    assert!(matches!(r, Err(JoinError::Cancelled)));
+}
+
+#[test]
+fn wakes_on_the_loop_thread_make_no_system_call() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let remote = ev.remote();
+    let before = remote.writes();
+    ev.block_on(&mut (), async {
+        for _ in 0..1000 {
+            yield_now().await;
+        }
+    })
+    .unwrap();
+    assert_eq!(remote.writes(), before);
+}
+
+#[test]
+fn a_wake_from_another_thread_reaches_a_sleeping_loop_once() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let gate = Gate::default();
+    let g = gate.clone();
+    let opener = std::thread::spawn(move || {
+        while !g.has_waker() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(20)); // the loop is asleep by now
+        g.open();
+    });
+    let remote = ev.remote();
+    let before = remote.writes();
+    let start = Instant::now();
+    ev.block_on(&mut (), gate.wait()).unwrap();
+    opener.join().unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(20));
+    assert!(
+        remote.writes() - before <= 1,
+        "{}",
+        remote.writes() - before
+    );
+}
+
+#[test]
+fn many_wakes_from_another_thread_while_the_loop_is_awake_cost_at_most_one_write_each_sleep() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let remote = ev.remote();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (tx, rx) = std::sync::mpsc::channel::<std::task::Waker>();
+    let c = count.clone();
+    let waker_thread = std::thread::spawn(move || {
+        for w in rx {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            w.wake();
+        }
+    });
+    let before = remote.writes();
+    let rounds = 2000;
+    ev.block_on(&mut (), async move {
+        for _ in 0..rounds {
+            let mut sent = false;
+            std::future::poll_fn(|cx| {
+                if sent {
+                    return std::task::Poll::Ready(());
+                }
+                sent = true;
+                tx.send(cx.waker().clone()).unwrap();
+                std::task::Poll::Pending
+            })
+            .await;
+        }
+    })
+    .unwrap();
+    waker_thread.join().unwrap();
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), rounds);
+    // At most one write per round trip, and none when the loop was awake.
+    assert!(remote.writes() - before <= rounds as u64);
+}
+
+#[test]
+fn a_waker_used_after_its_loop_is_gone_does_nothing() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let gate = Gate::default();
+    let g = gate.clone();
+    ev.spawn(async move { g.wait().await }).detach();
+    ev.dispatch_pending(&mut ()).unwrap();
+    let waker = gate.take_waker().unwrap();
+    let w2 = waker.clone();
+    drop(ev);
+    waker.wake_by_ref();
+    std::thread::spawn(move || w2.wake()).join().unwrap();
+    waker.wake();
+}
+
+#[test]
+fn a_task_that_wakes_itself_does_not_starve_other_sources() {
+    let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
+    let spin = ev.spawn(async {
+        loop {
+            yield_now().await;
+        }
+    });
+    let (ping_handle, ping) = Ping::new().unwrap();
+    let h = ev.handle();
+    ev.insert(ping, move |(), _, n: &mut u32| {
+        *n += 1;
+        h.stop();
+        Action::Remove
+    })
+    .unwrap();
+    ping_handle.ping().unwrap();
+    let mut n = 0;
+    ev.run(&mut n).unwrap();
+    assert_eq!(n, 1);
+    drop(spin);
+}
+
+#[test]
+fn spawn_from_a_callback_and_from_a_task() {
+    let mut ev: EventLoop<Vec<&'static str>> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    ev.handle()
+        .defer(move |log| {
+            log.push("callback");
+            let s = s.clone();
+            h.spawn(async move {
+                s.borrow_mut().push("task");
+                let s2 = s.clone();
+                rt::spawn(async move { s2.borrow_mut().push("grandchild") })
+                    .unwrap()
+                    .await
+                    .unwrap();
+            })
+            .detach();
+        })
+        .unwrap();
+    let mut log = Vec::new();
+    for _ in 0..4 {
+        ev.dispatch_pending(&mut log).unwrap();
+    }
+    assert_eq!(log, ["callback"]);
+    assert_eq!(*seen.borrow(), ["task", "grandchild"]);
+}
+
+#[test]
+fn spawn_outside_a_task_is_an_error() {
+    let err = rt::spawn(async {}).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::Other);
+    assert!(Async::new(UnixStream::pair().unwrap().0).is_err());
+    let r = rt::block_on(async {
+        // Inside a task: fine.
+        rt::spawn(async {}).map(|h| h.detach())
+    });
+    r.unwrap().unwrap();
+}
+
+#[test]
+fn sleep_is_never_early_and_interval_ticks_on_its_grid() {
+    rt::block_on(async {
+        for ms in [1u64, 3, 7] {
+            let start = Instant::now();
+            rt::sleep(Duration::from_millis(ms)).await.unwrap();
+            assert!(start.elapsed() >= Duration::from_millis(ms));
+        }
+        let start = Instant::now();
+        let mut every = rt::interval(Duration::from_millis(2));
+        let mut n = 0;
+        while n < 5 {
+            n += every.next().await.unwrap().unwrap();
+        }
+        assert!(start.elapsed() >= Duration::from_millis(10));
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_dropped_sleep_leaves_the_loop() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    ev.block_on(&mut (), async move {
+        let s = rt::sleep_on(&h, Duration::from_secs(3600));
+        // Polled once (inserted), then dropped.
+        futures_util::future::select(s, std::pin::pin!(yield_now())).await;
+    })
+    .unwrap();
+    assert!(ev.is_empty(), "{ev:?}");
+}
+
+#[test]
+fn async_unix_stream_echo_with_futures_io() {
+    let got = rt::block_on(async {
+        let (a, b) = UnixStream::pair()?;
+        let (a, mut b) = (Async::new(a)?, Async::new(b)?);
+        let echo = rt::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let n = b.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok::<_, std::io::Error>(());
+                }
+                b.write_all(&buf[..n]).await?;
+            }
+        })?;
+        // More than a socket buffer, so both sides must wait.
+        let payload: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
+        let (mut r, mut w) = a.split();
+        let writer = rt::spawn(async move {
+            w.write_all(&payload).await?;
+            w.close().await?;
+            Ok::<_, std::io::Error>(payload)
+        })?;
+        let mut back = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while back.len() < 1_000_000 {
+            let n = r.read(&mut buf).await?;
+            assert!(n > 0);
+            back.extend_from_slice(&buf[..n]);
+        }
+        let payload = writer.await.unwrap()?;
+        drop(r);
+        echo.await.unwrap()?;
+        Ok::<_, Box<dyn std::error::Error>>(back == payload)
+    })
+    .unwrap()
+    .unwrap();
+    assert!(got);
+}
+
+#[test]
+fn tcp_accept_stream_and_echo_over_several_connections() {
+    let total = rt::block_on(async {
+        let listener = Async::new(TcpListener::bind("127.0.0.1:0")?)?;
+        let addr = listener.get_ref().local_addr()?;
+        let server = rt::spawn(async move {
+            let mut incoming = listener.incoming();
+            for _ in 0..8 {
+                let mut s = incoming.next().await.unwrap()?;
+                rt::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        let n = s.read(&mut buf).await?;
+                        if n == 0 {
+                            return Ok::<_, std::io::Error>(());
+                        }
+                        s.write_all(&buf[..n]).await?;
+                    }
+                })?
+                .detach();
+            }
+            Ok::<_, std::io::Error>(())
+        })?;
+        let mut clients = Vec::new();
+        for c in 0..8u8 {
+            clients.push(rt::spawn(async move {
+                let mut s = Async::new(TcpStream::connect(addr)?)?;
+                let mut got = 0;
+                for round in 0..50u8 {
+                    let msg = [c, round, 1, 2, 3];
+                    s.write_all(&msg).await?;
+                    let mut back = [0u8; 5];
+                    s.read_exact(&mut back).await?;
+                    assert_eq!(back, msg);
+                    got += 1;
+                }
+                Ok::<_, std::io::Error>(got)
+            })?);
+        }
+        let mut total = 0;
+        for c in clients {
+            total += c.await.unwrap()?;
+        }
+        server.await.unwrap()?;
+        Ok::<_, std::io::Error>(total)
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(total, 8 * 50);
+}
+
+#[test]
+fn pipes_and_readable_writable() {
+    rt::block_on(async {
+        let (r, w) = std::io::pipe()?;
+        let (mut r, mut w) = (Async::new(r)?, Async::new(w)?);
+        w.writable().await?;
+        // Fill the pipe: the writer must wait for the reader.
+        let big = vec![7u8; 1 << 20];
+        let writer = rt::spawn(async move {
+            w.write_all(&big).await?;
+            Ok::<_, std::io::Error>(())
+        })?;
+        r.readable().await?;
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).await?;
+        writer.await.unwrap()?;
+        assert_eq!(all.len(), 1 << 20);
+        Ok::<_, std::io::Error>(())
+    })
+    .unwrap()
+    .unwrap();
+}
+
+#[test]
+fn dropping_an_async_takes_it_out_of_the_loop_before_it_closes() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    ev.block_on(&mut (), async move {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let a = Async::new_on(&h, a).unwrap();
+        // Registered by a read that would block.
+        let mut buf = [0u8; 1];
+        let read = Box::pin(a.read_with(|mut s| s.read(&mut buf)));
+        futures_util::future::select(read, yield_now()).await;
+        drop(a);
+    })
+    .unwrap();
+    assert!(ev.is_empty());
+}
+
+#[test]
+fn channel_receiver_is_a_stream_and_recv_waits_across_threads() {
+    let (tx, rx) = fdloop::channel::bounded::<u32>(4).unwrap();
+    let producer = std::thread::spawn(move || {
+        for i in 0..10_000 {
+            tx.send(i).unwrap();
+        }
+    });
+    let sum = rt::block_on(async move {
+        let mut rx = Async::new(rx)?;
+        let first = rx.recv().await?.unwrap();
+        let mut sum = u64::from(first);
+        while let Some(m) = rx.next().await {
+            sum += u64::from(m?);
+        }
+        Ok::<_, std::io::Error>(sum)
+    })
+    .unwrap()
+    .unwrap();
+    producer.join().unwrap();
+    assert_eq!(sum, (0..10_000u64).sum::<u64>());
+}
+
+#[test]
+fn a_child_exit_is_a_future() {
+    let exit = rt::block_on(async {
+        let proc = std::process::Command::new("sh")
+            .args(["-c", "sleep 0.02; exit 3"])
+            .spawn()?;
+        let mut child = Async::new(fdloop::process::Child::new(&proc)?)?;
+        child.exit().await
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(exit.code(), Some(3));
+}
+
+#[test]
+fn a_watch_is_a_stream() {
+    let dir = std::env::temp_dir().join(format!("fdloop-async-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.clone();
+    let n = rt::block_on(async move {
+        let mut w = fdloop::watch::Watch::new()?;
+        w.add(&d, fdloop::watch::WatchMask::CREATE)?;
+        let mut w = Async::new(w)?;
+        let d2 = d.clone();
+        rt::spawn(async move {
+            rt::sleep(Duration::from_millis(5)).await.unwrap();
+            std::fs::write(d2.join("a"), b"").unwrap();
+        })?
+        .detach();
+        let batch = w.next().await.unwrap()?;
+        Ok::<_, std::io::Error>(batch.len())
+    })
+    .unwrap()
+    .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(n >= 1);
+}
+
+#[test]
+fn futures_util_combinators_run_unchanged() {
+    use futures_util::future::{join_all, select, Either};
+    use futures_util::stream;
+    let out = rt::block_on(async {
+        // join_all over our timers.
+        let sleeps = (1..=3).map(|ms| rt::sleep(Duration::from_millis(ms)));
+        assert!(join_all(sleeps).await.iter().all(Result::is_ok));
+        // select: a short sleep wins over a long one.
+        let r = select(
+            rt::sleep(Duration::from_millis(1)),
+            rt::sleep(Duration::from_secs(60)),
+        )
+        .await;
+        assert!(matches!(r, Either::Left(_)));
+        // Stream combinators over an interval.
+        let ticks: Vec<u64> = rt::interval(Duration::from_millis(1))
+            .map(|t| t.unwrap())
+            .take(3)
+            .collect()
+            .await;
+        // And a plain futures-util stream.
+        let s: u32 = stream::iter(1..=4)
+            .fold(0, |a, b| async move { a + b })
+            .await;
+        (ticks.len(), s)
+    })
+    .unwrap();
+    assert_eq!(out, (3, 10));
+}
+
+#[test]
+fn bounded_senders_wait_for_room_on_the_loop() {
+    // Two async senders on one loop (each its own duplicate of the room
+    // descriptor), a consumer thread slower than them.
+    let (tx, rx) = fdloop::channel::bounded::<u32>(2).unwrap();
+    let consumer = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        while let Ok(m) = rx.recv() {
+            if got.len() % 100 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            got.push(m);
+        }
+        got
+    });
+    rt::block_on(async move {
+        let a = rt::AsyncSender::new(tx.clone())?;
+        let b = rt::AsyncSender::new(tx)?;
+        let ta = rt::spawn(async move {
+            for i in 0..1000 {
+                a.send(i).await.unwrap();
+            }
+        })?;
+        let tb = rt::spawn(async move {
+            for i in 1000..2000 {
+                b.send(i).await.unwrap();
+            }
+        })?;
+        ta.await.unwrap();
+        tb.await.unwrap();
+        Ok::<_, std::io::Error>(())
+    })
+    .unwrap()
+    .unwrap();
+    let mut got = consumer.join().unwrap();
+    got.sort_unstable();
+    assert_eq!(got, (0..2000).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_bounded_channel_between_two_tasks_of_one_loop() {
+    let n = rt::block_on(async {
+        let (tx, rx) = fdloop::channel::bounded::<u32>(1)?;
+        let tx = rt::AsyncSender::new(tx)?;
+        let rx = Async::new(rx)?;
+        let producer = rt::spawn(async move {
+            for i in 0..500 {
+                tx.send(i).await.unwrap();
+            }
+        })?;
+        let mut n = 0;
+        while let Some(m) = rx.recv().await? {
+            assert_eq!(m, n);
+            n += 1;
+        }
+        producer.await.unwrap();
+        Ok::<_, std::io::Error>(n)
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(n, 500);
+}
+
+#[test]
+fn send_to_a_dropped_receiver_hands_the_message_back() {
+    rt::block_on(async {
+        let (tx, rx) = fdloop::channel::bounded::<String>(1).unwrap();
+        let tx = rt::AsyncSender::new(tx).unwrap();
+        drop(rx);
+        let err = tx.send("lost".into()).await.unwrap_err();
+        assert_eq!(err.0, "lost");
+    })
+    .unwrap();
+}
