@@ -440,6 +440,7 @@ impl Driver {
             }
         };
         let mut ran = 0;
+        let mut woken = false;
         let result = loop {
             let Some(ev) = self.events.get(self.cursor) else {
                 break Ok(ran);
@@ -458,13 +459,12 @@ impl Driver {
             match data {
                 token::REMOTE => {
                     // Wake-ups carry no work of their own; stop is checked
-                    // by `run`. Awake before draining, so a wake that lands
-                    // after the drain is turned into a write at the end of
-                    // the iteration instead of being lost.
+                    // by `run`. Awake before draining (after the batch), so
+                    // a wake that lands after the drain is turned into a
+                    // write at the end of the iteration instead of being
+                    // lost.
                     mark_awake(&inner.wake, &inner.awake_marked);
-                    if let Err(e) = inner.wake.notifier.drain() {
-                        break Err(Error::io("draining the loop's wake-up notifier", e));
-                    }
+                    woken = true;
                 }
                 token::TIMER => self.waiter.on_timer(),
                 t if timers::token_clock(t).is_some() => {
@@ -480,6 +480,11 @@ impl Driver {
                 _ => {}
             }
         };
+        let result = if woken {
+            Self::after_remote_wake(inner, result)
+        } else {
+            result
+        };
         self.stats.events += ran as u64;
         self.last_end = None;
         if let Some(start) = start {
@@ -490,6 +495,32 @@ impl Driver {
             }
         }
         result
+    }
+
+    /// After a batch in which the loop's notifier was readable (the loop
+    /// is marked awake since): tasks that another thread woke are polled
+    /// first, then the notifier is drained — the read is off the path
+    /// from a cross-thread wake to its task. Draining late loses nothing:
+    /// a waker that wrote before the loop marked itself awake pushed its
+    /// work first, so the checks after this batch see it, and wakers since
+    /// see the loop awake and do not write. A failed drain leaves the
+    /// notifier readable and is reported (after an error of the batch's
+    /// own, that one is). Returns the batch's result plus the tasks run.
+    #[cold]
+    #[inline(never)]
+    fn after_remote_wake<S>(inner: &Shared<S>, batch: Result<usize>) -> Result<usize> {
+        let tasks = match batch {
+            Ok(_) if inner.tasks_pending() => inner.run_tasks(),
+            _ => 0,
+        };
+        let drained = inner
+            .wake
+            .notifier
+            .drain()
+            .map_err(|e| Error::io("draining the loop's wake-up notifier", e));
+        let ran = batch?;
+        drained?;
+        Ok(ran + tasks)
     }
 
     #[inline(always)]

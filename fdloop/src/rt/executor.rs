@@ -22,7 +22,10 @@
 //! The driver polls, per iteration, the tasks queued when it began: the
 //! whole queue is swapped out under one lock, and tasks woken while it runs
 //! wait for the next iteration (which then does not block), so a task that
-//! wakes itself cannot starve the loop's other sources.
+//! wakes itself cannot starve the loop's other sources. When a wait ends
+//! because another thread wrote the loop's notifier, the tasks queued by
+//! then are polled right after that batch, before the notifier is drained:
+//! the read is not on the path from a cross-thread wake to its task.
 //!
 //! # Shutdown
 //!
