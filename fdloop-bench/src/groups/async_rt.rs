@@ -38,10 +38,14 @@ use crate::{pin_opt, Pin};
 
 /// The runtimes compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Rt {
+pub enum Rt {
+    /// `fdloop::rt`.
     Fdloop,
+    /// tokio's current-thread runtime with its IO driver.
     Tokio,
+    /// smol's `async-executor` on `async-io`'s `block_on`.
     Smol,
+    /// calloop's executor in a calloop loop.
     Calloop,
 }
 
@@ -216,7 +220,20 @@ fn waker_thread(
     Ok(total)
 }
 
-fn wake_to_poll(rt: Rt, rounds: u64, warmup: u64, pin: Pin) -> io::Result<Duration> {
+/// The "wake to poll" case once: `rounds` wakes from another thread (the
+/// first `warmup` untimed), each after the runtime has gone to sleep;
+/// returns the total time from `wake()` to the task's poll over the timed
+/// rounds. Used by the report and by `examples/wake_probe.rs`.
+///
+/// # Examples
+///
+/// ```
+/// use fdloop_bench::groups::async_rt::{wake_to_poll, Rt};
+/// let t = wake_to_poll(Rt::Fdloop, 3, 1, fdloop_bench::Pin::Off)?;
+/// assert!(t > std::time::Duration::ZERO);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn wake_to_poll(rt: Rt, rounds: u64, warmup: u64, pin: Pin) -> io::Result<Duration> {
     pin_opt(pin.main_cpu())?;
     let gate = Arc::new(Gate::default());
     let g = gate.clone();
