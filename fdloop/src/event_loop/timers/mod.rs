@@ -386,7 +386,10 @@ impl Timers {
             self.meta[i].wake = false;
             return Ok(());
         }
-        let _ = self.cancel(slot);
+        if m.seq != 0 {
+            // Scheduled on another queue (or heap): leave it first.
+            let _ = self.cancel(slot);
+        }
         let seq = self.take_seq();
         self.meta[i] = Meta {
             deadline,
