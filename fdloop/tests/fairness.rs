@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fdloop::channel::{self, Event};
-use fdloop::{Action, EventLoop, Interest, Io, Mode, Timer};
+use fdloop::{Action, EventLoop, Interest, Io, LoopHandle, Mode, SourceId, Timer};
 
 #[derive(Default)]
 struct Load {
@@ -286,6 +286,21 @@ struct Limited {
 }
 
 /// Runs `ev` for `d` with short waits.
+/// A loop with one always-ready source that records its dispatch times
+/// (since the returned start) in `Limited::hits`.
+fn recording_loop() -> (EventLoop<Limited>, LoopHandle<Limited>, SourceId, Instant) {
+    let ev: EventLoop<Limited> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let t0 = Instant::now();
+    let id = h
+        .insert(always_ready(), move |_, _, st: &mut Limited| {
+            st.hits.push(t0.elapsed());
+            Action::Continue
+        })
+        .unwrap();
+    (ev, h, id, t0)
+}
+
 fn run_for<S>(ev: &mut EventLoop<S>, st: &mut S, d: Duration) {
     let start = Instant::now();
     while start.elapsed() < d {
@@ -295,15 +310,7 @@ fn run_for<S>(ev: &mut EventLoop<S>, st: &mut S, d: Duration) {
 
 #[test]
 fn rate_limit_allows_exactly_burst_per_interval_and_always_resumes() {
-    let mut ev: EventLoop<Limited> = EventLoop::new().unwrap();
-    let h = ev.handle();
-    let t0 = Instant::now();
-    let id = h
-        .insert(always_ready(), move |_, _, st: &mut Limited| {
-            st.hits.push(t0.elapsed());
-            Action::Continue
-        })
-        .unwrap();
+    let (mut ev, h, id, t0) = recording_loop();
     let interval = Duration::from_millis(40);
     h.set_rate_limit_with(id, interval, 7, move |_, entered, st: &mut Limited| {
         st.changes.push((entered, t0.elapsed()));
@@ -334,15 +341,7 @@ fn rate_limit_allows_exactly_burst_per_interval_and_always_resumes() {
 
 #[test]
 fn a_limited_source_comes_back_after_disable_and_enable_meanwhile() {
-    let mut ev: EventLoop<Limited> = EventLoop::new().unwrap();
-    let h = ev.handle();
-    let t0 = Instant::now();
-    let id = h
-        .insert(always_ready(), move |_, _, st: &mut Limited| {
-            st.hits.push(t0.elapsed());
-            Action::Continue
-        })
-        .unwrap();
+    let (mut ev, h, id, _) = recording_loop();
     h.set_rate_limit(id, Duration::from_millis(30), 2).unwrap();
     let mut st = Limited::default();
     ev.dispatch_pending(&mut st).unwrap();
@@ -362,15 +361,7 @@ fn a_limited_source_comes_back_after_disable_and_enable_meanwhile() {
 
 #[test]
 fn a_source_disabled_while_limited_stays_disabled_and_resumes_when_enabled() {
-    let mut ev: EventLoop<Limited> = EventLoop::new().unwrap();
-    let h = ev.handle();
-    let t0 = Instant::now();
-    let id = h
-        .insert(always_ready(), move |_, _, st: &mut Limited| {
-            st.hits.push(t0.elapsed());
-            Action::Continue
-        })
-        .unwrap();
+    let (mut ev, h, id, _) = recording_loop();
     h.set_rate_limit(id, Duration::from_millis(20), 1).unwrap();
     let mut st = Limited::default();
     ev.dispatch_pending(&mut st).unwrap();
@@ -438,15 +429,7 @@ fn a_rate_limited_periodic_timer_keeps_its_grid_and_comes_back() {
 
 #[test]
 fn disable_for_pauses_then_resumes_and_explicit_calls_override_it() {
-    let mut ev: EventLoop<Limited> = EventLoop::new().unwrap();
-    let h = ev.handle();
-    let t0 = Instant::now();
-    let id = h
-        .insert(always_ready(), move |_, _, st: &mut Limited| {
-            st.hits.push(t0.elapsed());
-            Action::Continue
-        })
-        .unwrap();
+    let (mut ev, h, id, t0) = recording_loop();
     let mut st = Limited::default();
     h.disable_for(id, Duration::from_millis(20)).unwrap();
     run_for(&mut ev, &mut st, Duration::from_millis(10));
