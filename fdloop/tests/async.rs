@@ -3,10 +3,12 @@
 
 #[path = "util/async_util.rs"]
 mod async_util;
+mod util;
 
 use std::cell::{Cell, RefCell};
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -632,4 +634,44 @@ fn send_to_a_dropped_receiver_hands_the_message_back() {
         assert_eq!(err.0, "lost");
     })
     .unwrap();
+}
+
+/// A loop driven by an outer poller (nested in tokio, say) is called only
+/// when its descriptor is readable: a task spawned or woken on the loop's
+/// thread outside a call, or left queued when a call returns, must make it
+/// readable, and the next call runs it.
+#[test]
+fn tasks_queued_on_the_loop_thread_make_the_loop_fd_readable() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    ev.dispatch_pending(&mut ()).unwrap();
+    assert!(!util::readiness(ev.as_fd()).0);
+    // Spawned between calls.
+    let t = ev.spawn(async { 5 });
+    assert!(util::readiness(ev.as_fd()).0, "spawn left the fd quiet");
+    ev.dispatch_pending(&mut ()).unwrap();
+    assert!(t.is_finished());
+    ev.dispatch_pending(&mut ()).unwrap();
+    assert!(!util::readiness(ev.as_fd()).0);
+    // Spawned by a callback, after this call's tasks ran.
+    let (ping, src) = Ping::new().unwrap();
+    let h = ev.handle();
+    let spawned = Rc::new(RefCell::new(None));
+    let s2 = spawned.clone();
+    ev.insert(src, move |(), _, _| {
+        *s2.borrow_mut() = Some(h.spawn(async { 6 }));
+        Action::Continue
+    })
+    .unwrap();
+    ping.ping().unwrap();
+    ev.dispatch_pending(&mut ()).unwrap();
+    let t = spawned.borrow_mut().take().expect("the callback ran");
+    assert!(!t.is_finished());
+    assert!(
+        util::readiness(ev.as_fd()).0,
+        "a queued task left the fd quiet"
+    );
+    ev.dispatch_pending(&mut ()).unwrap();
+    assert!(t.is_finished());
+    ev.dispatch_pending(&mut ()).unwrap();
+    assert!(!util::readiness(ev.as_fd()).0);
 }

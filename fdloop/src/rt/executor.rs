@@ -10,9 +10,14 @@
 //! driver reads once per iteration (`TaskHook::pending`). Then:
 //!
 //! * **on the loop's thread** (recognised by a per-thread key taken when
-//!   the executor was created) nothing else happens: the loop is running
-//!   (a task or a callback woke it), and its next iteration sees the queue
-//!   before it would block. No system call.
+//!   the executor was created) the first task queued also goes through
+//!   the wake path, later ones do nothing. Inside `run` (and `block_on`)
+//!   the loop is marked awake, so that is one atomic swap and no system
+//!   call: the next iteration sees the queue before it would block.
+//!   Between calls, or while a `run_once` / `dispatch_pending` dispatches
+//!   after its wait, the loop counts as asleep and the wake writes the
+//!   notifier once: the loop's descriptor turns readable, so an outer
+//!   poller (tokio, with the loop nested in it) calls the loop again.
 //! * **on another thread** the waker goes through the loop's sleep-aware
 //!   wake path (`WakeState::wake`, the protocol of `event_loop/wake.rs`):
 //!   one atomic swap, and a write to the loop's notifier only if the loop
@@ -86,6 +91,19 @@ impl Queue {
         self.items.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Queues a new task from the loop's thread with no wake (the caller
+    /// runs the loop next). A closed queue drops it.
+    fn push_quiet(&self, runnable: Runnable) {
+        let mut items = self.lock();
+        if items.closed {
+            drop(items);
+            drop(runnable);
+            return;
+        }
+        items.runnable.push_back(runnable);
+        self.len.store(items.runnable.len(), Ordering::Release);
+    }
+
     /// The schedule function of every task.
     fn schedule(&self, runnable: Runnable) {
         let local = thread_key() == self.owner;
@@ -102,9 +120,16 @@ impl Queue {
             return;
         }
         items.runnable.push_back(runnable);
-        self.len.store(items.runnable.len(), Ordering::Release);
+        let len = items.runnable.len();
+        self.len.store(len, Ordering::Release);
         drop(items);
-        if !local {
+        // From the loop's thread only the first task queued needs the
+        // wake: the queue is checked before the loop would block, so
+        // inside `run` (marked awake) that is one swap and no syscall; but
+        // between calls, or late in a `run_once` / `dispatch_pending`, the
+        // loop counts as asleep and the wake writes the notifier, so that
+        // an outer poller watching the loop's descriptor calls it again.
+        if !local || len == 1 {
             if let Some(w) = self.wake.upgrade() {
                 // Nothing to report to: a broken notifier shows in the
                 // loop's next epoll_wait.
@@ -162,6 +187,25 @@ impl Executor {
         F: Future + 'static,
         F::Output: 'static,
     {
+        self.spawn_with(future, true)
+    }
+
+    /// [`spawn`](Executor::spawn) for a caller about to run the loop
+    /// itself (`block_on`): the task is queued without the wake that tells
+    /// an outer poller, which would cost a write for nothing.
+    pub(crate) fn spawn_to_run<F>(self: &Rc<Self>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.spawn_with(future, false)
+    }
+
+    fn spawn_with<F>(self: &Rc<Self>, future: F, notify: bool) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
         let slot = {
             let mut live = self.live.borrow_mut();
             live.count += 1;
@@ -183,7 +227,11 @@ impl Executor {
         if let Some(w) = self.live.borrow_mut().wakers.get_mut(slot) {
             *w = Some(runnable.waker());
         }
-        runnable.schedule();
+        if notify {
+            runnable.schedule();
+        } else {
+            self.queue.push_quiet(runnable);
+        }
         JoinHandle {
             task: Some(task.fallible()),
         }

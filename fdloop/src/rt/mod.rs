@@ -316,7 +316,7 @@ impl<S: 'static> EventLoop<S> {
     {
         // Stops `run` when the future ends, panicking included.
         let stop = StopOnDrop(Rc::downgrade(&self.handle().reactor()));
-        let mut task = self.spawn(async move {
+        let mut task = Executor::of(&self.handle().reactor()).spawn_to_run(async move {
             let _stop = stop;
             future.await
         });
