@@ -15,7 +15,9 @@
 # Knobs (environment): ROUNDS (5), REQUESTS (200000; x depth/2 when
 # pipelined), CLIENTS (50),
 # PIPELINES ("1 16"), TESTS (ping,set,get), SERVER_CPU (0), CLIENT_CPU (1),
-# FDLOOP_PORT (6390), REDIS_PORT (6391), CARGO_TARGET_DIR (target).
+# FDLOOP_PORT (6390), REDIS_PORT (6391), CARGO_TARGET_DIR (target),
+# ASYNC (0; 1 adds resp_server --async on ASYNC_PORT, 6392, as a third
+# server in the same alternation, and a column async/callback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +30,8 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 FDLOOP_PORT=${FDLOOP_PORT:-6390}
 REDIS_PORT=${REDIS_PORT:-6391}
+ASYNC=${ASYNC:-0}
+ASYNC_PORT=${ASYNC_PORT:-6392}
 TARGET=${CARGO_TARGET_DIR:-target}
 
 for tool in redis-server redis-benchmark redis-cli taskset; do
@@ -62,7 +66,10 @@ wait_ready() {
   exit 1
 }
 
-for port in "$FDLOOP_PORT" "$REDIS_PORT"; do
+names=(fdloop redis)
+ports=("$FDLOOP_PORT" "$REDIS_PORT")
+[ "$ASYNC" = 1 ] && names+=(fdloop-async) && ports+=("$ASYNC_PORT")
+for port in "${ports[@]}"; do
   if port_busy "$port"; then
     echo "bench_resp: port $port is already in use" >&2
     exit 1
@@ -74,8 +81,13 @@ pids+=($!)
 taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
   --save '' --appendonly no --daemonize no --logfile '' >/dev/null &
 pids+=($!)
-wait_ready "$FDLOOP_PORT"
-wait_ready "$REDIS_PORT"
+if [ "$ASYNC" = 1 ]; then
+  taskset -c "$SERVER_CPU" "$exe" --async --port "$ASYNC_PORT" >/dev/null &
+  pids+=($!)
+fi
+for port in "${ports[@]}"; do
+  wait_ready "$port"
+done
 
 # Server CPU time so far (utime + stime), in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -111,12 +123,12 @@ trap 'cleanup; rm -f "$results"' EXIT
 echo "# $(nproc) CPUs, $(uname -r); $(redis-server --version | cut -d' ' -f1-3)"
 echo "# redis-benchmark -q -t <test> -c $CLIENTS -P <depth> -n <$REQUESTS x max(1, depth/2)>; servers on CPU $SERVER_CPU, client on CPU $CLIENT_CPU"
 for p in $PIPELINES; do
-  bench "${pids[0]}" "$FDLOOP_PORT" "$p" 20000 >/dev/null # warm-up
-  bench "${pids[1]}" "$REDIS_PORT" "$p" 20000 >/dev/null
+  for i in "${!names[@]}"; do
+    bench "${pids[$i]}" "${ports[$i]}" "$p" 20000 >/dev/null # warm-up
+  done
   for round in $(seq "$ROUNDS"); do
-    for i in 0 1; do
-      server=fdloop port=$FDLOOP_PORT
-      [ "$i" = 1 ] && server=redis port=$REDIS_PORT
+    for i in "${!names[@]}"; do
+      server=${names[$i]} port=${ports[$i]}
       bench "${pids[$i]}" "$port" "$p" "$(requests "$p")" | while read -r test rps cpu; do
         echo "$server $p $test $rps $cpu" | tee -a "$results" | sed "s/^/# round $round: /"
       done
@@ -132,14 +144,26 @@ median() { # server depth test column
 echo
 echo "Medians of $ROUNDS runs; CPU/req: the server's CPU time per request."
 echo
-echo "| test | -P | fdloop req/s | redis-server req/s | fdloop/redis | fdloop CPU/req | redis CPU/req |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+if [ "$ASYNC" = 1 ]; then
+  echo "| test | -P | fdloop req/s | redis-server req/s | fdloop/redis | fdloop CPU/req | redis CPU/req | fdloop --async req/s | async/callback | --async CPU/req |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+else
+  echo "| test | -P | fdloop req/s | redis-server req/s | fdloop/redis | fdloop CPU/req | redis CPU/req |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+fi
 for p in $PIPELINES; do
   for t in $(awk -v p="$p" '$2 == p { print $3 }' "$results" | awk '!seen[$0]++'); do
     f=$(median fdloop "$p" "$t" 4) r=$(median redis "$p" "$t" 4)
     fc=$(median fdloop "$p" "$t" 5) rc=$(median redis "$p" "$t" 5)
-    awk -v t="$t" -v p="$p" -v f="$f" -v r="$r" -v fc="$fc" -v rc="$rc" 'BEGIN {
-      printf "| %s | %s | %.0f | %.0f | %.2f× | %.2f µs | %.2f µs |\n", t, p, f, r, (r > 0 ? f / r : 0), fc, rc
-    }'
+    row=$(awk -v t="$t" -v p="$p" -v f="$f" -v r="$r" -v fc="$fc" -v rc="$rc" 'BEGIN {
+      printf "| %s | %s | %.0f | %.0f | %.2f× | %.2f µs | %.2f µs |", t, p, f, r, (r > 0 ? f / r : 0), fc, rc
+    }')
+    if [ "$ASYNC" = 1 ]; then
+      a=$(median fdloop-async "$p" "$t" 4) ac=$(median fdloop-async "$p" "$t" 5)
+      row+=$(awk -v f="$f" -v a="$a" -v ac="$ac" 'BEGIN {
+        printf " %.0f | %.2f× | %.2f µs |", a, (f > 0 ? a / f : 0), ac
+      }')
+    fi
+    echo "$row"
   done
 done

@@ -674,4 +674,28 @@ fn tasks_queued_on_the_loop_thread_make_the_loop_fd_readable() {
     assert!(t.is_finished());
     ev.dispatch_pending(&mut ()).unwrap();
     assert!(!util::readiness(ev.as_fd()).0);
+    // Woken by a deferred call, then waking itself, while a `run_once`
+    // that may block (so is marked awake) polls it.
+    let gate = Gate::default();
+    let g = gate.clone();
+    let t = ev.spawn(async move {
+        g.wait().await;
+        yield_now().await;
+        yield_now().await;
+    });
+    ev.dispatch_pending(&mut ()).unwrap();
+    assert!(!util::readiness(ev.as_fd()).0);
+    ev.handle().defer(move |_| gate.open()).unwrap();
+    ev.run_once(&mut (), Some(Duration::from_millis(50)))
+        .unwrap();
+    assert!(!t.is_finished());
+    assert!(
+        util::readiness(ev.as_fd()).0,
+        "a woken task left the fd quiet"
+    );
+    while !t.is_finished() {
+        ev.dispatch_pending(&mut ()).unwrap();
+    }
+    ev.dispatch_pending(&mut ()).unwrap();
+    assert!(!util::readiness(ev.as_fd()).0);
 }

@@ -491,6 +491,10 @@ impl<S: 'static> EventLoop<S> {
     ///   before or during this call makes it return without blocking, and
     ///   this call uses it up — the next call waits as usual. Inside
     ///   [`run`](EventLoop::run), the stop ends `run` instead.
+    /// * **Tasks** (feature `async`): tasks queued when this call returns
+    ///   (spawned or woken during it, after its tasks ran) leave the loop's
+    ///   descriptor readable, at the cost of one notifier write, and the
+    ///   next call runs them without blocking.
     ///
     /// # Errors
     ///
@@ -520,8 +524,18 @@ impl<S: 'static> EventLoop<S> {
         inner.check_fork()?;
         self.driver.stats.iterations += 1;
         self.driver.last_end = None;
-        let _awake = AwakeGuard::new(&inner.wake, &inner.awake_marked, false);
-        let ran = self.driver.iterate(inner, state, timeout, false);
+        let ran = {
+            let _awake = AwakeGuard::new(&inner.wake, &inner.awake_marked, false);
+            self.driver.iterate(inner, state, timeout, false)
+        };
+        if inner.tasks_pending() {
+            // Tasks queued for the next call: the loop's descriptor must be
+            // readable meanwhile, for an outer poller (the loop is marked
+            // asleep now, so this writes the notifier unless a wake did).
+            // Nothing to report to: a broken notifier shows in the next
+            // epoll_wait.
+            let _ = inner.wake.wake();
+        }
         // A stop request made before or during this call ended it without
         // blocking (or woke it): this call used it up.
         if self.driver.stop_pending(inner) {

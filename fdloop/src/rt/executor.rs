@@ -17,7 +17,9 @@
 //!   Between calls, or while a `run_once` / `dispatch_pending` dispatches
 //!   after its wait, the loop counts as asleep and the wake writes the
 //!   notifier once: the loop's descriptor turns readable, so an outer
-//!   poller (tokio, with the loop nested in it) calls the loop again.
+//!   poller (tokio, with the loop nested in it) calls the loop again. A
+//!   `run_once` that returns with tasks queued (woken while it was marked
+//!   awake) makes the same wake as it returns.
 //! * **on another thread** the waker goes through the loop's sleep-aware
 //!   wake path (`WakeState::wake`, the protocol of `event_loop/wake.rs`):
 //!   one atomic swap, and a write to the loop's notifier only if the loop
