@@ -93,38 +93,39 @@ impl Queue {
         self.items.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a new task from the loop's thread with no wake (the caller
-    /// runs the loop next). A closed queue drops it.
-    fn push_quiet(&self, runnable: Runnable) {
-        let mut items = self.lock();
-        if items.closed {
-            drop(items);
-            drop(runnable);
-            return;
-        }
-        items.runnable.push_back(runnable);
-        self.len.store(items.runnable.len(), Ordering::Release);
-    }
-
-    /// The schedule function of every task.
-    fn schedule(&self, runnable: Runnable) {
-        let local = thread_key() == self.owner;
+    /// Queues `runnable` and returns the queue's new length; `None` if the
+    /// queue is closed (the loop is gone or going), which drops a task on
+    /// the loop's thread (`local`) and leaks it on another (see the module
+    /// docs: a `!Send` future must not be dropped there).
+    fn push(&self, runnable: Runnable, local: bool) -> Option<usize> {
         let mut items = self.lock();
         if items.closed {
             drop(items);
             if local {
                 drop(runnable);
             } else {
-                // See the module docs: a `!Send` future must not be
-                // dropped here.
                 std::mem::forget(runnable);
             }
-            return;
+            return None;
         }
         items.runnable.push_back(runnable);
         let len = items.runnable.len();
         self.len.store(len, Ordering::Release);
-        drop(items);
+        Some(len)
+    }
+
+    /// Queues a new task from the loop's thread with no wake (the caller
+    /// runs the loop next).
+    fn push_quiet(&self, runnable: Runnable) {
+        self.push(runnable, true);
+    }
+
+    /// The schedule function of every task.
+    fn schedule(&self, runnable: Runnable) {
+        let local = thread_key() == self.owner;
+        let Some(len) = self.push(runnable, local) else {
+            return;
+        };
         // From the loop's thread only the first task queued needs the
         // wake: the queue is checked before the loop would block, so
         // inside `run` (marked awake) that is one swap and no syscall; but
