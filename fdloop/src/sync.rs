@@ -68,6 +68,33 @@ impl Backoff {
         Backoff(0)
     }
 
+    /// After a lost compare-exchange: spin a little longer each time (never
+    /// yields), so contending threads spread their retries out instead of
+    /// pulling the line back and forth in lock step.
+    #[inline]
+    pub(crate) fn spin(&mut self) {
+        #[cfg(loom)]
+        {
+            loom::thread::yield_now();
+        }
+        #[cfg(not(loom))]
+        {
+            for _ in 0..1u32 << self.0.min(6) {
+                std::hint::spin_loop();
+            }
+            if self.0 <= 6 {
+                self.0 += 1;
+            }
+        }
+    }
+
+    /// Whether [`snooze`](Backoff::snooze) has moved on from spinning to
+    /// yielding the CPU: the wait is no longer a matter of nanoseconds.
+    #[inline]
+    pub(crate) fn is_yielding(&self) -> bool {
+        self.0 >= 6
+    }
+
     #[inline]
     pub(crate) fn snooze(&mut self) {
         #[cfg(loom)]

@@ -82,7 +82,7 @@
 use std::io;
 
 use super::queue::{List, ListHead, Push, Ring, DISC, SHIFT, SLEEP};
-use crate::sync::{fence, AtomicUsize, Ordering, Padded};
+use crate::sync::{fence, AtomicBool, AtomicUsize, Ordering, Padded};
 
 /// What the receiver's descriptor must do for the protocol.
 pub(crate) trait RxFd {
@@ -148,6 +148,13 @@ pub(crate) struct Core<T> {
     head_pub: Padded<AtomicUsize>,
     /// Bounded: blocked senders, plus [`WANT`].
     tx_wait: Padded<AtomicUsize>,
+    /// A hint, not part of any protocol: the receiver has waited more than
+    /// a few microseconds at a slot that a sender claimed and has not
+    /// written — that sender was preempted in the few instructions between
+    /// the two. While it is set, senders yield the CPU after each send (see
+    /// [`Core::push`]). Written only when it changes, so senders read it
+    /// from their own cache.
+    stalled: Padded<AtomicBool>,
 }
 
 /// What [`Core::settle`] found.
@@ -175,6 +182,8 @@ pub(crate) struct RxState<T> {
     /// capacity, at least 1); 0 for unbounded channels.
     check_every: usize,
     since_check: usize,
+    /// The receiver's copy of [`Core::stalled`].
+    stalled: bool,
 }
 
 // SAFETY: the raw block pointer in `ListHead` is owned by the receiver
@@ -202,6 +211,7 @@ impl<T> Core<T> {
                 queue,
                 head_pub: Padded(AtomicUsize::new(0)),
                 tx_wait: Padded(AtomicUsize::new(0)),
+                stalled: Padded(AtomicBool::new(false)),
             },
             RxState {
                 head,
@@ -210,6 +220,7 @@ impl<T> Core<T> {
                 closed: false,
                 check_every: cap.map_or(0, |c| (c / 2).max(1)),
                 since_check: 0,
+                stalled: false,
             },
         )
     }
@@ -231,11 +242,36 @@ impl<T> Core<T> {
     }
 
     /// S1–S2. The caller writes the receiver's fd if `wake_rx`.
+    ///
+    /// While the receiver is [stalled](Core::stalled) behind a preempted
+    /// sender, the send then yields the CPU: if the sender it waits for
+    /// shares this CPU, it runs now and the receiver goes on, instead of
+    /// waiting out the time slices of every sender queued before it while
+    /// they grow the queue into fresh memory (page faults, and blocks the
+    /// receiver frees again). Measured with four senders sharing one CPU,
+    /// the receiver on the other (BENCHMARKS.md). A sender elsewhere pays
+    /// one `sched_yield` per send for as long as the stall lasts.
     #[inline]
     pub(crate) fn push(&self, msg: T) -> Push<T> {
-        match &self.queue {
+        let r = match &self.queue {
             Queue::List(l) => l.push(msg),
             Queue::Ring(r) => r.push(msg),
+        };
+        // Not under loom: a hint outside the protocols the models check.
+        #[cfg(not(loom))]
+        if self.stalled.load(Ordering::Relaxed) {
+            std::thread::yield_now();
+        }
+        r
+    }
+
+    /// Receiver: it has waited long at a claimed, unwritten slot (`true`),
+    /// or moved past it (`false`); see [`Core::stalled`].
+    #[inline]
+    pub(crate) fn set_stalled(&self, st: &mut RxState<T>, on: bool) {
+        if st.stalled != on {
+            st.stalled = on;
+            self.stalled.store(on, Ordering::Relaxed);
         }
     }
 
@@ -295,6 +331,9 @@ impl<T> Core<T> {
             // earlier one) cleared SLEEP and writes the fd.
             st.asleep = false;
             st.owed += 1;
+        }
+        if st.stalled {
+            self.set_stalled(st, false);
         }
         self.head_pub.store(pos, Ordering::Release);
         Some(m)
@@ -454,6 +493,58 @@ fn drain<T, F: RxFd>(st: &mut RxState<T>, fd: &F) {
 fn keep_readable<T, F: RxFd>(st: &mut RxState<T>, fd: &F) {
     if st.owed == 0 && fd.raise().is_ok() {
         st.owed = 1;
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A sender preempted between claiming a slot and writing it holds the
+    /// receiver up; once the receiver has waited past spinning it raises
+    /// the stall hint, other senders yield (and still deliver, behind it),
+    /// and the hint drops as soon as the slot is written and taken.
+    #[test]
+    fn a_receiver_held_up_by_an_unwritten_slot_raises_the_stall_hint_until_it_moves_on() {
+        let (tx, rx) = crate::channel::unbounded::<u32>().unwrap();
+        let shared = std::sync::Arc::clone(&tx.shared);
+        let Queue::List(list) = &shared.core.queue else {
+            unreachable!("unbounded channels use the list")
+        };
+        // A "preempted" sender: claimed, not written.
+        let claim = list.claim().expect("the receiver lives");
+        let wake_rx = claim.wake_rx;
+        let receiver = std::thread::spawn(move || {
+            let first = rx.recv();
+            let second = rx.recv();
+            (first, second, rx)
+        });
+        let t0 = Instant::now();
+        while !shared.core.stalled.load(Ordering::Relaxed) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the receiver never raised the stall hint"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Another sender: yields once (the hint is up), and its message
+        // queues behind the unwritten one.
+        tx.send(2).unwrap();
+        // The preempted sender finishes its send.
+        // SAFETY: `claim` came from this list and is filled once.
+        unsafe { list.fill(claim, 1) };
+        if wake_rx {
+            shared.wake_rx();
+        }
+        let (first, second, rx) = receiver.join().unwrap();
+        assert_eq!((first, second), (Ok(1), Ok(2)));
+        assert!(
+            !shared.core.stalled.load(Ordering::Relaxed),
+            "the hint outlived the stall"
+        );
+        drop(rx);
     }
 }
 

@@ -53,6 +53,14 @@
 //! * **System calls**: a send writes the receiver's descriptor only when
 //!   the receiver is asleep (the first send after it found the channel
 //!   empty); a receive reads it only when falling asleep after a wake-up.
+//!   One more case: a sender preempted between claiming its slot and
+//!   writing it holds the receiver up (messages are taken in claim order).
+//!   When the receiver has waited there past a few microseconds of
+//!   spinning, it says so, and until that slot is written every send
+//!   ends with a `sched_yield`, so that if the preempted sender shares the
+//!   CPU it runs next — rather than after every other sender's time slice,
+//!   while they grow the queue into fresh memory the receiver must then
+//!   wade through.
 //!   `EINTR` is retried inside; `EAGAIN` cannot happen (the descriptor is
 //!   written at most once per sleep). Creating a channel can fail with
 //!   `EMFILE`/`ENFILE` (one descriptor, two for a bounded channel), or
@@ -281,7 +289,10 @@ impl<T> Sender<T> {
     /// Sends `msg`, blocking while a bounded channel is full.
     ///
     /// Makes a system call only when the receiver is asleep (one `write`),
-    /// or when it has to block. On a full channel it first spins and yields
+    /// when it has to block, or while the receiver is held up behind
+    /// another sender that was preempted mid-send (one `sched_yield`, so
+    /// that sender gets the CPU back; see the module docs). On a full
+    /// channel it first spins and yields
     /// for a few microseconds, retrying; then it sleeps in `ppoll` on the
     /// send side's descriptor (`EINTR` is retried) until the receiver has
     /// taken half the capacity's worth of messages (see the module docs).
@@ -847,8 +858,15 @@ fn recv_step<T>(shared: &Shared<T>, st: &mut RxState<T>, dry: Dry) -> Result<T, 
         match settle(shared, st) {
             Settled::Asleep => return Err(TryRecvError::Empty),
             Settled::Disconnected => return Err(TryRecvError::Disconnected),
-            // A sender is between claiming a slot and filling it.
-            Settled::Pending => backoff.snooze(),
+            // A sender is between claiming a slot and filling it. Once
+            // that lasts beyond spinning, it was preempted there: ask the
+            // other senders to yield to it (`Core::push`).
+            Settled::Pending => {
+                backoff.snooze();
+                if backoff.is_yielding() {
+                    shared.core.set_stalled(st, true);
+                }
+            }
         }
     }
 }

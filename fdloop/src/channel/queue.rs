@@ -123,6 +123,26 @@ impl<T> Block<T> {
     }
 }
 
+/// Slots ahead of the head whose cache line the receiver asks for early.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Receiver, after reading slot `off` of `b`: requests the line of the slot
+/// [`PREFETCH_AHEAD`] further on (same block), so that by the time it gets
+/// there the line is on its way from the sender's core.
+#[inline(always)]
+fn prefetch_ahead<T>(b: &Block<T>, off: usize) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    if let Some(s) = b.slots.get(off + PREFETCH_AHEAD) {
+        let p = std::ptr::from_ref(s).cast::<i8>();
+        // SAFETY: SSE is part of the x86_64 baseline, so the instruction
+        // exists; a prefetch is a hint that never faults, whatever `p` is
+        // (here it points into the live block anyway).
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p) };
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    let _ = (b, off);
+}
+
 /// The unbounded queue.
 pub(crate) struct List<T> {
     tail: Padded<ListTail<T>>,
@@ -137,6 +157,14 @@ struct ListTail<T> {
     word: AtomicUsize,
     /// The block that holds the tail position.
     block: AtomicPtr<Block<T>>,
+}
+
+/// A position claimed by [`List::claim`], not yet filled.
+pub(crate) struct Claim<T> {
+    block: *mut Block<T>,
+    pos: usize,
+    /// The claim found the receiver asleep.
+    pub(crate) wake_rx: bool,
 }
 
 /// The receiver's end of a [`List`]: its head position and block. Only the
@@ -206,6 +234,22 @@ impl<T> List<T> {
     /// Appends `msg`.
     #[inline]
     pub(crate) fn push(&self, msg: T) -> Push<T> {
+        match self.claim() {
+            Some(c) => {
+                let wake_rx = c.wake_rx;
+                // SAFETY: `c` was just claimed by this call.
+                unsafe { self.fill(c, msg) };
+                Push::Queued { wake_rx }
+            }
+            None => Push::NoReceiver(msg),
+        }
+    }
+
+    /// The first half of a push: claims the next position (linking in the
+    /// next block if it is the block's last slot). `None`: the receiver is
+    /// gone. Until [`List::fill`], the receiver waits at this position.
+    #[inline]
+    pub(crate) fn claim(&self) -> Option<Claim<T>> {
         let mut backoff = Backoff::new();
         let mut fresh: *mut Block<T> = ptr::null_mut();
         let mut t = self.tail.word.load(Ordering::Acquire);
@@ -213,7 +257,7 @@ impl<T> List<T> {
             if t & RX_GONE != 0 {
                 // SAFETY: `fresh` was taken by this call and never shared.
                 unsafe { self.give_block(fresh) };
-                return Push::NoReceiver(msg);
+                return None;
             }
             let pos = t >> SHIFT;
             let off = pos % LAP;
@@ -239,14 +283,12 @@ impl<T> List<T> {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    // SAFETY: the claim succeeded, so `block` is the block of
-                    // `pos` (see above), and it stays allocated until the
-                    // receiver has read slot `off` — which it cannot do
-                    // before `ready` is set below.
-                    let b = unsafe { &*block };
                     if off + 1 == BLOCK_CAP {
                         // Link the next block before filling the last slot:
                         // the receiver follows `next` only after reading it.
+                        // SAFETY: as in `fill`: the claim makes `block` the
+                        // block of `pos`, alive until that slot is read.
+                        let b = unsafe { &*block };
                         b.next.store(fresh, Ordering::Release);
                         self.tail.block.store(fresh, Ordering::Release);
                         // Off the sentinel, onto the next block's first
@@ -256,24 +298,39 @@ impl<T> List<T> {
                         self.tail.word.fetch_add(1 << SHIFT, Ordering::Release);
                         fresh = ptr::null_mut();
                     }
-                    let slot = &b.slots[off];
-                    // SAFETY: position `pos` was claimed by this sender alone;
-                    // the receiver reads the cell only after `ready`.
-                    slot.msg.with_mut(|p| unsafe { (*p).write(msg) });
-                    slot.ready.store(pos / LAP + 1, Ordering::Release);
                     // SAFETY: `fresh` (if any) was taken by this call and
                     // never shared.
                     unsafe { self.give_block(fresh) };
-                    return Push::Queued {
+                    return Some(Claim {
+                        block,
+                        pos,
                         wake_rx: t & SLEEP != 0,
-                    };
+                    });
                 }
                 Err(cur) => {
                     t = cur;
-                    std::hint::spin_loop();
+                    backoff.spin();
                 }
             }
         }
+    }
+
+    /// The second half of a push: writes `msg` into the claimed slot and
+    /// marks it written.
+    ///
+    /// # Safety
+    ///
+    /// `c` came from [`List::claim`] on this list and is filled once.
+    #[inline]
+    pub(crate) unsafe fn fill(&self, c: Claim<T>, msg: T) {
+        // SAFETY: the claim succeeded, so `c.block` is the block of `c.pos`
+        // (see `claim`), and it stays allocated until the receiver has read
+        // the slot — which it cannot do before `ready` is set below.
+        let slot = &unsafe { &*c.block }.slots[c.pos % LAP];
+        // SAFETY: position `c.pos` was claimed by this sender alone; the
+        // receiver reads the cell only after `ready`.
+        slot.msg.with_mut(|p| unsafe { (*p).write(msg) });
+        slot.ready.store(c.pos / LAP + 1, Ordering::Release);
     }
 
     /// Takes the message at the head, if it is written.
@@ -294,6 +351,7 @@ impl<T> List<T> {
         // SAFETY: `ready` says the sender finished writing (its `Release`
         // store, our `Acquire` load); nobody else reads it.
         let msg = slot.msg.with_mut(|p| unsafe { (*p).assume_init_read() });
+        prefetch_ahead(b, off);
         if off + 1 == BLOCK_CAP {
             // The last slot's sender linked `next` before marking it.
             let next = b.next.load(Ordering::Acquire);
@@ -471,7 +529,7 @@ impl<T> Ring<T> {
                     }
                     Err(cur) => {
                         t = cur;
-                        std::hint::spin_loop();
+                        backoff.spin();
                     }
                 }
             } else if stamp.wrapping_add(self.one_lap) == pos + 1 {
