@@ -1,9 +1,13 @@
-//! One throughput run of one unbounded channel, for `perf stat`, `perf
+//! One throughput run of one channel, for `perf stat`, `perf
 //! record` and callgrind:
 //!
-//! `chan_probe fdloop|crossbeam PRODUCERS MSGS CONSUMER_CPU|- PRODUCER_CPU|-`
+//! `chan_probe fdloop|crossbeam[-bounded] PRODUCERS MSGS CONSUMER_CPU|- PRODUCER_CPU|-`
 //!
-//! (`-`: unpinned). The consumer (the main thread) sums the messages with a
+//! (`-`: unpinned; `-bounded`: capacity 1024, else unbounded). With
+//! `PRODUCERS` 0 the main thread sends every message, then receives them
+//! all, and prints the cost of each half per message (a bounded channel then
+//! gets room for all): the instructions of a send and of a receive,
+//! without any cache line moving between CPUs. The consumer (the main thread) sums the messages with a
 //! blocking `recv`. With `MON=1` in the environment, a monitor thread
 //! samples the queue's length every 0.5 ms for 0.2 s and prints its p50,
 //! p90 and maximum: whether the consumer keeps up (the monitor's wake-ups
@@ -53,6 +57,22 @@ fn run<S: ProbeTx>(
     recv_all: impl FnOnce() -> u64,
 ) -> (u64, Duration) {
     let t0 = Instant::now();
+    if p == 0 {
+        for v in 0..per {
+            tx.put(v);
+        }
+        let sent = t0.elapsed();
+        drop(tx);
+        let sum = recv_all();
+        let dt = t0.elapsed();
+        let ns = |d: Duration| d.as_nanos() as f64 / per as f64;
+        eprintln!(
+            "one thread: send {:.2} ns/msg, receive {:.2} ns/msg",
+            ns(sent),
+            ns(dt - sent)
+        );
+        return (sum, dt);
+    }
     let producers: Vec<_> = (0..p)
         .map(|k| {
             let tx = tx.clone();
@@ -98,15 +118,30 @@ fn main() -> io::Result<()> {
     let ccpu = cpu(args.next());
     let pcpu = cpu(args.next());
     pin_opt(ccpu)?;
-    let per = msgs / p;
-    let (sum, dt) = if which == "fdloop" {
-        let (tx, rx) = fdloop::channel::unbounded::<u64>()?;
-        run(tx, p, per, pcpu, move || rx.iter().sum())
-    } else {
-        let (tx, rx) = crossbeam_channel::unbounded::<u64>();
-        run(tx, p, per, pcpu, move || rx.iter().sum())
+    let (p, per, cap) = match p {
+        0 => (0, msgs, usize::try_from(msgs).unwrap_or(usize::MAX)),
+        p => (p, msgs / p, 1024),
     };
-    let n = per * p;
+    let (sum, dt) = match which.as_str() {
+        "fdloop" => {
+            let (tx, rx) = fdloop::channel::unbounded::<u64>()?;
+            run(tx, p, per, pcpu, move || rx.iter().sum())
+        }
+        "fdloop-bounded" => {
+            let (tx, rx) = fdloop::channel::bounded::<u64>(cap)?;
+            run(tx, p, per, pcpu, move || rx.iter().sum())
+        }
+        "crossbeam" => {
+            let (tx, rx) = crossbeam_channel::unbounded::<u64>();
+            run(tx, p, per, pcpu, move || rx.iter().sum())
+        }
+        "crossbeam-bounded" => {
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(cap);
+            run(tx, p, per, pcpu, move || rx.iter().sum())
+        }
+        other => return Err(io::Error::other(format!("unknown channel {other}"))),
+    };
+    let n = per * p.max(1);
     assert_eq!(sum, n * (n - 1) / 2, "every message, once");
     println!(
         "{which} p={p}: {:.1} M msg/s",

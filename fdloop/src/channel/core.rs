@@ -251,7 +251,7 @@ impl<T> Core<T> {
     /// receiver frees again). Measured with four senders sharing one CPU,
     /// the receiver on the other (BENCHMARKS.md). A sender elsewhere pays
     /// one `sched_yield` per send for as long as the stall lasts.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&self, msg: T) -> Push<T> {
         let r = match &self.queue {
             Queue::List(l) => l.push(msg),

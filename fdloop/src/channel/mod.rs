@@ -312,8 +312,19 @@ impl<T> Sender<T> {
     /// ```
     #[inline]
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        // The common case inline: room (always, unbounded) and a receiver.
-        let msg = match self.shared.pushed(self.shared.core.push(msg)) {
+        // The common case inline: queued (always room, unbounded), the
+        // receiver awake. Everything else out of line.
+        match self.shared.core.push(msg) {
+            Push::Queued { wake_rx: false } => Ok(()),
+            other => self.send_rest(other),
+        }
+    }
+
+    /// [`Sender::send`] past its common case: wake the receiver, or wait
+    /// for room, or hand the message back.
+    #[inline(never)]
+    fn send_rest(&self, pushed: Push<T>) -> Result<(), SendError<T>> {
+        let msg = match self.shared.pushed(pushed) {
             Ok(()) => return Ok(()),
             Err(TrySendError::Disconnected(m)) => return Err(SendError(m)),
             Err(TrySendError::Full(m)) => m,
@@ -643,6 +654,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         recv_step(&self.shared, &mut self.state.borrow_mut(), Dry::AtLast)
     }
@@ -669,6 +681,7 @@ impl<T> Receiver<T> {
     /// assert!(rx.recv().is_err()); // the sender is gone
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.recv_until(None).map_err(|_| RecvError)
     }
@@ -697,6 +710,7 @@ impl<T> Receiver<T> {
         }
     }
 
+    #[inline]
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         let shared = &*self.shared;
         loop {
@@ -811,26 +825,48 @@ enum Dry {
 }
 
 /// One receive: the next message, or why there is none. Shared by
-/// [`Receiver::try_recv`] and the loop source (which borrows the state once
-/// per batch).
-#[inline]
+/// [`Receiver::try_recv`], the blocking receives and the loop source (which
+/// borrows the state once per batch). The common case — a message is
+/// there — is inlined into each caller; the rest is [`recv_wait`].
+#[inline(always)]
 fn recv_step<T>(shared: &Shared<T>, st: &mut RxState<T>, dry: Dry) -> Result<T, TryRecvError> {
+    // SAFETY: `st` is the state of the channel's one receiver (`Receiver`
+    // is not `Clone`, and callers hold the state exclusively), and the
+    // queue is closed only when that receiver is dropped.
+    match unsafe { shared.core.take(st) } {
+        Some(m) => {
+            took(shared, st, dry);
+            Ok(m)
+        }
+        None => recv_wait(shared, st, dry),
+    }
+}
+
+/// After a receive took a message: a checkpoint for blocked senders
+/// (bounded), and for [`Dry::AtLast`], falling asleep with the last one.
+#[inline(always)]
+fn took<T>(shared: &Shared<T>, st: &mut RxState<T>, dry: Dry) {
+    if shared.core.tx_checkpoint(st) {
+        shared.wake_tx();
+    }
+    // SAFETY: as in `recv_step`.
+    if dry == Dry::AtLast && !unsafe { shared.core.head_ready(st) } {
+        // The last message: fall asleep now, so the descriptor stops
+        // being readable with it.
+        settle(shared, st);
+    }
+}
+
+/// [`recv_step`] found no message at the head: spin, yield or settle as
+/// `dry` says, taking one if it comes meanwhile.
+#[inline(never)]
+fn recv_wait<T>(shared: &Shared<T>, st: &mut RxState<T>, dry: Dry) -> Result<T, TryRecvError> {
     let mut backoff = Backoff::new();
     let mut yielded = false;
     loop {
-        // SAFETY: `st` is the state of the channel's one receiver (`Receiver`
-        // is not `Clone`, and callers hold the state exclusively), and the
-        // queue is closed only when that receiver is dropped.
+        // SAFETY: as in `recv_step`.
         if let Some(m) = unsafe { shared.core.take(st) } {
-            if shared.core.tx_checkpoint(st) {
-                shared.wake_tx();
-            }
-            // SAFETY: as above.
-            if dry == Dry::AtLast && !unsafe { shared.core.head_ready(st) } {
-                // The last message: fall asleep now, so the descriptor stops
-                // being readable with it.
-                settle(shared, st);
-            }
+            took(shared, st, dry);
             return Ok(m);
         }
         if dry == Dry::YieldThenSleep && !yielded {
@@ -947,6 +983,7 @@ pub struct TryIter<'a, T> {
 
 impl<T> Iterator for TryIter<'_, T> {
     type Item = T;
+    #[inline]
     fn next(&mut self) -> Option<T> {
         self.rx.try_recv().ok()
     }
@@ -960,6 +997,7 @@ pub struct Iter<'a, T> {
 
 impl<T> Iterator for Iter<'_, T> {
     type Item = T;
+    #[inline]
     fn next(&mut self) -> Option<T> {
         self.rx.recv().ok()
     }

@@ -232,7 +232,7 @@ impl<T> List<T> {
     }
 
     /// Appends `msg`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&self, msg: T) -> Push<T> {
         match self.claim() {
             Some(c) => {
@@ -248,8 +248,37 @@ impl<T> List<T> {
     /// The first half of a push: claims the next position (linking in the
     /// next block if it is the block's last slot). `None`: the receiver is
     /// gone. Until [`List::fill`], the receiver waits at this position.
-    #[inline]
+    ///
+    /// The common case inline: one compare-exchange that wins, on a slot
+    /// that is not its block's last; [`List::claim_rest`] does the rest.
+    #[inline(always)]
     pub(crate) fn claim(&self) -> Option<Claim<T>> {
+        let t = self.tail.word.load(Ordering::Acquire);
+        let pos = t >> SHIFT;
+        if t & RX_GONE == 0 && pos % LAP + 1 < BLOCK_CAP {
+            // As in `claim_rest`: loaded after the word, so the block of
+            // `pos` if the claim wins.
+            let block = self.tail.block.load(Ordering::Acquire);
+            if self
+                .tail
+                .word
+                .compare_exchange_weak(t, (pos + 1) << SHIFT, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return Some(Claim {
+                    block,
+                    pos,
+                    wake_rx: t & SLEEP != 0,
+                });
+            }
+        }
+        self.claim_rest()
+    }
+
+    /// [`List::claim`] past its common case: the receiver gone, a block's
+    /// last slot or sentinel, or a lost compare-exchange.
+    #[inline(never)]
+    fn claim_rest(&self) -> Option<Claim<T>> {
         let mut backoff = Backoff::new();
         let mut fresh: *mut Block<T> = ptr::null_mut();
         let mut t = self.tail.word.load(Ordering::Acquire);
