@@ -1091,7 +1091,19 @@ fn connect_and_sort(
 
 #[test]
 fn resp_server_out_of_descriptors_refuses_keeps_serving_sleeps_and_recovers() {
-    let mut srv = util::RespServer::start_with(&[], |cmd| {
+    out_of_descriptors_refuses_keeps_serving_sleeps_and_recovers(&[]);
+}
+
+/// The same with connections as `fdloop::rt` tasks: an `Async<TcpListener>`
+/// accepting under EMFILE.
+#[test]
+#[cfg(feature = "async")]
+fn resp_server_async_out_of_descriptors_refuses_keeps_serving_sleeps_and_recovers() {
+    out_of_descriptors_refuses_keeps_serving_sleeps_and_recovers(&["--async"]);
+}
+
+fn out_of_descriptors_refuses_keeps_serving_sleeps_and_recovers(args: &[&str]) {
+    let mut srv = util::RespServer::start_with(args, |cmd| {
         util::child_nofile_limit(cmd, SERVER_NOFILE);
     });
     let (mut served, refused) = connect_and_sort(srv.addr, 100);
