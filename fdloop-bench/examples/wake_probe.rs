@@ -1,7 +1,7 @@
 //! The report's "wake to poll" case alone, for strace, callgrind and quick
 //! A/B runs: a task waits on a future, another thread wakes it after the
 //! loop has gone to sleep, and the time from `wake()` to the task's poll is
-//! printed per wake.
+//! printed: median, mean, p99 and maximum per wake.
 //!
 //! ```text
 //! cargo build --release -p fdloop-bench --example wake_probe
@@ -33,11 +33,15 @@ fn main() -> io::Result<()> {
         _ => Pin::Off,
     };
     let warmup = rounds / 10;
-    let total = wake_to_poll(rt, rounds + warmup, warmup, pin)?;
+    let w = wake_to_poll(rt, rounds + warmup, warmup, pin)?;
+    let us = |ns: f64| ns / 1000.0;
     println!(
-        "{rt:?}, {}: {:?} per wake",
+        "{rt:?}, {}: per wake median {:.2} µs, mean {:.2} µs, p99 {:.2} µs, max {:.2} µs",
         pin.describe(),
-        total / u32::try_from(rounds.max(1)).unwrap_or(u32::MAX)
+        us(w.quantile_ns(0.5)),
+        us(w.mean_ns()),
+        us(w.quantile_ns(0.99)),
+        us(w.quantile_ns(1.0)),
     );
     Ok(())
 }

@@ -9,7 +9,11 @@
 //!   thread makes it ready and wakes its waker, then spins until the task
 //!   has been polled and said so (an atomic store). The loop sleeps between
 //!   rounds, so each wake goes through the runtime's cross-thread path and
-//!   a blocked poller; time per wake, in every placement.
+//!   a blocked poller; in every placement, the median wake of each sample
+//!   (latency's usual statistic), with the mean and the p99 beside it.
+//!   Pinned on one CPU the spinning waker holds the CPU the loop needs
+//!   until the scheduler preempts it, which now and then takes a tick:
+//!   a few wakes of milliseconds that the mean shows and the median not.
 //! * **echo, 50 connections**: a TCP echo server on the runtime, one task
 //!   per connection; a client thread with 50 blocking sockets sends one
 //!   message on each, then reads every echo back, round after round.
@@ -195,9 +199,9 @@ fn waker_thread(
     rounds: u64,
     warmup: u64,
     cpu: Option<usize>,
-) -> io::Result<Duration> {
+) -> io::Result<WakeTimes> {
     pin_opt(cpu)?;
-    let mut total = Duration::ZERO;
+    let mut each = Vec::with_capacity(rounds.saturating_sub(warmup) as usize);
     for r in 1..=rounds {
         let w = loop {
             if let Some(w) = gate.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -214,26 +218,59 @@ fn waker_thread(
             std::hint::spin_loop();
         }
         if r > warmup {
-            total += t0.elapsed();
+            each.push(t0.elapsed());
         }
     }
-    Ok(total)
+    each.sort_unstable();
+    Ok(WakeTimes(each))
+}
+
+/// The time from each timed `wake()` to the task's poll, sorted.
+#[derive(Debug, Clone)]
+pub struct WakeTimes(Vec<Duration>);
+
+impl WakeTimes {
+    /// How many wakes were timed.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none was.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The wake at quantile `q` (0.5: the median), in ns; 0 if none.
+    pub fn quantile_ns(&self, q: f64) -> f64 {
+        let Some(last) = self.0.len().checked_sub(1) else {
+            return 0.0;
+        };
+        let i = ((last as f64) * q.clamp(0.0, 1.0)).round() as usize;
+        self.0[i.min(last)].as_nanos() as f64
+    }
+
+    /// The mean wake, in ns; 0 if none.
+    pub fn mean_ns(&self) -> f64 {
+        let total: Duration = self.0.iter().sum();
+        total.as_nanos() as f64 / self.0.len().max(1) as f64
+    }
 }
 
 /// The "wake to poll" case once: `rounds` wakes from another thread (the
 /// first `warmup` untimed), each after the runtime has gone to sleep;
-/// returns the total time from `wake()` to the task's poll over the timed
-/// rounds. Used by the report and by `examples/wake_probe.rs`.
+/// returns the time from each timed `wake()` to the task's poll. Used by
+/// the report and by `examples/wake_probe.rs`.
 ///
 /// # Examples
 ///
 /// ```
 /// use fdloop_bench::groups::async_rt::{wake_to_poll, Rt};
 /// let t = wake_to_poll(Rt::Fdloop, 3, 1, fdloop_bench::Pin::Off)?;
-/// assert!(t > std::time::Duration::ZERO);
+/// assert_eq!(t.len(), 2);
+/// assert!(t.quantile_ns(0.5) > 0.0);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn wake_to_poll(rt: Rt, rounds: u64, warmup: u64, pin: Pin) -> io::Result<Duration> {
+pub fn wake_to_poll(rt: Rt, rounds: u64, warmup: u64, pin: Pin) -> io::Result<WakeTimes> {
     pin_opt(pin.main_cpu())?;
     let gate = Arc::new(Gate::default());
     let g = gate.clone();
@@ -496,18 +533,29 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
             .iter()
             .map(|&rt| {
                 entry(rt.name(), rt.role(), move || {
-                    let d = on_thread(move || wake_to_poll(rt, rounds, warmup, pin))?;
-                    Ok(Measured::time(d, rounds - warmup))
+                    let w = on_thread(move || wake_to_poll(rt, rounds, warmup, pin))?;
+                    Ok(Measured {
+                        value: w.quantile_ns(0.5),
+                        ops: w.len() as u64,
+                        extra: Vec::new(),
+                    }
+                    .with("mean", "ns", w.mean_ns())
+                    .with("p99", "ns", w.quantile_ns(0.99)))
                 })
             })
             .collect();
         let case = Case::time(
             format!("wake to poll, another thread, {}", pin.describe()),
-            "time/wake",
+            "median time/wake",
         )
         .no_warmup()
         .note(format!(
-            "{rounds} wakes per sample ({warmup} untimed first); the loop sleeps before each."
+            "{rounds} wakes per sample ({warmup} untimed first); the loop sleeps before each. \
+             Median: each sample's median wake (the column: their median over the reps); \
+             mean and p99: each sample's, their medians over the reps. Pinned on one CPU \
+             the waker spins on the CPU the loop needs, so the loop runs once the scheduler \
+             preempts the waker, which now and then waits for a tick (milliseconds): that \
+             moves the mean by microseconds, the median not."
         ));
         ctx.run_case("async", case, entries)?;
     }
