@@ -8,13 +8,14 @@
 //! target/release/examples/wake_probe 4000 fdloop cross   # or smol; same, off
 //! ```
 //!
-//! Arguments: rounds, runtime (`fdloop`, `smol`, `tokio`, `calloop`),
+//! Arguments: rounds, runtime (`fdloop`, `smol`, `tokio`, `calloop`, or
+//! `raw`: the report's floor, no runtime),
 //! placement (`cross`: loop on CPU 0, waker on CPU 1; `same`: both on
 //! CPU 0; anything else: unpinned).
 
 use std::io;
 
-use fdloop_bench::groups::async_rt::{wake_to_poll, Rt};
+use fdloop_bench::groups::async_rt::{raw_wake_to_poll, wake_to_poll, Rt};
 use fdloop_bench::Pin;
 
 fn main() -> io::Result<()> {
@@ -33,10 +34,19 @@ fn main() -> io::Result<()> {
         _ => Pin::Off,
     };
     let warmup = rounds / 10;
-    let w = wake_to_poll(rt, rounds + warmup, warmup, pin)?;
+    let w = if name == "raw" {
+        raw_wake_to_poll(rounds + warmup, warmup, pin)?
+    } else {
+        wake_to_poll(rt, rounds + warmup, warmup, pin)?
+    };
+    let label = if name == "raw" {
+        "raw epoll_wait + eventfd".to_string()
+    } else {
+        format!("{rt:?}")
+    };
     let us = |ns: f64| ns / 1000.0;
     println!(
-        "{rt:?}, {}: per wake median {:.2} µs, mean {:.2} µs, p99 {:.2} µs, max {:.2} µs",
+        "{label}, {}: per wake median {:.2} µs, mean {:.2} µs, p99 {:.2} µs, max {:.2} µs",
         pin.describe(),
         us(w.quantile_ns(0.5)),
         us(w.mean_ns()),

@@ -62,6 +62,28 @@ impl EpollEventFd {
         self.efd.clone()
     }
 
+    /// Blocks in `epoll_wait` until the eventfd is readable, without
+    /// reading it (see [`drain`]). `EINTR` is retried.
+    ///
+    /// # Errors
+    ///
+    /// `epoll_wait` failing other than with `EINTR`.
+    pub fn wait_readable(&self) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        loop {
+            // SAFETY: the epoll descriptor is open; `ev` has room for the
+            // one event asked for.
+            let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut ev, 1, -1) };
+            if n > 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if n < 0 && e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
     /// Blocks in `epoll_wait` until the eventfd is readable, then reads it
     /// (resetting it). `EINTR` is retried.
     ///
@@ -69,19 +91,7 @@ impl EpollEventFd {
     ///
     /// `epoll_wait` or `read` failing other than with `EINTR`/`EAGAIN`.
     pub fn wait(&self) -> io::Result<()> {
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        loop {
-            // SAFETY: the epoll descriptor is open; `ev` has room for the
-            // one event asked for.
-            let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut ev, 1, -1) };
-            if n > 0 {
-                break;
-            }
-            let e = io::Error::last_os_error();
-            if n < 0 && e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
+        self.wait_readable()?;
         drain(&self.efd)
     }
 }

@@ -14,6 +14,8 @@
 //!   Pinned on one CPU the spinning waker holds the CPU the loop needs
 //!   until the scheduler preempts it, which now and then takes a tick:
 //!   a few wakes of milliseconds that the mean shows and the median not.
+//!   The floor: no runtime, a thread blocked in `epoll_wait` on an eventfd
+//!   that the waker writes ([`raw_wake_to_poll`]).
 //! * **echo, 50 connections**: a TCP echo server on the runtime, one task
 //!   per connection; a client thread with 50 blocking sockets sends one
 //!   message on each, then reads every echo back, round after round.
@@ -254,6 +256,61 @@ impl WakeTimes {
         let total: Duration = self.0.iter().sum();
         total.as_nanos() as f64 / self.0.len().max(1) as f64
     }
+}
+
+/// The floor's waker: writes an eventfd, as a runtime's cross-thread wake
+/// does at least.
+struct EventFdWaker(Arc<std::os::fd::OwnedFd>);
+
+impl std::task::Wake for EventFdWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // A failed write shows as the round never ending (the sample
+        // limit), not as a wrong time.
+        let _ = crate::pingpong::signal(&self.0);
+    }
+}
+
+/// The floor of "wake to poll": no runtime. This thread blocks in
+/// `epoll_wait` on an eventfd that the waker writes; woken, it checks the
+/// gate and says so (the "poll"), then drains the eventfd — the least any
+/// runtime that sleeps in epoll does between a cross-thread wake and the
+/// poll. Same waking thread and protocol as [`wake_to_poll`].
+///
+/// # Examples
+///
+/// ```
+/// use fdloop_bench::groups::async_rt::raw_wake_to_poll;
+/// let t = raw_wake_to_poll(3, 1, fdloop_bench::Pin::Off)?;
+/// assert_eq!(t.len(), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn raw_wake_to_poll(rounds: u64, warmup: u64, pin: Pin) -> io::Result<WakeTimes> {
+    pin_opt(pin.main_cpu())?;
+    let side = crate::pingpong::EpollEventFd::new()?;
+    let efd = side.eventfd();
+    let waker = Waker::from(Arc::new(EventFdWaker(efd.clone())));
+    let gate = Arc::new(Gate::default());
+    let g = gate.clone();
+    let cpu = pin.echo_cpu();
+    let thread = std::thread::spawn(move || waker_thread(g, rounds, warmup, cpu));
+    for r in 1..=rounds {
+        *gate.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
+        while gate.open.load(Ordering::Acquire) < r {
+            side.wait_readable()?;
+            if gate.open.load(Ordering::Acquire) < r {
+                crate::pingpong::drain(&efd)?;
+            }
+        }
+        gate.seen.store(r, Ordering::Release);
+        crate::pingpong::drain(&efd)?;
+    }
+    thread
+        .join()
+        .map_err(|_| io::Error::other("waking thread panicked"))?
 }
 
 /// The "wake to poll" case once: `rounds` wakes from another thread (the
@@ -529,20 +586,24 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
             );
             continue;
         }
-        let entries: Vec<Entry<'_>> = Rt::ALL
-            .iter()
-            .map(|&rt| {
+        let measured = |w: WakeTimes| {
+            Measured {
+                value: w.quantile_ns(0.5),
+                ops: w.len() as u64,
+                extra: Vec::new(),
+            }
+            .with("mean", "ns", w.mean_ns())
+            .with("p99", "ns", w.quantile_ns(0.99))
+        };
+        let floor = entry("raw epoll_wait + eventfd write", Role::Floor, move || {
+            on_thread(move || raw_wake_to_poll(rounds, warmup, pin)).map(measured)
+        });
+        let entries: Vec<Entry<'_>> = std::iter::once(floor)
+            .chain(Rt::ALL.iter().map(|&rt| {
                 entry(rt.name(), rt.role(), move || {
-                    let w = on_thread(move || wake_to_poll(rt, rounds, warmup, pin))?;
-                    Ok(Measured {
-                        value: w.quantile_ns(0.5),
-                        ops: w.len() as u64,
-                        extra: Vec::new(),
-                    }
-                    .with("mean", "ns", w.mean_ns())
-                    .with("p99", "ns", w.quantile_ns(0.99)))
+                    on_thread(move || wake_to_poll(rt, rounds, warmup, pin)).map(measured)
                 })
-            })
+            }))
             .collect();
         let case = Case::time(
             format!("wake to poll, another thread, {}", pin.describe()),
