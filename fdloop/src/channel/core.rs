@@ -470,6 +470,8 @@ impl<T> Core<T> {
             return;
         }
         st.closed = true;
+        // Senders that see the receiver gone need not yield to anyone.
+        self.set_stalled(st, false);
         match (&self.queue, &mut st.head) {
             // SAFETY: forwarded contract; `closed` makes it once.
             (Queue::List(l), Head::List(h)) => unsafe { l.close(h) },
