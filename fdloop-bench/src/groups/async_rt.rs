@@ -228,6 +228,16 @@ fn waker_thread(
 }
 
 /// The time from each timed `wake()` to the task's poll, sorted.
+///
+/// # Examples
+///
+/// ```
+/// use fdloop_bench::groups::async_rt::{wake_to_poll, Rt};
+/// let t = wake_to_poll(Rt::Fdloop, 5, 1, fdloop_bench::Pin::Off)?;
+/// assert!(t.quantile_ns(0.5) <= t.quantile_ns(0.99));
+/// assert!(t.mean_ns() > 0.0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct WakeTimes(Vec<Duration>);
 
