@@ -671,7 +671,8 @@ mod tests {
 
     /// The group at smoke sizes: spawn-and-complete once, wake-to-poll and
     /// echo in every placement this machine can give, each with all four
-    /// runtimes (so every contender ran and checked its echoes).
+    /// runtimes (so every contender ran and checked its echoes), and
+    /// wake-to-poll with its no-runtime floor besides.
     #[test]
     fn every_case_with_every_runtime() {
         let cfg = parse_args(["--smoke".to_string()], Some("async"))
@@ -685,8 +686,14 @@ mod tests {
         assert_eq!(cases.len(), 1 + 2 * placements, "{cases:?}");
         for case in cases {
             let prim = r.primary("async", case);
-            assert_eq!(prim.len(), 4, "{case}");
+            let floors = usize::from(case.starts_with("wake to poll"));
+            assert_eq!(prim.len(), 4 + floors, "{case}");
             assert_eq!(prim.iter().filter(|x| x.role == Role::Fdloop).count(), 1);
+            assert_eq!(
+                prim.iter().filter(|x| x.role == Role::Floor).count(),
+                floors,
+                "{case}"
+            );
         }
     }
 }
