@@ -292,11 +292,32 @@ fn add_conn(stream: TcpStream, w: &mut Worker) {
     }
 }
 
+/// A worker thread: sets up its loop, says so on `started` (or why it
+/// could not), then runs it.
 fn worker_main(
     index: usize,
     inbox: channel::Receiver<ToWorker>,
     to_main: Sender<FromWorker>,
+    started: std::sync::mpsc::Sender<io::Result<()>>,
 ) -> io::Result<()> {
+    let setup = worker_setup(index, inbox, to_main);
+    // A copy of the error for the main thread; this thread returns its own.
+    let _ = started.send(match &setup {
+        Ok(_) => Ok(()),
+        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+    });
+    drop(started);
+    let (mut ev, mut w) = setup?;
+    worker_run(&mut ev, &mut w)
+}
+
+/// A worker's loop and sources, made before the main thread accepts its
+/// first connection: out of descriptors later, they already exist.
+fn worker_setup(
+    index: usize,
+    inbox: channel::Receiver<ToWorker>,
+    to_main: Sender<FromWorker>,
+) -> io::Result<(EventLoop<Worker>, Worker)> {
     let mut ev: EventLoop<Worker> = EventLoop::new()?;
     let handle = ev.handle();
     ev.insert(inbox, |event, _, w: &mut Worker| {
@@ -341,7 +362,7 @@ fn worker_main(
         },
     )
     .map_err(io::Error::from)?;
-    let mut w = Worker {
+    let w = Worker {
         stats: WorkerStats {
             worker: index,
             ..WorkerStats::default()
@@ -353,8 +374,13 @@ fn worker_main(
         inbox_closed: false,
         handle,
     };
+    Ok((ev, w))
+}
+
+/// Runs a worker's loop until the shutdown, then reports its statistics.
+fn worker_run(ev: &mut EventLoop<Worker>, w: &mut Worker) -> io::Result<()> {
     loop {
-        ev.run(&mut w).map_err(io::Error::from)?;
+        ev.run(w).map_err(io::Error::from)?;
         if w.shutting_down {
             break;
         }
@@ -565,15 +591,28 @@ fn run(cfg: Config) -> io::Result<bool> {
     let (to_main, from_workers) = channel::unbounded::<FromWorker>()?;
     let mut workers = Vec::new();
     let mut joins = Vec::new();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
     for i in 0..cfg.workers {
         let (tx, rx) = channel::unbounded::<ToWorker>()?;
         let to_main = to_main.clone();
+        let started = started_tx.clone();
         workers.push(tx);
         joins.push(
             thread::Builder::new()
                 .name(format!("worker-{i}"))
-                .spawn(move || worker_main(i, rx, to_main))?,
+                .spawn(move || worker_main(i, rx, to_main, started))?,
         );
+    }
+    drop(started_tx);
+    // Every worker has its loop before this thread accepts a connection:
+    // accepted connections may take the last descriptors, and a worker
+    // still setting up would then fail.
+    for _ in 0..cfg.workers {
+        match started_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(io::Error::new(e.kind(), format!("a worker: {e}"))),
+            Err(_) => return Err(io::Error::other("a worker thread panicked")),
+        }
     }
     let wake_probe: Vec<Sender<ToWorker>> = workers.clone();
     drop(to_main);
