@@ -4,9 +4,13 @@
 //! ```text
 //! cargo build --release -p fdloop-bench --example timer_profile
 //! valgrind --tool=callgrind target/release/examples/timer_profile 1000 200000
+//! valgrind --tool=callgrind target/release/examples/timer_profile 1000 200000 call
 //! ```
 //!
-//! Arguments: K pending timers, operations (one arm + one cancel each).
+//! Arguments: K pending timers, operations (one arm + one cancel each),
+//! and what is armed: `timer` (the default: `insert(Timer::at(..))` +
+//! `remove`) or `call` (`LoopHandle::call_at` with a closure that captures
+//! a word, + `remove`).
 //! Deadlines are spread over 10 s from now in a fixed pseudo-random order,
 //! as in the report's timer group. Prints the operations done.
 
@@ -24,6 +28,16 @@ fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
     let k: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let ops: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let call = match args.next().as_deref() {
+        None | Some("timer") => false,
+        Some("call") => true,
+        Some(other) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("what to arm: timer or call, not {other:?}"),
+            ))
+        }
+    };
     let now = Instant::now();
     // A fixed LCG: the same deadlines every run.
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -37,10 +51,16 @@ fn main() -> io::Result<()> {
     for _ in 0..k {
         ev.insert(Timer::at(next()), fired)?;
     }
-    for _ in 0..ops {
-        let id: SourceId = ev.insert(Timer::at(next()), fired)?;
+    let h = ev.handle();
+    for i in 0..ops {
+        let id: SourceId = if call {
+            h.call_at(next(), move |n| *n += i)?
+        } else {
+            ev.insert(Timer::at(next()), fired)?
+        };
         ev.remove(id)?;
     }
-    println!("{ops} arm + cancel with {k} pending");
+    let what = if call { "call_at" } else { "Timer" };
+    println!("{ops} arm + cancel ({what}) with {k} pending");
     Ok(())
 }

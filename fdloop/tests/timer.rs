@@ -360,6 +360,17 @@ fn timers_run_without_timerfd() {
     assert_eq!(util::scenario_value(&out, "fired").as_deref(), Some("3"));
 }
 
+/// Runs `ev` until something is logged, which must end in a panic out of
+/// `run_once`.
+fn run_into_a_panic(ev: &mut EventLoop<Vec<&'static str>>, log: &mut Vec<&'static str>) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        while log.is_empty() {
+            ev.run_once(log, Some(Duration::from_secs(5))).unwrap();
+        }
+    }));
+    assert!(r.is_err(), "the panic must propagate");
+}
+
 #[test]
 fn a_panicking_timer_callback_loses_no_other_due_timer() {
     let mut ev: EventLoop<Vec<&'static str>> = EventLoop::new().unwrap();
@@ -375,12 +386,7 @@ fn a_panicking_timer_callback_loses_no_other_due_timer() {
     })
     .unwrap();
     let mut log = Vec::new();
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        while log.is_empty() {
-            ev.run_once(&mut log, Some(Duration::from_secs(5))).unwrap();
-        }
-    }));
-    assert!(r.is_err(), "the panic must propagate");
+    run_into_a_panic(&mut ev, &mut log);
     assert_eq!(log, ["first"]);
     // Both timers left the store together; the second is dispatched by the
     // next call instead of being lost.
@@ -547,4 +553,319 @@ fn a_moved_periodic_timer_keeps_its_period_from_the_new_deadline() {
     assert!(fired[0] >= moved, "first tick {:?} early", moved - fired[0]);
     assert!(fired[1] >= moved + ms(10));
     assert!(fired[2] >= moved + ms(20));
+}
+
+// ------------------------------------------------------------ call_at / call_after
+
+/// Counts the drops of the values it is cloned into.
+#[derive(Clone)]
+struct DropCount(Rc<std::cell::Cell<u32>>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+#[test]
+fn a_call_at_runs_once_never_early_and_leaves_the_loop() {
+    let mut ev: EventLoop<Vec<(u32, Instant)>> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let start = Instant::now();
+    // Out of order, and mixed with a Timer: all run in deadline order.
+    for (i, d) in [(3, 6), (1, 2), (2, 4)] {
+        let at = start + ms(d);
+        h.call_at(at, move |log: &mut Vec<(u32, Instant)>| {
+            let now = Instant::now();
+            assert!(now >= at, "call {i} ran {:?} early", at - now);
+            log.push((i, now));
+        })
+        .unwrap();
+    }
+    ev.insert(
+        Timer::at(start + ms(5)),
+        |_, _, log: &mut Vec<(u32, Instant)>| {
+            log.push((25, Instant::now()));
+            Action::Continue
+        },
+    )
+    .unwrap();
+    h.call_after(ms(1), |log: &mut Vec<(u32, Instant)>| {
+        log.push((0, Instant::now()))
+    })
+    .unwrap();
+    assert_eq!(ev.len(), 5);
+    let mut log = Vec::new();
+    while !ev.is_empty() {
+        ev.run_once(&mut log, Some(Duration::from_secs(5))).unwrap();
+    }
+    let order: Vec<u32> = log.iter().map(|&(i, _)| i).collect();
+    assert_eq!(order, [0, 1, 2, 25, 3]);
+    assert!(log[0].1 >= start + ms(1), "call_after ran early");
+    // Nothing runs twice.
+    assert_eq!(ev.run_once(&mut log, Some(ms(10))).unwrap(), 0);
+    assert_eq!(log.len(), 5);
+}
+
+#[test]
+fn a_removed_call_never_runs_and_its_closure_is_dropped_at_once() {
+    let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let drops = DropCount(Rc::new(std::cell::Cell::new(0)));
+    let counter = drops.0.clone();
+    let held = drops.clone();
+    let id = h
+        .call_after(ms(1), move |n: &mut u32| {
+            let _keep = &held;
+            *n += 1;
+        })
+        .unwrap();
+    drop(drops);
+    assert_eq!(counter.get(), 1, "only the test's own copy dropped so far");
+    h.remove(id).unwrap();
+    assert_eq!(counter.get(), 2, "removing drops the closure");
+    assert!(ev.is_empty());
+    assert!(matches!(h.remove(id), Err(fdloop::Error::NoSuchSource(_))));
+    let mut n = 0;
+    ev.run_once(&mut n, Some(ms(20))).unwrap();
+    assert_eq!(n, 0);
+    // The freed slot and kept allocation serve the next call, whose id is
+    // not the old one.
+    let id2 = h.call_after(ms(1), |n: &mut u32| *n += 10).unwrap();
+    assert_ne!(id, id2);
+    assert!(matches!(
+        h.reschedule_timer_at(id, Instant::now()),
+        Err(fdloop::Error::NoSuchSource(_))
+    ));
+    while !ev.is_empty() {
+        ev.run_once(&mut n, Some(Duration::from_secs(5))).unwrap();
+    }
+    assert_eq!(n, 10);
+}
+
+#[test]
+fn dropping_the_loop_drops_pending_calls() {
+    let drops = DropCount(Rc::new(std::cell::Cell::new(0)));
+    let counter = drops.0.clone();
+    {
+        let ev: EventLoop<()> = EventLoop::new().unwrap();
+        for _ in 0..3 {
+            let d = drops.clone();
+            ev.handle()
+                .call_after(Duration::from_secs(3600), move |_| drop(d))
+                .unwrap();
+        }
+        assert_eq!(counter.get(), 0);
+    }
+    assert_eq!(counter.get(), 3);
+}
+
+#[test]
+fn a_call_can_be_moved_later_or_earlier_until_it_runs() {
+    let mut ev: EventLoop<Vec<Instant>> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let start = Instant::now();
+    let id = h
+        .call_at(start + ms(5), |log: &mut Vec<Instant>| {
+            log.push(Instant::now())
+        })
+        .unwrap();
+    // Pushed back twice (an idle timeout on every request), then forward.
+    assert!(h.reschedule_timer_at(id, start + ms(40)).unwrap());
+    assert!(h.reschedule_timer_at(id, start + ms(60)).unwrap());
+    let mut log = Vec::new();
+    ev.run_once(&mut log, Some(ms(20))).unwrap();
+    assert!(log.is_empty(), "ran at its first deadline though moved");
+    assert!(h.reschedule_timer_at(id, start + ms(30)).unwrap());
+    while !ev.is_empty() {
+        ev.run_once(&mut log, Some(Duration::from_secs(5))).unwrap();
+    }
+    assert_eq!(log.len(), 1);
+    assert!(log[0] >= start + ms(30), "ran before its moved deadline");
+    // It ran: nothing is left to move.
+    assert!(matches!(
+        h.reschedule_timer_at(id, start),
+        Err(fdloop::Error::NoSuchSource(_))
+    ));
+}
+
+#[test]
+fn a_disabled_call_keeps_its_deadline_and_runs_when_enabled() {
+    let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let at = Instant::now() + ms(2);
+    let id = h.call_at(at, |n: &mut u32| *n += 1).unwrap();
+    h.disable(id).unwrap();
+    // Disabled: out of the timer store, so moving it does nothing.
+    assert!(!h.reschedule_timer_at(id, at).unwrap());
+    let mut n = 0;
+    ev.run_once(&mut n, Some(ms(20))).unwrap();
+    assert_eq!(n, 0, "a disabled call ran");
+    assert_eq!(ev.len(), 1);
+    h.enable(id).unwrap();
+    // The deadline passed while disabled: it runs on the next iteration.
+    ev.run_once(&mut n, Some(ms(1000))).unwrap();
+    assert_eq!(n, 1);
+    assert!(ev.is_empty());
+
+    // Disabled and enabled again before its deadline: runs then, not before.
+    let at = Instant::now() + ms(30);
+    let id = h
+        .call_at(at, move |n: &mut u32| {
+            assert!(Instant::now() >= at, "ran early after re-enabling");
+            *n += 1;
+        })
+        .unwrap();
+    h.disable(id).unwrap();
+    h.enable(id).unwrap();
+    while !ev.is_empty() {
+        ev.run_once(&mut n, Some(Duration::from_secs(5))).unwrap();
+    }
+    assert_eq!(n, 2);
+}
+
+#[test]
+fn a_call_disabled_by_an_earlier_callback_of_its_batch_waits_for_enable() {
+    // Both due in the same wake-up; the first disables the second, which
+    // was already taken due. It must neither run nor be lost.
+    let mut ev: EventLoop<Vec<&'static str>> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let at = Instant::now() + ms(2);
+    let second = Rc::new(std::cell::Cell::new(None));
+    let s2 = second.clone();
+    let h2 = h.clone();
+    h.call_at(at, move |log: &mut Vec<&'static str>| {
+        log.push("first");
+        h2.disable(s2.get().unwrap()).unwrap();
+    })
+    .unwrap();
+    let id = h
+        .call_at(at, |log: &mut Vec<&'static str>| log.push("second"))
+        .unwrap();
+    second.set(Some(id));
+    let mut log = Vec::new();
+    while log.is_empty() {
+        ev.run_once(&mut log, Some(Duration::from_secs(5))).unwrap();
+    }
+    ev.run_once(&mut log, Some(ms(10))).unwrap();
+    assert_eq!(log, ["first"]);
+    assert_eq!(ev.len(), 1);
+    h.enable(id).unwrap();
+    ev.run_once(&mut log, Some(ms(1000))).unwrap();
+    assert_eq!(log, ["first", "second"]);
+    assert!(ev.is_empty());
+}
+
+#[test]
+fn a_panicking_call_leaves_the_loop_and_loses_no_other_due_timer() {
+    let mut ev: EventLoop<Vec<&'static str>> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let at = Instant::now() + ms(2);
+    h.call_at(at, |log: &mut Vec<&'static str>| {
+        log.push("panics");
+        panic!("call_at callback panics");
+    })
+    .unwrap();
+    h.call_at(at, |log: &mut Vec<&'static str>| log.push("call"))
+        .unwrap();
+    ev.insert(Timer::at(at), |_, _, log: &mut Vec<&'static str>| {
+        log.push("timer");
+        Action::Continue
+    })
+    .unwrap();
+    let mut log = Vec::new();
+    run_into_a_panic(&mut ev, &mut log);
+    assert_eq!(log, ["panics"]);
+    // The panicking call has left; the other two run on the next call.
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev.run_once(&mut log, Some(ms(100))).unwrap(), 2);
+    assert_eq!(log, ["panics", "call", "timer"]);
+    assert!(ev.is_empty());
+}
+
+#[test]
+fn a_call_has_no_rate_limit_or_pause() {
+    let ev: EventLoop<()> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let id = h.call_after(Duration::from_secs(3600), |_| {}).unwrap();
+    assert!(matches!(
+        h.disable_for(id, ms(10)),
+        Err(fdloop::Error::NotApplicable(_))
+    ));
+    assert!(matches!(
+        h.set_rate_limit(id, ms(10), 1),
+        Err(fdloop::Error::NotApplicable(_))
+    ));
+    h.remove(id).unwrap();
+}
+
+#[test]
+fn calls_and_timers_scale_to_a_hundred_thousand_pending() {
+    // Arm 10^5 calls, cancel every other one, move a tenth: exactly the
+    // others run, each once, never early.
+    let mut ev: EventLoop<Vec<u32>> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let start = Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..100_000u32 {
+        let at = start + Duration::from_micros(u64::from(i % 5_000) * 4);
+        ids.push(
+            h.call_at(at, move |ran: &mut Vec<u32>| {
+                assert!(Instant::now() >= at);
+                ran.push(i)
+            })
+            .unwrap(),
+        );
+    }
+    for (i, &id) in ids.iter().enumerate() {
+        if i % 2 == 1 {
+            h.remove(id).unwrap();
+        } else if i % 10 == 0 {
+            assert!(h.reschedule_timer_at(id, start + ms(25)).unwrap());
+        }
+    }
+    let mut ran = Vec::new();
+    while !ev.is_empty() {
+        ev.run_once(&mut ran, Some(Duration::from_secs(5))).unwrap();
+    }
+    ran.sort_unstable();
+    let expected: Vec<u32> = (0..100_000).step_by(2).collect();
+    assert_eq!(ran, expected);
+}
+
+#[test]
+fn calls_take_part_in_priorities_like_timers() {
+    // Due together: the priorities decide the order, not the deadlines.
+    let mut ev: EventLoop<Vec<&'static str>> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let at = Instant::now() + ms(2);
+    let late = h
+        .call_at(at, |log: &mut Vec<&'static str>| {
+            log.push("call, priority 5")
+        })
+        .unwrap();
+    let t = ev
+        .insert(Timer::at(at), |_, _, log: &mut Vec<&'static str>| {
+            log.push("timer, priority 0");
+            Action::Continue
+        })
+        .unwrap();
+    let first = h
+        .call_at(
+            at + Duration::from_nanos(1),
+            |log: &mut Vec<&'static str>| log.push("call, priority -5"),
+        )
+        .unwrap();
+    h.set_priority(late, 5).unwrap();
+    h.set_priority(first, -5).unwrap();
+    assert_eq!(h.priority(t).unwrap(), 0);
+    std::thread::sleep(ms(3));
+    let mut log = Vec::new();
+    while !ev.is_empty() {
+        ev.run_once(&mut log, Some(Duration::from_secs(5))).unwrap();
+    }
+    assert_eq!(
+        log,
+        ["call, priority -5", "timer, priority 0", "call, priority 5"]
+    );
 }

@@ -73,6 +73,37 @@ impl ArmCancel for FdloopArm {
     }
 }
 
+/// fdloop's lighter one-shot: `LoopHandle::call_at` with a closure that
+/// captures a word (as a request's timeout would: its connection), then
+/// `remove`. The K pending are calls too.
+struct FdloopCallArm {
+    ev: EventLoop<u64>,
+    h: fdloop::LoopHandle<u64>,
+}
+
+impl FdloopCallArm {
+    fn new(pending: &[Instant]) -> io::Result<FdloopCallArm> {
+        let ev = EventLoop::new()?;
+        let h = ev.handle();
+        for (i, &d) in pending.iter().enumerate() {
+            let conn = i as u64;
+            h.call_at(d, move |n: &mut u64| *n += conn)?;
+        }
+        Ok(FdloopCallArm { ev, h })
+    }
+}
+
+impl ArmCancel for FdloopCallArm {
+    fn run(&mut self, deadlines: &[Instant]) -> io::Result<()> {
+        for (i, &d) in deadlines.iter().enumerate() {
+            let conn = i as u64;
+            let id = self.h.call_at(d, move |n: &mut u64| *n += conn)?;
+            self.ev.remove(id)?;
+        }
+        Ok(())
+    }
+}
+
 struct CalloopArm {
     ev: calloop::EventLoop<'static, u64>,
 }
@@ -202,6 +233,9 @@ fn arm_contenders() -> Vec<ArmMaker> {
     let mut v: Vec<ArmMaker> = vec![
         ("fdloop insert(Timer::at) + remove", |p| {
             Ok(Box::new(FdloopArm::new(p)?))
+        }),
+        ("fdloop call_at + remove", |p| {
+            Ok(Box::new(FdloopCallArm::new(p)?))
         }),
         ("tokio-util DelayQueue insert_at + remove", |p| {
             Ok(Box::new(DelayQueueArm::new(p)?))

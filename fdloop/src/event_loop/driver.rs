@@ -11,7 +11,7 @@ use rustix::event::epoll::{Event, EventFlags};
 use super::awake::{after_wait, mark_awake};
 use super::registration::Dispatch;
 use super::shared::Shared;
-use super::slab::{Entry, Kind, Pending, SlotState};
+use super::slab::{Call, Entry, Kind, Pending, SlotState};
 use super::source::{Action, AfterPanic, Readiness, SourceId};
 use super::stats::{Counters, SAMPLE_EVERY};
 use super::timers;
@@ -534,7 +534,9 @@ impl Driver {
     ) -> Result<bool> {
         let (slot, reg_gen, sub) = token::decode(data);
         let Some((id, d)) = inner.take_fd(slot, reg_gen) else {
-            return Ok(false); // removed, disabled or re-registered since
+            // A call at a deadline, due; or a source removed, disabled or
+            // re-registered since.
+            return Ok(Self::run_timeout(inner, slot, reg_gen, sub, state));
         };
         let mut guard = FdGuard {
             inner,
@@ -566,6 +568,24 @@ impl Driver {
             Ok(Action::Continue) => Ok(true),
             Ok(action) => inner.apply_action(id, action).map(|()| true),
             Err(e) => Err(Error::Source { id, source: e }),
+        }
+    }
+
+    /// Runs the timeout in `slot` if it is due under `reg_gen` and
+    /// enabled: it leaves the loop first (its slot is free when the call
+    /// runs, so a panic in it loses nothing else). A disabled one stays,
+    /// and is scheduled again at its deadline when enabled.
+    #[inline(never)]
+    fn run_timeout<S>(inner: &Shared<S>, slot: u32, reg_gen: u32, sub: u8, state: &mut S) -> bool {
+        if sub != timers::SUB_DUE {
+            return false;
+        }
+        match inner.take_timeout(slot, reg_gen) {
+            Some(f) => {
+                f(state);
+                true
+            }
+            None => false,
         }
     }
 
@@ -698,6 +718,40 @@ impl<S> Shared<S> {
                 pending
             }
             _ => Pending::default(),
+        }
+    }
+}
+
+impl<S> Shared<S> {
+    /// Takes the closure of the enabled timeout in `slot`, if the slot is
+    /// still the registration `reg_gen` names, and frees the slot.
+    fn take_timeout(&self, slot: u32, reg_gen: u32) -> Option<Call<S>> {
+        let entry = {
+            let mut slab = self.slab.borrow_mut();
+            let s = slab.slots.get_mut(slot as usize)?;
+            if s.reg_gen != reg_gen {
+                return None;
+            }
+            let SlotState::Ready(e) = &s.state else {
+                return None;
+            };
+            if !e.enabled || !matches!(e.kind, Kind::Timeout(_)) {
+                return None;
+            }
+            let entry = std::mem::replace(&mut s.state, SlotState::Vacant);
+            slab.release(slot);
+            entry
+        };
+        // Taken due, so normally no longer scheduled; but a timeout
+        // disabled and enabled again within the batch that took it due was
+        // scheduled anew.
+        self.timers.borrow_mut().cancel(slot);
+        match entry {
+            SlotState::Ready(Entry {
+                kind: Kind::Timeout(f),
+                ..
+            }) => Some(f),
+            _ => None,
         }
     }
 }

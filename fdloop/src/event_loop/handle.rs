@@ -453,7 +453,8 @@ impl<S: 'static> LoopHandle<S> {
         self.inner.is_rate_limited(id)
     }
 
-    /// Moves the deadline of the pending [`Timer`](crate::Timer) `id` to
+    /// Moves the deadline of the pending [`Timer`](crate::Timer) or
+    /// [`call_at`](LoopHandle::call_at) call `id` to
     /// `when`, keeping its clock, slack and period (a periodic timer's
     /// grid restarts from the new deadline). The cheap way to push back an
     /// idle timeout on every request: O(log n) in the timer store, no
@@ -587,6 +588,110 @@ impl<S: 'static> LoopHandle<S> {
     /// ```
     pub fn defer(&self, callback: impl FnOnce(&mut S) + 'static) -> Result<SourceId> {
         self.inner.add_callback(Kind::Defer(Box::new(callback)))
+    }
+
+    /// Runs `callback` once, at `when` (on the monotonic clock, the clock
+    /// of [`Instant`]): a one-shot timeout without a [`Timer`](crate::Timer)
+    /// source. Cancel it with [`remove`](LoopHandle::remove) (the closure
+    /// is dropped then), move it with
+    /// [`reschedule_timer_at`](LoopHandle::reschedule_timer_at); it leaves
+    /// the loop when it runs. A deadline in the past runs on the next
+    /// iteration.
+    ///
+    /// It shares the loop's monotonic timerfd and timer heap with `Timer`,
+    /// so it fires as precisely (never early, no slack), in deadline
+    /// order with the timers. What it saves is the source: no dispatcher,
+    /// no registration, no [`TimerCtl`](crate::TimerCtl), so arming and
+    /// cancelling one costs about two thirds of a `Timer`'s insert and
+    /// remove (BENCHMARKS.md, "Timers again"). Pick it for timeouts armed
+    /// and cancelled at a high rate (one per request) and for running a
+    /// closure that moves values in (`FnOnce`). Pick a
+    /// [`Timer`](crate::Timer) for a periodic timer, slack, the boot-time
+    /// or wall clock, a [`TimerEvent`](crate::TimerEvent) with the
+    /// expirations, or a rate limit or pause ([`disable_for`](LoopHandle::disable_for),
+    /// [`set_rate_limit`](LoopHandle::set_rate_limit) return
+    /// [`Error::NotApplicable`] for a call). [`disable`](LoopHandle::disable)
+    /// takes a call out of the timer store, keeping its deadline;
+    /// [`enable`](LoopHandle::enable) puts it back (running it on the next
+    /// iteration if the deadline has passed meanwhile).
+    ///
+    /// If `callback` panics, the panic propagates out of the loop call
+    /// that ran it; the call has left the loop, and other timers due at
+    /// the same time run on the next call.
+    ///
+    /// No system call, except creating the loop's monotonic timerfd the
+    /// first time any timer needs it. If that fails with `EMFILE`/`ENFILE`
+    /// the call still runs on time, on the `epoll_wait` timeout, until a
+    /// later schedule gets the timerfd; with `ENOSYS`/`EPERM` (no timerfd)
+    /// the loop uses the epoll timeout for good. `EINTR` and `EAGAIN`
+    /// cannot occur.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Forked`] in a forked child; [`Error::TooManySources`];
+    /// [`Error::Io`] if creating the timerfd fails otherwise (`ENOMEM`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let mut ev: fdloop::EventLoop<Vec<&str>> = fdloop::EventLoop::new()?;
+    /// let h = ev.handle();
+    /// let reply = String::from("late");
+    /// h.call_at(Instant::now() + Duration::from_millis(1), move |log| {
+    ///     assert_eq!(reply, "late"); // moved in
+    ///     log.push("timeout");
+    /// })?;
+    /// let never = h.call_at(Instant::now() + Duration::from_millis(1), |log| log.push("cancelled"))?;
+    /// h.remove(never)?;
+    /// let mut log = Vec::new();
+    /// while log.is_empty() {
+    ///     ev.run_once(&mut log, None)?;
+    /// }
+    /// assert_eq!(log, ["timeout"]);
+    /// assert!(ev.is_empty());
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn call_at(
+        &self,
+        when: Instant,
+        callback: impl FnOnce(&mut S) + 'static,
+    ) -> Result<SourceId> {
+        let deadline = super::instant_to_ns(Clock::Monotonic, when);
+        self.inner.add_timeout(deadline, callback)
+    }
+
+    /// Runs `callback` once, `delay` from now: as
+    /// [`call_at`](LoopHandle::call_at), which see.
+    ///
+    /// # Errors
+    ///
+    /// As [`call_at`](LoopHandle::call_at).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let mut ev: fdloop::EventLoop<Option<Instant>> = fdloop::EventLoop::new()?;
+    /// let start = Instant::now();
+    /// ev.handle().call_after(Duration::from_millis(2), |at| *at = Some(Instant::now()))?;
+    /// let mut at = None;
+    /// while at.is_none() {
+    ///     ev.run_once(&mut at, None)?;
+    /// }
+    /// assert!(at.unwrap() >= start + Duration::from_millis(2)); // never early
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn call_after(
+        &self,
+        delay: Duration,
+        callback: impl FnOnce(&mut S) + 'static,
+    ) -> Result<SourceId> {
+        let now = crate::sys::timerfd::now_ns(Clock::Monotonic);
+        self.inner
+            .add_timeout(now.saturating_add(super::duration_ns(delay)), callback)
     }
 
     /// Asks [`EventLoop::run`](crate::EventLoop::run) to return after the current iteration; outside

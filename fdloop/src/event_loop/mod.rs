@@ -121,6 +121,7 @@ pub(crate) use wake::WakeState;
 /// | [`Watch`](crate::watch::Watch) | the event is used up | the events read with it are delivered by the next call |
 /// | idle callback | stays, runs again the next time the loop is about to block | the other idle callbacks run then too |
 /// | deferred call | ran (it is gone) | the calls queued after it run on the next call |
+/// | call at a deadline ([`LoopHandle::call_at`]) | ran (it has left the loop) | other timers and calls due at the same time run on the next call |
 /// | your own [`Source`] | [`Source::after_panic`] decides: stay (the default), redeliver on the next call, or remove | as `process` left it |
 ///
 /// # Priorities and fairness

@@ -44,7 +44,14 @@ impl<S> Shared<S> {
     where
         D: Dispatch<S> + 'static,
     {
-        let layout = Layout::new::<D>();
+        self.boxed_value(d)
+    }
+
+    /// Boxes `v`, in a kept allocation of its layout if there is one (the
+    /// caller turns the box into the trait object it stores).
+    #[inline]
+    pub(super) fn boxed_value<T>(&self, v: T) -> Box<T> {
+        let layout = Layout::new::<T>();
         let found = {
             let mut spare = self.spare.borrow_mut();
             match spare.blocks.iter().rposition(|(l, _)| *l == layout) {
@@ -54,31 +61,33 @@ impl<S> Shared<S> {
         };
         match found {
             Some(p) => {
-                let p = p.as_ptr().cast::<D>();
+                let p = p.as_ptr().cast::<T>();
                 // SAFETY: `p` was allocated by the global allocator with
-                // `D`'s layout (size and alignment equal, checked above),
-                // holds no value, and is ours alone (taken out of the
-                // spares). Writing `d` makes it a valid `D`, and a `Box<D>`
-                // may own memory allocated with `D`'s layout, which is what
+                // `T`'s layout (size and alignment equal, checked above;
+                // the spares never hold zero-sized layouts), holds no
+                // value, and is ours alone (taken out of the spares).
+                // Writing `v` makes it a valid `T`, and a `Box<T>` may own
+                // memory allocated with `T`'s layout, which is what
                 // `Box::from_raw` requires.
                 unsafe {
-                    p.write(d);
+                    p.write(v);
                     Box::from_raw(p)
                 }
             }
-            None => Box::new(d),
+            None => Box::new(v),
         }
     }
 
-    /// Drops a removed source's value and keeps its allocation for reuse
-    /// (or frees it when enough are kept).
-    pub(super) fn recycle(&self, d: Box<dyn Dispatch<S>>) {
+    /// Drops a removed source's value (a dispatcher, a timeout's closure)
+    /// and keeps its allocation for reuse (or frees it when enough are
+    /// kept).
+    pub(super) fn recycle<T: ?Sized>(&self, d: Box<T>) {
         let layout = Layout::for_value(&*d);
         if layout.size() == 0 || self.spare.borrow().blocks.len() >= KEEP {
             drop(d);
             return;
         }
-        let raw: *mut dyn Dispatch<S> = Box::into_raw(d);
+        let raw: *mut T = Box::into_raw(d);
         // SAFETY: `raw` came from `Box::into_raw`, so it points to a valid
         // value that nothing else refers to; it is dropped exactly once,
         // here. If its drop panics, the allocation leaks (never freed

@@ -4,6 +4,7 @@
 //! busy running).
 
 use std::io as stdio;
+use std::os::fd::AsFd;
 
 use super::shared::Shared;
 use super::slab::{Entry, Kind, Pending, SlotState};
@@ -104,6 +105,36 @@ impl<S> Shared<S> {
         Ok(id)
     }
 
+    /// Inserts a call at `deadline` (ns on the monotonic clock): reserves a
+    /// slot, schedules it in the timer store under a new registration
+    /// generation, and stores the closure (in a kept allocation of its
+    /// layout, if there is one). On failure the slot is free again.
+    pub(super) fn add_timeout<F>(&self, deadline: u64, f: F) -> Result<SourceId>
+    where
+        F: FnOnce(&mut S) + 'static,
+    {
+        self.check_fork()?;
+        let (id, reg_gen) = {
+            let mut slab = self.slab.borrow_mut();
+            let id = slab.reserve()?;
+            (id, slab.next_reg(id.slot))
+        };
+        let scheduled = self.timers.borrow_mut().schedule_gen(
+            self.epoll.as_fd(),
+            id.slot,
+            reg_gen,
+            crate::Clock::Monotonic,
+            deadline,
+            0,
+        );
+        if let Err(e) = scheduled {
+            self.slab.borrow_mut().release(id.slot);
+            return Err(Error::io("creating the monotonic timerfd", e));
+        }
+        self.fill(id, Kind::Timeout(self.boxed_value(f)));
+        Ok(id)
+    }
+
     /// Stores a new entry in the slot `reserve` marked busy. Nothing can
     /// have been requested on it meanwhile: its id was not handed out yet
     /// (and a stale id of the slot has an older generation).
@@ -144,6 +175,10 @@ impl<S> Shared<S> {
         let registered = entry.registered();
         let res = match (&mut entry.kind, registered) {
             (Kind::Fd(d), true) => d.unregister(&mut self.registrar(id.slot, reg_gen)),
+            (Kind::Timeout(_), _) => {
+                self.timers.borrow_mut().cancel(id.slot);
+                Ok(())
+            }
             _ => Ok(()),
         };
         if entry.extra.is_some() {
@@ -153,8 +188,10 @@ impl<S> Shared<S> {
         self.slab.borrow_mut().release(id.slot);
         // The source and its callback are dropped now; the allocation is
         // kept for the next insert (recycle.rs).
-        if let Kind::Fd(d) = std::mem::replace(&mut entry.kind, Kind::Out) {
-            self.recycle(d);
+        match std::mem::replace(&mut entry.kind, Kind::Out) {
+            Kind::Fd(d) => self.recycle(d),
+            Kind::Timeout(f) => self.recycle(f),
+            other => drop(other),
         }
         drop(entry);
         res.map_err(|e| Error::io("removing a source from epoll", e))
@@ -194,6 +231,13 @@ impl<S> Shared<S> {
                 SlotState::Ready(e) => {
                     let flags = (enable.unwrap_or(e.enabled), hold.unwrap_or(e.held));
                     let was = e.registered();
+                    if let Kind::Timeout(_) = e.kind {
+                        let on = flags.0 && !flags.1;
+                        (e.enabled, e.held) = flags;
+                        let reg_gen = s.reg_gen;
+                        drop(slab);
+                        return self.toggle_timeout(id.slot, reg_gen, was, on);
+                    }
                     if was == (flags.0 && !flags.1) || !matches!(e.kind, Kind::Fd(_)) {
                         (e.enabled, e.held) = flags;
                         drop(slab);
@@ -245,6 +289,33 @@ impl<S> Shared<S> {
             )
         })?;
         self.sync_wake(id)
+    }
+
+    /// A timeout was disabled or enabled: it leaves the timer store while
+    /// disabled, keeping its deadline, and is scheduled again at that
+    /// deadline when enabled (running at once if it has passed).
+    fn toggle_timeout(&self, slot: u32, reg_gen: u32, was: bool, on: bool) -> Result<()> {
+        let mut timers = self.timers.borrow_mut();
+        match (was, on) {
+            (true, false) => {
+                timers.cancel(slot);
+                Ok(())
+            }
+            (false, true) => match timers.deadline_of(slot, reg_gen) {
+                Some((deadline, false)) => timers
+                    .schedule_gen(
+                        self.epoll.as_fd(),
+                        slot,
+                        reg_gen,
+                        crate::Clock::Monotonic,
+                        deadline,
+                        0,
+                    )
+                    .map_err(|e| Error::io("creating the monotonic timerfd", e)),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
     }
 
     /// Returns a taken-out entry to its busy slot and applies what was

@@ -8,10 +8,18 @@ use super::source::{Action, SourceId};
 use super::token;
 use crate::error::{Error, Result};
 
+/// A one-shot closure the loop runs: a deferred call or a call at a
+/// deadline.
+pub(super) type Call<S> = Box<dyn FnOnce(&mut S)>;
+
 pub(super) enum Kind<S> {
     Fd(Box<dyn Dispatch<S>>),
     Idle(Box<dyn FnMut(&mut S) -> Action>),
-    Defer(Box<dyn FnOnce(&mut S)>),
+    Defer(Call<S>),
+    /// A call at a deadline (`LoopHandle::call_at`): scheduled in the
+    /// timer store under the slot and its registration generation while
+    /// enabled, taken out and run when due.
+    Timeout(Call<S>),
     /// A descriptor source's dispatcher, taken out of its entry while its
     /// callback runs (see `Shared::take_fd`): the slot is busy.
     Out,
