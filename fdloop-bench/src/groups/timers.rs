@@ -697,6 +697,17 @@ fn late_contenders() -> Vec<(&'static str, LateFn)> {
     v
 }
 
+/// One lateness run of the contender whose name contains `name` (the
+/// first such in the report's order; `"floor"` is the bare timerfd), for
+/// `examples/late_probe`. `None` if no contender matches.
+pub fn lateness_of(name: &str, pat: Pattern, seed: u64) -> Option<io::Result<Late>> {
+    let name = if name == "floor" { FLOOR } else { name };
+    late_contenders()
+        .into_iter()
+        .find(|(n, _)| n.contains(name))
+        .map(|(_, f)| f(pat, seed))
+}
+
 /// p50, p99 and max of one run, and how many fired early.
 #[derive(Clone, Copy, Debug, Default)]
 struct LateStats {

@@ -156,6 +156,22 @@ impl<S> Shared<S> {
                     e.pending.remove = true;
                     return Ok(());
                 }
+                if let Kind::Timeout(_) = e.kind {
+                    // A call at a deadline: nothing registered, nothing
+                    // else to undo; the short way out.
+                    let taken = std::mem::replace(&mut s.state, SlotState::Vacant);
+                    slab.release(id.slot);
+                    drop(slab);
+                    self.timers.borrow_mut().cancel(id.slot);
+                    if let SlotState::Ready(Entry {
+                        kind: Kind::Timeout(f),
+                        ..
+                    }) = taken
+                    {
+                        self.recycle(f);
+                    }
+                    return Ok(());
+                }
             }
             match std::mem::replace(&mut s.state, SlotState::Vacant) {
                 SlotState::Busy(mut p) => {
@@ -175,10 +191,6 @@ impl<S> Shared<S> {
         let registered = entry.registered();
         let res = match (&mut entry.kind, registered) {
             (Kind::Fd(d), true) => d.unregister(&mut self.registrar(id.slot, reg_gen)),
-            (Kind::Timeout(_), _) => {
-                self.timers.borrow_mut().cancel(id.slot);
-                Ok(())
-            }
             _ => Ok(()),
         };
         if entry.extra.is_some() {
@@ -188,10 +200,8 @@ impl<S> Shared<S> {
         self.slab.borrow_mut().release(id.slot);
         // The source and its callback are dropped now; the allocation is
         // kept for the next insert (recycle.rs).
-        match std::mem::replace(&mut entry.kind, Kind::Out) {
-            Kind::Fd(d) => self.recycle(d),
-            Kind::Timeout(f) => self.recycle(f),
-            other => drop(other),
+        if let Kind::Fd(d) = std::mem::replace(&mut entry.kind, Kind::Out) {
+            self.recycle(d);
         }
         drop(entry);
         res.map_err(|e| Error::io("removing a source from epoll", e))

@@ -75,6 +75,7 @@ pub(crate) fn duration_ns(d: Duration) -> u64 {
 
 /// Converts an `Instant` (CLOCK_MONOTONIC) to nanoseconds on `clock`,
 /// rounding so a deadline is never early.
+#[inline]
 pub(crate) fn instant_to_ns(clock: Clock, when: Instant) -> u64 {
     // `Instant` is CLOCK_MONOTONIC: map it through one fixed anchor pair, so
     // equal instants always give equal deadlines. The anchor's `Instant` is

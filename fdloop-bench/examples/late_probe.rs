@@ -1,0 +1,54 @@
+//! The report's timer lateness cases alone, alternating contenders, for
+//! quick A/B runs of the path from a timer's expiry to its callback:
+//!
+//! ```text
+//! cargo build --release -p fdloop-bench --example late_probe
+//! target/release/examples/late_probe seq 1000 5 floor "fdloop Timer::at"
+//! target/release/examples/late_probe spread 5000 5 floor "fdloop Timer::at"
+//! ```
+//!
+//! Arguments: the pattern (`seq`: n sequential 1 ms one-shots; `spread`:
+//! n timers over 200 ms), n, rounds, then the contenders (a part of the
+//! report's name; `floor` for the bare timerfd). Each round runs every
+//! contender once, in turn; printed per round and contender: p50, p99 and
+//! max lateness, and how many fired early.
+
+use std::io;
+
+use fdloop_bench::groups::timers::lateness_of;
+use fdloop_bench::timers::Pattern;
+
+fn main() -> io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let pat = args.next().unwrap_or_else(|| "seq".into());
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let rounds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
+    let who: Vec<String> = args.collect();
+    let pat = match pat.as_str() {
+        "seq" => Pattern::Sequential(n),
+        "spread" => Pattern::Spread(n),
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("pattern: seq or spread, not {other:?}"),
+            ))
+        }
+    };
+    let us = |v: &[f64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize] / 1000.0;
+    for r in 0..rounds {
+        for w in &who {
+            let mut late = lateness_of(w, pat, r + 1).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("no contender {w:?}"))
+            })??;
+            late.sort_by(f64::total_cmp);
+            let early = late.iter().filter(|&&l| l < 0.0).count();
+            println!(
+                "round {r} {w:>24}: p50 {:7.2} µs  p99 {:7.2} µs  max {:8.2} µs  early {early}",
+                us(&late, 0.5),
+                us(&late, 0.99),
+                us(&late, 1.0),
+            );
+        }
+    }
+    Ok(())
+}
