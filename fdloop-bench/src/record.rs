@@ -22,6 +22,10 @@ pub enum Role {
     Fdloop,
     /// A peer library (Rust or C).
     Peer,
+    /// A reference point shown beside the floor, neither a peer nor the
+    /// floor (the timer lateness floor with epoll added: what part of a
+    /// loop's lateness is epoll's). Never the "best peer".
+    Reference,
 }
 
 impl Role {

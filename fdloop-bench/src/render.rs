@@ -48,6 +48,7 @@ impl Report {
                 Role::Fdloop => format!("**{}**", r.contender),
                 Role::Floor => format!("{} (floor)", r.contender),
                 Role::Peer => r.contender.clone(),
+                Role::Reference => format!("{} (reference)", r.contender),
             };
             let _ = write!(
                 out,
@@ -154,6 +155,7 @@ impl Report {
                     Role::Fdloop => "#e8731a",
                     Role::Floor => "#8c8c8c",
                     Role::Peer => "#3a78c2",
+                    Role::Reference => "#b5b5b5",
                 };
                 let w = (x_of(r.median) - LABEL).max(1.0);
                 let _ = writeln!(

@@ -16,7 +16,9 @@
 //!   timer's callback runs (`Instant::now()` in the callback minus the
 //!   deadline). *Sequential*: n one-shot timers of 1 ms, one after the other.
 //!   *Spread*: n timers at pseudo-random deadlines in the next 200 ms, all
-//!   armed at once. A blocking read on a bare timerfd is the floor.
+//!   armed at once. A blocking read on a bare timerfd is the floor; the
+//!   same timerfd waited for in `epoll_wait` is shown beside it as a
+//!   reference (what epoll itself adds, before any loop's work).
 //!
 //! Every contender runs `reps` times, interleaved (repetition *r* starts at
 //! contender *r* mod *n*); the tables give the median and min–max of the
@@ -593,9 +595,8 @@ fn late_tokio(pat: Pattern, seed: u64) -> io::Result<Late> {
     }
 }
 
-/// Arms the timerfd `fd` at `ns` (absolute, `CLOCK_MONOTONIC`) and blocks
-/// in `read` until it fires (at once for a deadline already past).
-fn timerfd_fire_at(fd: &OwnedFd, ns: u128) -> io::Result<()> {
+/// Arms the timerfd `fd` at `ns` (absolute, `CLOCK_MONOTONIC`).
+fn set_timerfd(fd: &OwnedFd, ns: u128) -> io::Result<()> {
     let spec = libc::itimerspec {
         it_interval: libc::timespec {
             tv_sec: 0,
@@ -618,6 +619,13 @@ fn timerfd_fire_at(fd: &OwnedFd, ns: u128) -> io::Result<()> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(())
+}
+
+/// Arms the timerfd `fd` at `ns` (absolute, `CLOCK_MONOTONIC`) and blocks
+/// in `read` until it fires (at once for a deadline already past).
+fn timerfd_fire_at(fd: &OwnedFd, ns: u128) -> io::Result<()> {
+    set_timerfd(fd, ns)?;
     let mut buf = [0u8; 8];
     loop {
         // SAFETY: `fd` is open and `buf` holds the 8 bytes read.
@@ -632,25 +640,32 @@ fn timerfd_fire_at(fd: &OwnedFd, ns: u128) -> io::Result<()> {
     }
 }
 
-/// The floor: one bare timerfd armed at the absolute deadline, then a
-/// blocking `read`. Spread: the same deadlines sorted, the timerfd armed
-/// at each in turn (what a loop with a perfect timer store and nothing
-/// else to do could reach).
-fn late_timerfd(pat: Pattern, seed: u64) -> io::Result<Late> {
+/// A new blocking `CLOCK_MONOTONIC` timerfd.
+fn new_timerfd() -> io::Result<OwnedFd> {
     // SAFETY: plain syscall; the result is checked before use.
     let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Runs `pat` with `fire_at(ns)` arming one deadline and returning once
+/// it has passed: sequential deadlines each 1 ms after the previous fired;
+/// spread ones in deadline order.
+fn late_with(
+    pat: Pattern,
+    seed: u64,
+    mut fire_at: impl FnMut(u128) -> io::Result<()>,
+) -> io::Result<Late> {
     let mut late = Vec::with_capacity(pat.count());
     match pat {
         Pattern::Sequential(n) => {
             for _ in 0..n {
                 let clock = MonoClock::now()?;
                 let d = clock.at + STEP;
-                timerfd_fire_at(&fd, clock.ns(d))?;
+                fire_at(clock.ns(d))?;
                 late.push(late_ns(d));
             }
         }
@@ -659,7 +674,7 @@ fn late_timerfd(pat: Pattern, seed: u64) -> io::Result<Late> {
             ds.sort_unstable();
             let clock = MonoClock::now()?;
             for d in ds {
-                timerfd_fire_at(&fd, clock.ns(d))?;
+                fire_at(clock.ns(d))?;
                 late.push(late_ns(d));
             }
         }
@@ -667,15 +682,74 @@ fn late_timerfd(pat: Pattern, seed: u64) -> io::Result<Late> {
     Ok(late)
 }
 
+/// The floor: one bare timerfd armed at the absolute deadline, then a
+/// blocking `read`. Spread: the same deadlines sorted, the timerfd armed
+/// at each in turn (what a loop with a perfect timer store and nothing
+/// else to do could reach).
+fn late_timerfd(pat: Pattern, seed: u64) -> io::Result<Late> {
+    let fd = new_timerfd()?;
+    late_with(pat, seed, |ns| timerfd_fire_at(&fd, ns))
+}
+
+/// Arms the timerfd `fd` at `ns` (absolute, `CLOCK_MONOTONIC`), then
+/// waits in `epoll_wait` on `ep`, where `fd` is registered
+/// edge-triggered and never read, as a loop registers it.
+fn timerfd_epoll_fire_at(ep: &OwnedFd, fd: &OwnedFd, ns: u128) -> io::Result<()> {
+    set_timerfd(fd, ns)?;
+    let mut ev = libc::epoll_event { events: 0, u64: 0 };
+    loop {
+        // SAFETY: `ep` is an open epoll descriptor and `ev` has room for
+        // the one event asked for.
+        let r = unsafe { libc::epoll_wait(ep.as_raw_fd(), &mut ev, 1, -1) };
+        if r == 1 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if r < 0 && e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// The floor plus epoll and nothing else: the bare timerfd registered
+/// edge-triggered in an epoll set of its own, each deadline waited for in
+/// `epoll_wait` instead of a blocking `read`. What a loop cannot avoid
+/// (the timerfd wakes epoll, which wakes the thread); the gap between
+/// this and the floor is the epoll hop, the gap between a loop and this
+/// is the loop's own work.
+fn late_timerfd_epoll(pat: Pattern, seed: u64) -> io::Result<Late> {
+    let fd = new_timerfd()?;
+    // SAFETY: plain syscall; the result is checked before use.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `ep` is a fresh descriptor nobody else owns.
+    let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        u64: 1,
+    };
+    // SAFETY: both descriptors are open; `ev` is valid and only read.
+    if unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    late_with(pat, seed, |ns| timerfd_epoll_fire_at(&ep, &fd, ns))
+}
+
 type LateFn = fn(Pattern, u64) -> io::Result<Late>;
 
 const FLOOR: &str = "bare timerfd + blocking read";
+
+const EPOLL_FLOOR: &str = "bare timerfd in epoll + epoll_wait (no loop)";
 
 /// Every lateness contender, the floor first.
 fn late_contenders() -> Vec<(&'static str, LateFn)> {
     #[cfg_attr(not(feature = "c-peers"), allow(unused_mut))]
     let mut v: Vec<(&'static str, LateFn)> = vec![
         (FLOOR, late_timerfd),
+        (EPOLL_FLOOR, late_timerfd_epoll),
         ("fdloop Timer::at", late_fdloop),
         ("tokio sleep_until (current_thread, enable_all)", late_tokio),
         ("calloop Timer::from_deadline", late_calloop),
@@ -815,20 +889,27 @@ fn late_case(ctx: &mut Ctx<'_>, pat: Pattern) -> io::Result<()> {
             format!("lateness, {n} sequential 1 ms timers"),
             "Per sample: n one-shot timers of 1 ms, each armed when the previous one fired; \
              lateness = clock in the callback − deadline. The floor is a blocking read on a \
-             bare timerfd.",
+             bare timerfd; the reference beside it waits for the same timerfd in epoll_wait \
+             (what epoll adds, before any loop).",
         ),
         Pattern::Spread(n) => (
             format!("lateness, {n} timers spread over 200 ms"),
             "Per sample: n timers at pseudo-random deadlines in the next 200 ms (the same \
              ones for every contender), all armed at once. The floor is one bare timerfd \
-             armed at each deadline in order, then a blocking read.",
+             armed at each deadline in order, then a blocking read; the reference waits for \
+             it in epoll_wait instead.",
         ),
     };
     let entries: Vec<Entry<'_>> = late_contenders()
         .into_iter()
         .map(|(name, f)| {
             let mut rep = 0u64;
-            entry(name, Role::of(name, FLOOR), move || {
+            let role = if name == EPOLL_FLOOR {
+                Role::Reference
+            } else {
+                Role::of(name, FLOOR)
+            };
+            entry(name, role, move || {
                 // The same deadlines for every contender's k-th run.
                 rep += 1;
                 let s = late_stats(f(pat, 0x5eed + rep)?);
