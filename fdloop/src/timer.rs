@@ -56,8 +56,8 @@ enum Start {
 ///
 /// For a one-shot timeout armed and cancelled at a high rate (one per
 /// request), [`LoopHandle::call_at`](crate::LoopHandle::call_at) is the
-/// lighter path: the same timer heap and precision, no source, about two
-/// thirds of the cost to arm and cancel.
+/// lighter path: the same timer heap and precision, no source, about 60 %
+/// of the cost to arm and cancel.
 ///
 /// # Examples
 ///

@@ -602,7 +602,7 @@ impl<S: 'static> LoopHandle<S> {
     /// so it fires as precisely (never early, no slack), in deadline
     /// order with the timers. What it saves is the source: no dispatcher,
     /// no registration, no [`TimerCtl`](crate::TimerCtl), so arming and
-    /// cancelling one costs about two thirds of a `Timer`'s insert and
+    /// cancelling one costs about 60 % of a `Timer`'s insert and
     /// remove (BENCHMARKS.md, "Timers again"). Pick it for timeouts armed
     /// and cancelled at a high rate (one per request) and for running a
     /// closure that moves values in (`FnOnce`). Pick a
