@@ -346,6 +346,33 @@ fn idle_and_deferred_calls() {
     });
 }
 
+#[test]
+fn calls_at_deadlines_cancelled_and_run() {
+    let _serial = serial();
+    let mut ev: EventLoop<usize> = EventLoop::new().unwrap();
+    check("call_at", |i| {
+        let h = ev.handle();
+        // Each closure owns an allocation of its own, so a closure that is
+        // never dropped shows in RSS.
+        let kept = vec![i as u8; 128];
+        let cancelled = h
+            .call_at(Instant::now() + Duration::from_secs(3600), move |n| {
+                *n += kept.len()
+            })
+            .unwrap();
+        let ran = vec![i as u8; 128];
+        h.call_after(Duration::ZERO, move |n| *n += ran.len())
+            .unwrap();
+        h.remove(cancelled).unwrap();
+        let mut n = 0;
+        while n == 0 {
+            ev.run_once(&mut n, Some(Duration::from_secs(5))).unwrap();
+        }
+        assert_eq!(n, 128);
+        assert!(ev.is_empty());
+    });
+}
+
 /// Regression test (bug found by this suite, fixed): a callback that holds a [`LoopHandle`]
 /// (the documented way to insert, remove or stop from inside a callback)
 /// makes a reference cycle — the loop's shared state owns the callback, the
