@@ -354,13 +354,13 @@ fn calls_at_deadlines_cancelled_and_run() {
         let h = ev.handle();
         // Each closure owns an allocation of its own, so a closure that is
         // never dropped shows in RSS.
-        let kept = vec![i as u8; 128];
+        let kept = char::from(b'a' + (i % 26) as u8).to_string().repeat(128);
         let cancelled = h
             .call_at(Instant::now() + Duration::from_secs(3600), move |n| {
                 *n += kept.len()
             })
             .unwrap();
-        let ran = vec![i as u8; 128];
+        let ran = char::from(b'a' + (i % 26) as u8).to_string().repeat(128);
         h.call_after(Duration::ZERO, move |n| *n += ran.len())
             .unwrap();
         h.remove(cancelled).unwrap();
