@@ -279,6 +279,27 @@ fn attempts(
             )
         }),
     ));
+    // A fresh loop whose first call at a deadline needs the monotonic
+    // timerfd: without it, the call must still run (on the epoll timeout).
+    let fresh = EventLoop::<bool>::new().map_err(|e| (e.raw_os_error(), e.to_string()));
+    out.push((
+        "EventLoop::new+call_after (runs)",
+        fresh.and_then(|mut l| {
+            loop_res(
+                l.handle()
+                    .call_after(Duration::from_micros(200), |ran| *ran = true),
+            )?;
+            let (start, mut ran) = (Instant::now(), false);
+            while !ran && start.elapsed() < Duration::from_secs(5) {
+                loop_res(l.run_once(&mut ran, Some(Duration::from_millis(100))))?;
+            }
+            if ran {
+                Ok(())
+            } else {
+                Err((None, "the call never ran".to_string()))
+            }
+        }),
+    ));
     // A new ping into the loop that is already running.
     out.push((
         "loop.insert(Ping)",
@@ -363,7 +384,7 @@ fn child_emfile() {
         );
     }
     // Every kind failed with no room and worked with enough.
-    assert_eq!(first_ok.len(), 11, "{first_ok:?}");
+    assert_eq!(first_ok.len(), 12, "{first_ok:?}");
     assert!(first_ok.values().all(|&h| h > 0), "{first_ok:?}");
     println!("emfile_errors={errors}");
     println!("first_ok={first_ok:?}");
@@ -394,7 +415,8 @@ fn child_emfile() {
 
 /// With no descriptor left at all, the loop still pauses a source for a
 /// while (`disable_for`), inserts timers on the clock it already uses and
-/// on a clock it has never used (the epoll timeout serves), and keeps
+/// on a clock it has never used (the epoll timeout serves), runs a call at
+/// a deadline (`call_after`), and keeps
 /// sub-millisecond run_once timeouts: none of it needs a new descriptor.
 fn child_emfile_pause() {
     let mut ev: EventLoop<Vec<&'static str>> = EventLoop::new().unwrap();
@@ -451,6 +473,11 @@ fn child_emfile_pause() {
         },
     )
     .unwrap();
+    ev.handle()
+        .call_after(Duration::from_millis(7), |log: &mut Vec<&'static str>| {
+            log.push("call")
+        })
+        .unwrap();
     log.clear();
     let mut ping_at = None;
     while ping_at.is_none() {
@@ -466,7 +493,7 @@ fn child_emfile_pause() {
     let ping_at = ping_at.unwrap();
     util::set_soft_nofile_limit(old);
     assert_eq!(util::open_fds(), baseline, "a descriptor was created");
-    assert_eq!(log, ["mono", "boot", "ping"], "order of events");
+    assert_eq!(log, ["mono", "call", "boot", "ping"], "order of events");
     assert!(
         ping_at >= Duration::from_millis(30),
         "resumed early: {ping_at:?}"
@@ -804,7 +831,7 @@ fn inotify_init1_eperm_is_a_clear_error_with_errno() {
 fn emfile_is_typed_leaks_nothing_and_the_loop_keeps_working() {
     let out = run("emfile");
     eprintln!("{}", value(&out, "first_ok"));
-    assert!(value(&out, "emfile_errors").parse::<u32>().unwrap() >= 11);
+    assert!(value(&out, "emfile_errors").parse::<u32>().unwrap() >= 12);
     assert_eq!(value(&out, "loop_after"), "ok");
 }
 
