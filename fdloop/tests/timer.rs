@@ -664,27 +664,33 @@ fn dropping_the_loop_drops_pending_calls() {
 fn a_call_can_be_moved_later_or_earlier_until_it_runs() {
     let mut ev: EventLoop<Vec<Instant>> = EventLoop::new().unwrap();
     let h = ev.handle();
-    let start = Instant::now();
     let id = h
-        .call_at(start + ms(5), |log: &mut Vec<Instant>| {
+        .call_at(Instant::now() + ms(5), |log: &mut Vec<Instant>| {
             log.push(Instant::now())
         })
         .unwrap();
-    // Pushed back twice (an idle timeout on every request), then forward.
-    assert!(h.reschedule_timer_at(id, start + ms(40)).unwrap());
-    assert!(h.reschedule_timer_at(id, start + ms(60)).unwrap());
+    // Pushed back twice (an idle timeout on every request), far enough
+    // that even a slow machine cannot reach it in this test.
+    assert!(h
+        .reschedule_timer_at(id, Instant::now() + Duration::from_secs(20))
+        .unwrap());
+    assert!(h
+        .reschedule_timer_at(id, Instant::now() + Duration::from_secs(30))
+        .unwrap());
     let mut log = Vec::new();
     ev.run_once(&mut log, Some(ms(20))).unwrap();
     assert!(log.is_empty(), "ran at its first deadline though moved");
-    assert!(h.reschedule_timer_at(id, start + ms(30)).unwrap());
+    // Then forward again.
+    let moved = Instant::now() + ms(10);
+    assert!(h.reschedule_timer_at(id, moved).unwrap());
     while !ev.is_empty() {
         ev.run_once(&mut log, Some(Duration::from_secs(5))).unwrap();
     }
     assert_eq!(log.len(), 1);
-    assert!(log[0] >= start + ms(30), "ran before its moved deadline");
+    assert!(log[0] >= moved, "ran before its moved deadline");
     // It ran: nothing is left to move.
     assert!(matches!(
-        h.reschedule_timer_at(id, start),
+        h.reschedule_timer_at(id, moved),
         Err(fdloop::Error::NoSuchSource(_))
     ));
 }
