@@ -251,6 +251,7 @@ impl Driver {
         // Scratch buffers live in the loop, so firing timers allocates
         // nothing once they have grown.
         let mut slots = std::mem::take(&mut self.timer_slots);
+        let first = self.targets.len();
         {
             let mut timers = inner.timers.borrow_mut();
             // Pair each slot with the registration it was scheduled under,
@@ -277,6 +278,16 @@ impl Driver {
             }
         }
         self.timer_slots = slots;
+        // Without timerfds (the epoll-timeout fallback) due timers do not
+        // pass through the batch's priority order: put them in it here,
+        // keeping deadline order among equal priorities.
+        let slab = inner.slab.borrow();
+        if slab.prioritized > 0 {
+            if let Some(new) = self.targets.get_mut(first..) {
+                new.sort_by_key(|&(slot, _, _)| slab.prio_of(slot));
+            }
+        }
+        drop(slab);
         self.run_wakes(inner, state)?;
         self.dispatch_targets(inner, state)
     }

@@ -10,6 +10,8 @@
 //! descriptor), then the batch is sorted by (priority, position), which
 //! keeps the arrival order among equal priorities. The loop's own events (its
 //! wake-up notifier, its timeout timer) carry no callback and go first.
+//! Without timerfds (the epoll-timeout fallback) the due timers of every
+//! clock join the batch the same way before it is ordered.
 //!
 //! The slab keeps each slot's priority as a rank among the distinct
 //! priorities in use (a byte per slot, rebuilt when a priority changes), so
@@ -27,9 +29,10 @@ use rustix::event::epoll::EventFlags;
 
 use super::driver::Driver;
 use super::shared::Shared;
-use super::timers;
+use super::timers::{self, Timers};
 use super::token;
 use crate::sys;
+use crate::sys::timerfd::Clock;
 
 /// The sort key of an event at `pos` whose source has priority `prio`.
 #[inline]
@@ -44,6 +47,11 @@ impl Driver {
     #[cold]
     #[inline(never)]
     pub(super) fn order_batch<S>(&mut self, inner: &Shared<S>) {
+        if inner.timers.borrow().is_fallback() {
+            // No timerfd event stands for the due timers: they join the
+            // batch here, to be ordered with it.
+            self.append_fallback_timers(inner);
+        }
         if let [only] = self.events.as_slice() {
             // One event is in order, unless it is a clock's (its due timers
             // take its place).
@@ -211,20 +219,11 @@ impl Driver {
             self.events.remove(i);
             let mut store = inner.timers.borrow_mut();
             let set = store.on_fired(clock);
-            slots.clear();
-            store.take_due(clock, sys::timerfd::now_ns(clock), &mut slots);
-            let none = EventFlags::empty();
-            for &s in &slots {
-                if store.is_wake(s) {
-                    self.wakes.push((s, store.reg_gen_of(s)));
-                    continue;
-                }
-                let data = token::encode(s, store.reg_gen_of(s), timers::SUB_DUE);
-                self.events.push(sys::epoll::event(none, data));
-            }
+            self.push_due(&mut store, clock, &mut slots);
             if set {
                 slots.clear();
                 store.realtime_slots(&mut slots);
+                let none = EventFlags::empty();
                 for &s in &slots {
                     let data = token::encode(s, store.reg_gen_of(s), timers::SUB_CLOCK_SET);
                     self.events.push(sys::epoll::event(none, data));
@@ -232,6 +231,36 @@ impl Driver {
             }
         }
         self.timer_slots = slots;
+    }
+
+    /// Without timerfds (the epoll-timeout fallback): appends the timers
+    /// due on every clock to the batch, as `expand_timers` does for a
+    /// clock's timerfd event.
+    fn append_fallback_timers<S>(&mut self, inner: &Shared<S>) {
+        let mut slots = std::mem::take(&mut self.timer_slots);
+        let mut store = inner.timers.borrow_mut();
+        for clock in [Clock::Monotonic, Clock::Boottime, Clock::Realtime] {
+            self.push_due(&mut store, clock, &mut slots);
+        }
+        drop(store);
+        self.timer_slots = slots;
+    }
+
+    /// Takes the timers of `clock` that are due and appends each to the
+    /// batch as an event of its own (the loop's own wake-ups go to
+    /// `wakes`).
+    fn push_due(&mut self, store: &mut Timers, clock: Clock, slots: &mut Vec<u32>) {
+        slots.clear();
+        store.take_due(clock, sys::timerfd::now_ns(clock), slots);
+        let none = EventFlags::empty();
+        for &s in slots.iter() {
+            if store.is_wake(s) {
+                self.wakes.push((s, store.reg_gen_of(s)));
+                continue;
+            }
+            let data = token::encode(s, store.reg_gen_of(s), timers::SUB_DUE);
+            self.events.push(sys::epoll::event(none, data));
+        }
     }
 }
 
