@@ -10,7 +10,9 @@
 //! Arguments: K pending timers, operations (one arm + one cancel each),
 //! and what is armed: `timer` (the default: `insert(Timer::at(..))` +
 //! `remove`) or `call` (`LoopHandle::call_at` with a closure that captures
-//! a word, + `remove`).
+//! a word, + `remove`); or `push`: no arming, each operation moves one of
+//! the K pending timers to a new deadline with `reschedule_timer_at` (an
+//! idle timeout pushed back).
 //! Deadlines are spread over 10 s from now in a fixed pseudo-random order,
 //! as in the report's timer group. Prints the operations done.
 
@@ -28,13 +30,14 @@ fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
     let k: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let ops: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let call = match args.next().as_deref() {
-        None | Some("timer") => false,
-        Some("call") => true,
+    let (call, push) = match args.next().as_deref() {
+        None | Some("timer") => (false, false),
+        Some("call") => (true, false),
+        Some("push") => (false, true),
         Some(other) => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("what to arm: timer or call, not {other:?}"),
+                format!("what to arm: timer, call or push, not {other:?}"),
             ))
         }
     };
@@ -48,10 +51,21 @@ fn main() -> io::Result<()> {
         now + Duration::from_secs(60) + Duration::from_nanos((x >> 11) % 10_000_000_000)
     };
     let mut ev: EventLoop<u64> = EventLoop::new()?;
+    let mut ids = Vec::with_capacity(k as usize);
     for _ in 0..k {
-        ev.insert(Timer::at(next()), fired)?;
+        ids.push(ev.insert(Timer::at(next()), fired)?);
     }
     let h = ev.handle();
+    if push && !ids.is_empty() {
+        for i in 0..ops {
+            let id = ids[(i % k) as usize];
+            if !h.reschedule_timer_at(id, next())? {
+                return Err(io::Error::other("a pending timer was not pending"));
+            }
+        }
+        println!("{ops} push backs with {k} pending");
+        return Ok(());
+    }
     for i in 0..ops {
         let id: SourceId = if call {
             h.call_at(next(), move |n| *n += i)?
