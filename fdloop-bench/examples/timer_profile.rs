@@ -56,7 +56,13 @@ fn main() -> io::Result<()> {
         ids.push(ev.insert(Timer::at(next()), fired)?);
     }
     let h = ev.handle();
-    if push && !ids.is_empty() {
+    if push {
+        if ids.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "push moves pending timers: K must be at least 1",
+            ));
+        }
         for i in 0..ops {
             let id = ids[(i % k) as usize];
             if !h.reschedule_timer_at(id, next())? {
