@@ -620,16 +620,17 @@ impl<S: 'static> LoopHandle<S> {
     /// the same time run on the next call.
     ///
     /// No system call, except creating the loop's monotonic timerfd the
-    /// first time any timer needs it. If that fails with `EMFILE`/`ENFILE`
-    /// the call still runs on time, on the `epoll_wait` timeout, until a
-    /// later schedule gets the timerfd; with `ENOSYS`/`EPERM` (no timerfd)
-    /// the loop uses the epoll timeout for good. `EINTR` and `EAGAIN`
-    /// cannot occur.
+    /// first time any timer needs it. If that fails with `EMFILE`, `ENFILE`
+    /// or `ENOMEM` the call still runs on time, on the `epoll_wait`
+    /// timeout, until a later schedule gets the timerfd; with
+    /// `ENOSYS`/`EPERM` (no timerfd) the loop uses the epoll timeout for
+    /// good. `EINTR` and `EAGAIN` cannot occur.
     ///
     /// # Errors
     ///
     /// [`Error::Forked`] in a forked child; [`Error::TooManySources`];
-    /// [`Error::Io`] if creating the timerfd fails otherwise (`ENOMEM`).
+    /// [`Error::Io`] if the new timerfd cannot join the epoll set for
+    /// another reason (`ENOSPC`: the user's epoll watch limit).
     ///
     /// # Examples
     ///
