@@ -226,17 +226,31 @@ impl Driver {
         Ok(ran)
     }
 
+    /// Runs the timers due on every clock (the epoll-timeout fallback,
+    /// where no timerfd event says which clock fired). They do not pass
+    /// through a batch's priority order (order.rs) here, so while some
+    /// source has a priority they are put in it, keeping deadline order
+    /// among equal priorities.
     #[inline(never)]
     pub(super) fn run_all_timers<S>(
         &mut self,
         inner: &Shared<S>,
         state: &mut S,
-        mut ran: usize,
+        ran: usize,
     ) -> Result<usize> {
+        let first = self.targets.len();
         for clock in [Clock::Monotonic, Clock::Boottime, Clock::Realtime] {
-            ran += self.run_timers(inner, clock, false, state)?;
+            self.take_due_timers(inner, clock, false);
         }
-        Ok(ran)
+        let slab = inner.slab.borrow();
+        if slab.prioritized > 0 {
+            if let Some(new) = self.targets.get_mut(first..) {
+                new.sort_by_key(|&(slot, _, _)| slab.prio_of(slot));
+            }
+        }
+        drop(slab);
+        self.run_wakes(inner, state)?;
+        Ok(ran + self.dispatch_targets(inner, state)?)
     }
 
     /// Runs the timers of `clock` that are due (and, when the clock was
@@ -248,48 +262,43 @@ impl Driver {
         clock_set: bool,
         state: &mut S,
     ) -> Result<usize> {
+        self.take_due_timers(inner, clock, clock_set);
+        self.run_wakes(inner, state)?;
+        self.dispatch_targets(inner, state)
+    }
+
+    /// Takes the timers of `clock` that are due out of the store: the
+    /// loop's own wake-ups into `wakes`, the rest into `targets` (and,
+    /// when the clock was set, a notice for every realtime timer).
+    fn take_due_timers<S>(&mut self, inner: &Shared<S>, clock: Clock, clock_set: bool) {
         // Scratch buffers live in the loop, so firing timers allocates
         // nothing once they have grown.
         let mut slots = std::mem::take(&mut self.timer_slots);
-        let first = self.targets.len();
-        {
-            let mut timers = inner.timers.borrow_mut();
-            // Pair each slot with the registration it was scheduled under,
-            // before any callback runs: a callback may remove a due timer
-            // and a new source may take its slot; that source must not get
-            // the old timer's event (dispatch drops a token whose
-            // generation is not the slot's current one).
+        let mut timers = inner.timers.borrow_mut();
+        // Pair each slot with the registration it was scheduled under,
+        // before any callback runs: a callback may remove a due timer and a
+        // new source may take its slot; that source must not get the old
+        // timer's event (dispatch drops a token whose generation is not the
+        // slot's current one).
+        slots.clear();
+        timers.take_due(clock, sys::timerfd::now_ns(clock), &mut slots);
+        let due = timers::SUB_DUE;
+        for &s in &slots {
+            if timers.is_wake(s) {
+                self.wakes.push((s, timers.reg_gen_of(s)));
+            } else {
+                self.targets.push((s, timers.reg_gen_of(s), due));
+            }
+        }
+        if clock_set {
             slots.clear();
-            timers.take_due(clock, sys::timerfd::now_ns(clock), &mut slots);
-            let due = timers::SUB_DUE;
-            for &s in &slots {
-                if timers.is_wake(s) {
-                    self.wakes.push((s, timers.reg_gen_of(s)));
-                } else {
-                    self.targets.push((s, timers.reg_gen_of(s), due));
-                }
-            }
-            if clock_set {
-                slots.clear();
-                timers.realtime_slots(&mut slots);
-                let set = timers::SUB_CLOCK_SET;
-                self.targets
-                    .extend(slots.iter().map(|&s| (s, timers.reg_gen_of(s), set)));
-            }
+            timers.realtime_slots(&mut slots);
+            let set = timers::SUB_CLOCK_SET;
+            self.targets
+                .extend(slots.iter().map(|&s| (s, timers.reg_gen_of(s), set)));
         }
+        drop(timers);
         self.timer_slots = slots;
-        // Without timerfds (the epoll-timeout fallback) due timers do not
-        // pass through the batch's priority order: put them in it here,
-        // keeping deadline order among equal priorities.
-        let slab = inner.slab.borrow();
-        if slab.prioritized > 0 {
-            if let Some(new) = self.targets.get_mut(first..) {
-                new.sort_by_key(|&(slot, _, _)| slab.prio_of(slot));
-            }
-        }
-        drop(slab);
-        self.run_wakes(inner, state)?;
-        self.dispatch_targets(inner, state)
     }
 
     /// Dispatches the targets: timers taken due, sources to redeliver.
