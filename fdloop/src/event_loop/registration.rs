@@ -119,17 +119,10 @@ impl<S> Shared<S> {
             let id = slab.reserve()?;
             (id, slab.next_reg(id.slot))
         };
-        let scheduled = self.timers.borrow_mut().schedule_gen(
-            self.epoll.as_fd(),
-            id.slot,
-            reg_gen,
-            crate::Clock::Monotonic,
-            deadline,
-            0,
-        );
+        let scheduled = self.schedule_call(id.slot, reg_gen, deadline);
         if let Err(e) = scheduled {
             self.slab.borrow_mut().release(id.slot);
-            return Err(Error::io("creating the monotonic timerfd", e));
+            return Err(e);
         }
         self.fill(id, Kind::Timeout(self.boxed_value(f)));
         Ok(id)
@@ -243,10 +236,16 @@ impl<S> Shared<S> {
                     let was = e.registered();
                     if let Kind::Timeout(_) = e.kind {
                         let on = flags.0 && !flags.1;
-                        (e.enabled, e.held) = flags;
                         let reg_gen = s.reg_gen;
                         drop(slab);
-                        return self.toggle_timeout(id.slot, reg_gen, was, on);
+                        // If it cannot be scheduled again, it stays as it was.
+                        self.toggle_timeout(id.slot, reg_gen, was, on)?;
+                        if let Some(SlotState::Ready(e)) =
+                            self.slab.borrow_mut().get(id).map(|s| &mut s.state)
+                        {
+                            (e.enabled, e.held) = flags;
+                        }
+                        return Ok(());
                     }
                     if was == (flags.0 && !flags.1) || !matches!(e.kind, Kind::Fd(_)) {
                         (e.enabled, e.held) = flags;
@@ -312,20 +311,30 @@ impl<S> Shared<S> {
                 Ok(())
             }
             (false, true) => match timers.deadline_of(slot, reg_gen) {
-                Some((deadline, false)) => timers
-                    .schedule_gen(
-                        self.epoll.as_fd(),
-                        slot,
-                        reg_gen,
-                        crate::Clock::Monotonic,
-                        deadline,
-                        0,
-                    )
-                    .map_err(|e| Error::io("creating the monotonic timerfd", e)),
+                Some((deadline, false)) => {
+                    drop(timers);
+                    self.schedule_call(slot, reg_gen, deadline)
+                }
                 _ => Ok(()),
             },
             _ => Ok(()),
         }
+    }
+
+    /// Schedules the call in `slot` at `deadline` (ns, monotonic, no
+    /// slack) under registration `reg_gen`.
+    fn schedule_call(&self, slot: u32, reg_gen: u32, deadline: u64) -> Result<()> {
+        self.timers
+            .borrow_mut()
+            .schedule_gen(
+                self.epoll.as_fd(),
+                slot,
+                reg_gen,
+                crate::Clock::Monotonic,
+                deadline,
+                0,
+            )
+            .map_err(|e| Error::io("scheduling a call on the monotonic timerfd", e))
     }
 
     /// Returns a taken-out entry to its busy slot and applies what was
