@@ -11,7 +11,8 @@
 //! n timers over 200 ms), n, rounds, then the contenders (a part of the
 //! report's name; `floor` for the bare timerfd). Each round runs every
 //! contender once, in turn; printed per round and contender: p50, p99 and
-//! max lateness, and how many fired early.
+//! max lateness, and how many fired early; at the end, per contender, the
+//! quantiles of every round's timers pooled.
 
 use std::io;
 
@@ -35,11 +36,13 @@ fn main() -> io::Result<()> {
         }
     };
     let us = |v: &[f64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize] / 1000.0;
+    let mut pooled: Vec<Vec<f64>> = vec![Vec::new(); who.len()];
     for r in 0..rounds {
-        for w in &who {
+        for (w, pool) in who.iter().zip(&mut pooled) {
             let mut late = lateness_of(w, pat, r + 1).ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidInput, format!("no contender {w:?}"))
             })??;
+            pool.extend_from_slice(&late);
             late.sort_by(f64::total_cmp);
             let early = late.iter().filter(|&&l| l < 0.0).count();
             println!(
@@ -49,6 +52,20 @@ fn main() -> io::Result<()> {
                 us(&late, 1.0),
             );
         }
+    }
+    for (w, mut pool) in who.iter().zip(pooled) {
+        if pool.is_empty() {
+            continue;
+        }
+        pool.sort_by(f64::total_cmp);
+        println!(
+            "pooled {w:>24}: p50 {:7.2} µs  p90 {:7.2} µs  p99 {:7.2} µs  p99.9 {:8.2} µs  ({} timers)",
+            us(&pool, 0.5),
+            us(&pool, 0.9),
+            us(&pool, 0.99),
+            us(&pool, 0.999),
+            pool.len(),
+        );
     }
     Ok(())
 }

@@ -18,7 +18,12 @@
 //!   *Spread*: n timers at pseudo-random deadlines in the next 200 ms, all
 //!   armed at once. A blocking read on a bare timerfd is the floor; the
 //!   same timerfd waited for in `epoll_wait` is shown beside it as a
-//!   reference (what epoll itself adds, before any loop's work).
+//!   reference (what epoll itself adds, before any loop's work). Below
+//!   each lateness table, the p50, p99 and p99.9 of every timed
+//!   repetition's timers pooled, with the p99's ratio to the floor's and
+//!   the reference's: a single repetition's p99 is mostly what the host
+//!   did during that second, and pooling the interleaved repetitions
+//!   compares the contenders over the same stretches of time.
 //!
 //! Every contender runs `reps` times, interleaved (repetition *r* starts at
 //! contender *r* mod *n*); the tables give the median and min–max of the
@@ -28,17 +33,19 @@
 //! --only timers`, or `cargo bench -p fdloop-bench --bench timers`.
 //! With feature `c-peers`, GLib, libevent and sd-event join the tables.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::pin::{pin, Pin};
+use std::rc::Rc;
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use fdloop::{Action, EventLoop, SourceId, Timer};
 
 use crate::harness::{entry, Case, Ctx, Entry, Measured};
-use crate::record::{percentile, Role};
+use crate::record::{percentile, Better, Role};
 use crate::timers::{
     late_ns, malloc_in_use, push_back_requests, run_pattern, spread_deadlines, ArmCancel, Late,
     MonoClock, Pattern, PushBack, Rng, STEP,
@@ -900,19 +907,32 @@ fn late_case(ctx: &mut Ctx<'_>, pat: Pattern) -> io::Result<()> {
              it in epoll_wait instead.",
         ),
     };
-    let entries: Vec<Entry<'_>> = late_contenders()
-        .into_iter()
-        .map(|(name, f)| {
+    let contenders = late_contenders();
+    // Every run's lateness, per contender, for the figures pooled over all
+    // timed repetitions (below the table).
+    let pools: Rc<RefCell<Vec<Vec<Late>>>> =
+        Rc::new(RefCell::new(vec![Vec::new(); contenders.len()]));
+    let mut roles = Vec::with_capacity(contenders.len());
+    let entries: Vec<Entry<'_>> = contenders
+        .iter()
+        .enumerate()
+        .map(|(i, &(name, f))| {
             let mut rep = 0u64;
             let role = if name == EPOLL_FLOOR {
                 Role::Reference
             } else {
                 Role::of(name, FLOOR)
             };
+            roles.push(role);
+            let pools = pools.clone();
             entry(name, role, move || {
                 // The same deadlines for every contender's k-th run.
                 rep += 1;
-                let s = late_stats(f(pat, 0x5eed + rep)?);
+                let late = f(pat, 0x5eed + rep)?;
+                if let Some(pool) = pools.borrow_mut().get_mut(i) {
+                    pool.push(late.clone());
+                }
+                let s = late_stats(late);
                 Ok(Measured {
                     value: s.p50,
                     ops: s.n as u64,
@@ -925,6 +945,78 @@ fn late_case(ctx: &mut Ctx<'_>, pat: Pattern) -> io::Result<()> {
             })
         })
         .collect();
-    let case = Case::time(title, "p50 lateness").note(note);
-    ctx.run_case("timers", case, entries)
+    let case = Case::time(title.clone(), "p50 lateness").note(note);
+    ctx.run_case("timers", case, entries)?;
+    let pools = pools.take();
+    pooled_lateness(ctx, &title, &contenders, &roles, pools);
+    Ok(())
+}
+
+/// The lateness figures over every timed repetition at once (the warm-up
+/// run left out): a p99 of one repetition depends on what else the host
+/// did in that second, while repetitions interleave the contenders, so
+/// pooling them compares every contender over the same stretches of time.
+/// Added to the report (metric "p99, reps pooled") and printed as a table
+/// with ratios to the floor and to the epoll reference.
+fn pooled_lateness(
+    ctx: &mut Ctx<'_>,
+    title: &str,
+    contenders: &[(&'static str, LateFn)],
+    roles: &[Role],
+    pools: Vec<Vec<Late>>,
+) {
+    let reps = ctx.cfg.reps();
+    let stats: Vec<Option<(usize, f64, f64, f64)>> = pools
+        .iter()
+        .map(|runs| {
+            let timed = runs.get(runs.len().saturating_sub(reps)..)?;
+            let mut all: Vec<f64> = timed.concat();
+            if all.is_empty() {
+                return None;
+            }
+            all.sort_by(f64::total_cmp);
+            let q = |p| percentile(&all, p);
+            Some((all.len(), q(50.0), q(99.0), q(99.9)))
+        })
+        .collect();
+    let p99_of = |name: &str| {
+        contenders
+            .iter()
+            .zip(&stats)
+            .find(|((n, _), _)| *n == name)
+            .and_then(|(_, s)| s.map(|s| s.2))
+    };
+    let (floor, reference) = (p99_of(FLOOR), p99_of(EPOLL_FLOOR));
+    let ratio = |v: f64, of: Option<f64>| match of {
+        Some(o) if o > 0.0 => format!("{:.2}", v / o),
+        _ => "–".to_string(),
+    };
+    let us = |ns: f64| format!("{:.1} µs", ns / 1000.0);
+    println!("{title}, all {reps} timed reps pooled:\n");
+    println!("| contender | timers | p50 | p99 | p99.9 | p99 × floor | p99 × reference |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (((name, _), role), s) in contenders.iter().zip(roles).zip(&stats) {
+        let Some((n, p50, p99, p999)) = *s else {
+            continue;
+        };
+        ctx.report.add(
+            "timers",
+            title,
+            name,
+            *role,
+            "p99, reps pooled",
+            "ns",
+            Better::Lower,
+            &[p99],
+        );
+        println!(
+            "| {name} | {n} | {} | {} | {} | {} | {} |",
+            us(p50),
+            us(p99),
+            us(p999),
+            ratio(p99, floor),
+            ratio(p99, reference)
+        );
+    }
+    println!();
 }
