@@ -12,7 +12,10 @@
 //! report's name; `floor` for the bare timerfd). Each round runs every
 //! contender once, in turn; printed per round and contender: p50, p99 and
 //! max lateness, and how many fired early; at the end, per contender, the
-//! quantiles of every round's timers pooled.
+//! quantiles of every round's timers pooled. With `LATE_PROBE_WORST=1` set,
+//! each round also lists its eight latest timers by firing order (how the
+//! bench's own vector growth was found: spikes at timers 1 025, 2 049 and
+//! 4 097 of every round).
 
 use std::io;
 
@@ -36,6 +39,7 @@ fn main() -> io::Result<()> {
         }
     };
     let us = |v: &[f64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize] / 1000.0;
+    let worst = std::env::var_os("LATE_PROBE_WORST").is_some();
     let mut pooled: Vec<Vec<f64>> = vec![Vec::new(); who.len()];
     for r in 0..rounds {
         for (w, pool) in who.iter().zip(&mut pooled) {
@@ -43,6 +47,21 @@ fn main() -> io::Result<()> {
                 io::Error::new(io::ErrorKind::InvalidInput, format!("no contender {w:?}"))
             })??;
             pool.extend_from_slice(&late);
+            if worst {
+                // In firing order: a spike at the same index in every round
+                // is the contender's own doing, not the host's.
+                let mut idx: Vec<usize> = (0..late.len()).collect();
+                idx.sort_by(|&a, &b| late[b].total_cmp(&late[a]));
+                let top: Vec<String> = idx
+                    .iter()
+                    .take(8)
+                    .map(|&i| format!("#{i} {:.0}", late[i] / 1000.0))
+                    .collect();
+                println!(
+                    "  latest timers (firing order # and µs): {}",
+                    top.join(", ")
+                );
+            }
             late.sort_by(f64::total_cmp);
             let early = late.iter().filter(|&&l| l < 0.0).count();
             println!(

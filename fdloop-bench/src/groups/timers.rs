@@ -526,7 +526,9 @@ fn push_case(ctx: &mut Ctx<'_>) -> io::Result<()> {
 // ---------------------------------------------------------------- lateness
 
 fn late_fdloop(pat: Pattern, seed: u64) -> io::Result<Late> {
-    let mut lp = (EventLoop::<Late>::new()?, Vec::new());
+    // Room for every lateness up front, as every contender has: a push
+    // that grows the vector would be timed as lateness.
+    let mut lp = (EventLoop::<Late>::new()?, Vec::with_capacity(pat.count()));
     let arm = |(ev, _): &mut (EventLoop<Late>, Late), d: Instant| -> io::Result<SourceId> {
         Ok(ev.insert(Timer::at(d), move |_, _, l: &mut Late| {
             l.push(late_ns(d));
@@ -548,7 +550,7 @@ fn late_calloop(pat: Pattern, seed: u64) -> io::Result<Late> {
     type Loop = (calloop::EventLoop<'static, Late>, Late);
     let mut lp: Loop = (
         calloop::EventLoop::try_new().map_err(io::Error::other)?,
-        Vec::new(),
+        Vec::with_capacity(pat.count()),
     );
     let arm = |(ev, _): &mut Loop, d: Instant| {
         let cb = move |_, _: &mut (), l: &mut Late| {

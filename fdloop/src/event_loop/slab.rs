@@ -213,6 +213,13 @@ impl<S> Slab<S> {
                     reg_gen: 0,
                     state: SlotState::Vacant,
                 });
+                // Room in the free list for every slot, so that `release`
+                // never allocates: removing a source (often from a
+                // callback, or a one-shot timer leaving after it fired)
+                // then never waits on the allocator, and the first touch
+                // of the grown list's pages happens here, not between an
+                // event and its callback.
+                self.free.reserve(self.slots.len() - self.free.len());
                 i
             }
         };
@@ -231,6 +238,8 @@ impl<S> Slab<S> {
         s.state = SlotState::Vacant;
         s.id_gen = s.id_gen.wrapping_add(1);
         self.live -= 1;
+        // Never grows: `reserve` made room for every slot.
+        debug_assert!(self.free.len() < self.free.capacity());
         self.free.push(slot);
         if self.prio.get(slot as usize).is_some_and(|&p| p != 0) {
             self.set_prio(slot, 0);
@@ -242,5 +251,34 @@ impl<S> Slab<S> {
         let s = &mut self.slots[slot as usize];
         s.reg_gen = s.reg_gen.wrapping_add(1);
         s.reg_gen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Freeing slots never grows the free list: the room was made when the
+    /// slots were created (a one-shot timer leaving after it fired, or a
+    /// source removed from a callback, then never waits on the allocator).
+    #[test]
+    fn release_never_allocates() {
+        let mut slab: Slab<()> = Slab::new();
+        let ids: Vec<SourceId> = (0..5000).map(|_| slab.reserve().unwrap()).collect();
+        let cap = slab.free.capacity();
+        assert!(cap >= ids.len());
+        for id in &ids {
+            slab.release(id.slot);
+            assert_eq!(slab.free.capacity(), cap);
+        }
+        assert_eq!(slab.live, 0);
+        // Reused slots make no new ones; new slots keep the invariant.
+        let again: Vec<SourceId> = (0..6000).map(|_| slab.reserve().unwrap()).collect();
+        assert_eq!(slab.slots.len(), 6000);
+        assert!(slab.free.capacity() >= slab.slots.len());
+        for id in &again {
+            slab.release(id.slot);
+        }
+        assert_eq!(slab.free.len(), 6000);
     }
 }
