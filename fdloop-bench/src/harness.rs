@@ -193,6 +193,9 @@ pub struct Case {
     /// its figures are [`detail`](crate::record::Record::detail), left out
     /// of the summary.
     pub detail: bool,
+    /// Repetitions per contender as a multiple of the configured ones
+    /// (1 unless set with [`reps_times`](Case::reps_times)).
+    pub rep_factor: usize,
 }
 
 impl Case {
@@ -215,7 +218,21 @@ impl Case {
             warmup: true,
             note: String::new(),
             detail: false,
+            rep_factor: 1,
         }
+    }
+
+    /// Runs `k` times the configured repetitions: for cases whose
+    /// figures pool every repetition, shorter samples interleaved more
+    /// finely compare the contenders over the same stretches of time.
+    pub fn reps_times(mut self, k: usize) -> Case {
+        self.rep_factor = k.max(1);
+        self
+    }
+
+    /// Repetitions per contender under `cfg`.
+    pub fn reps(&self, cfg: &Config) -> usize {
+        cfg.reps() * self.rep_factor
     }
 
     /// Sets the note printed under the table.
@@ -295,7 +312,7 @@ impl<'c> Ctx<'c> {
             return Ok(());
         }
         let started = Instant::now();
-        let reps = self.cfg.reps();
+        let reps = case.reps(self.cfg);
         // System calls are counted in the untimed warm-up run where there
         // is one (the tracepoint slows every syscall a little), else in one
         // extra run after the timed ones.

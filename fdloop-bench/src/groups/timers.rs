@@ -14,16 +14,17 @@
 //!   `Sleep::reset`; tokio-util `DelayQueue::reset_at`).
 //! * **Lateness**: on an otherwise idle loop, how long after its deadline a
 //!   timer's callback runs (`Instant::now()` in the callback minus the
-//!   deadline). *Sequential*: n one-shot timers of 1 ms, one after the other.
-//!   *Spread*: n timers at pseudo-random deadlines in the next 200 ms, all
-//!   armed at once. A blocking read on a bare timerfd is the floor; the
-//!   same timerfd waited for in `epoll_wait` is shown beside it as a
-//!   reference (what epoll itself adds, before any loop's work). Below
-//!   each lateness table, the p50, p99 and p99.9 of every timed
-//!   repetition's timers pooled, with the p99's ratio to the floor's and
-//!   the reference's: a single repetition's p99 is mostly what the host
-//!   did during that second, and pooling the interleaved repetitions
-//!   compares the contenders over the same stretches of time.
+//!   deadline). *Sequential*: one-shot timers of 1 ms, one after the
+//!   other, 100 per sample over ten times the reps. *Spread*: n timers at
+//!   pseudo-random deadlines in the next 200 ms, all armed at once, over
+//!   four times the reps. A blocking read on a bare timerfd is the floor;
+//!   the same timerfd waited for in `epoll_wait` is shown beside it as a
+//!   reference (what epoll itself adds, before any loop's work). The table
+//!   gives each sample's p50; below it, the p50, p99, p99.9, maximum and
+//!   early count of every timed sample's timers pooled, with the p99's
+//!   ratio to the floor's and the reference's: one sample's tail is mostly
+//!   what the host did during it, and pooling many short interleaved
+//!   samples compares the contenders over the same stretches of time.
 //!
 //! Every contender runs `reps` times, interleaved (repetition *r* starts at
 //! contender *r* mod *n*); the tables give the median and min–max of the
@@ -791,11 +792,12 @@ pub fn lateness_of(name: &str, pat: Pattern, seed: u64) -> Option<io::Result<Lat
         .map(|(_, f)| f(pat, seed))
 }
 
-/// p50, p99 and max of one run, and how many fired early.
+/// p50, p99, p99.9 and max of one run, and how many fired early.
 #[derive(Clone, Copy, Debug, Default)]
 struct LateStats {
     p50: f64,
     p99: f64,
+    p999: f64,
     max: f64,
     early: usize,
     n: usize,
@@ -807,6 +809,7 @@ fn late_stats(mut v: Late) -> LateStats {
     LateStats {
         p50: percentile(&v, 50.0),
         p99: percentile(&v, 99.0),
+        p999: percentile(&v, 99.9),
         max: v.last().copied().unwrap_or(0.0),
         early,
         n: v.len(),
@@ -826,9 +829,12 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
         arm_case(ctx, k)?;
     }
     push_case(ctx)?;
-    let (seq, spread) = ctx.cfg.size((5, 20), (100, 500), (1_000, 5_000));
-    late_case(ctx, Pattern::Sequential(seq))?;
-    late_case(ctx, Pattern::Spread(spread))
+    // Sequential timers in short samples of 100 (0.1 s) over ten times
+    // the reps, spread ones (whose density matters) in full 200 ms
+    // samples over four times the reps: the tails pool every rep.
+    let (seq, spread) = ctx.cfg.size((5, 20), (20, 500), (100, 5_000));
+    late_case(ctx, Pattern::Sequential(seq), 10)?;
+    late_case(ctx, Pattern::Spread(spread), 4)
 }
 
 fn arm_case(ctx: &mut Ctx<'_>, k: usize) -> io::Result<()> {
@@ -892,26 +898,27 @@ fn arm_case(ctx: &mut Ctx<'_>, k: usize) -> io::Result<()> {
     ctx.run_case("timers", case, entries)
 }
 
-fn late_case(ctx: &mut Ctx<'_>, pat: Pattern) -> io::Result<()> {
+fn late_case(ctx: &mut Ctx<'_>, pat: Pattern, rep_factor: usize) -> io::Result<()> {
     let (title, note) = match pat {
         Pattern::Sequential(n) => (
-            format!("lateness, {n} sequential 1 ms timers"),
+            format!("lateness, sequential 1 ms timers, {n} per rep"),
             "Per sample: n one-shot timers of 1 ms, each armed when the previous one fired; \
              lateness = clock in the callback − deadline. The floor is a blocking read on a \
              bare timerfd; the reference beside it waits for the same timerfd in epoll_wait \
-             (what epoll adds, before any loop).",
+             (what epoll adds, before any loop). Short samples, many reps: the tail figures \
+             pool every timed rep.",
         ),
         Pattern::Spread(n) => (
             format!("lateness, {n} timers spread over 200 ms"),
             "Per sample: n timers at pseudo-random deadlines in the next 200 ms (the same \
              ones for every contender), all armed at once. The floor is one bare timerfd \
              armed at each deadline in order, then a blocking read; the reference waits for \
-             it in epoll_wait instead.",
+             it in epoll_wait instead. The tail figures pool every timed rep.",
         ),
     };
     let contenders = late_contenders();
     // Every run's lateness, per contender, for the figures pooled over all
-    // timed repetitions (below the table).
+    // timed repetitions.
     let pools: Rc<RefCell<Vec<Vec<Late>>>> =
         Rc::new(RefCell::new(vec![Vec::new(); contenders.len()]));
     let mut roles = Vec::with_capacity(contenders.len());
@@ -931,54 +938,48 @@ fn late_case(ctx: &mut Ctx<'_>, pat: Pattern) -> io::Result<()> {
                 // The same deadlines for every contender's k-th run.
                 rep += 1;
                 let late = f(pat, 0x5eed + rep)?;
+                let s = late_stats(late.clone());
                 if let Some(pool) = pools.borrow_mut().get_mut(i) {
-                    pool.push(late.clone());
+                    pool.push(late);
                 }
-                let s = late_stats(late);
                 Ok(Measured {
                     value: s.p50,
                     ops: s.n as u64,
-                    extra: vec![
-                        ("p99", "ns", s.p99),
-                        ("max", "ns", s.max),
-                        ("early", "timers", s.early as f64),
-                    ],
+                    extra: Vec::new(),
                 })
             })
         })
         .collect();
-    let case = Case::time(title.clone(), "p50 lateness").note(note);
+    let case = Case::time(title.clone(), "p50 lateness")
+        .note(note)
+        .reps_times(rep_factor);
+    let reps = case.reps(ctx.cfg);
     ctx.run_case("timers", case, entries)?;
     let pools = pools.take();
-    pooled_lateness(ctx, &title, &contenders, &roles, pools);
+    pooled_lateness(ctx, &title, reps, &contenders, &roles, pools);
     Ok(())
 }
 
-/// The lateness figures over every timed repetition at once (the warm-up
-/// run left out): a p99 of one repetition depends on what else the host
-/// did in that second, while repetitions interleave the contenders, so
-/// pooling them compares every contender over the same stretches of time.
-/// Added to the report (metric "p99, reps pooled") and printed as a table
-/// with ratios to the floor and to the epoll reference.
+/// The tail of the lateness, over every timed repetition at once (the
+/// warm-up run left out): one repetition's p99 is mostly what the host did
+/// in that stretch of time, while the repetitions interleave the
+/// contenders, so pooling them compares every contender over the same
+/// stretches. Added to the report (metrics "… , reps pooled") and printed
+/// as a table with the p99's ratios to the floor's and the reference's.
 fn pooled_lateness(
     ctx: &mut Ctx<'_>,
     title: &str,
+    reps: usize,
     contenders: &[(&'static str, LateFn)],
     roles: &[Role],
     pools: Vec<Vec<Late>>,
 ) {
-    let reps = ctx.cfg.reps();
-    let stats: Vec<Option<(usize, f64, f64, f64)>> = pools
+    let stats: Vec<Option<LateStats>> = pools
         .iter()
         .map(|runs| {
             let timed = runs.get(runs.len().saturating_sub(reps)..)?;
-            let mut all: Vec<f64> = timed.concat();
-            if all.is_empty() {
-                return None;
-            }
-            all.sort_by(f64::total_cmp);
-            let q = |p| percentile(&all, p);
-            Some((all.len(), q(50.0), q(99.0), q(99.9)))
+            let all: Late = timed.concat();
+            (!all.is_empty()).then(|| late_stats(all))
         })
         .collect();
     let p99_of = |name: &str| {
@@ -986,7 +987,7 @@ fn pooled_lateness(
             .iter()
             .zip(&stats)
             .find(|((n, _), _)| *n == name)
-            .and_then(|(_, s)| s.map(|s| s.2))
+            .and_then(|(_, s)| s.map(|s| s.p99))
     };
     let (floor, reference) = (p99_of(FLOOR), p99_of(EPOLL_FLOOR));
     let ratio = |v: f64, of: Option<f64>| match of {
@@ -995,29 +996,41 @@ fn pooled_lateness(
     };
     let us = |ns: f64| format!("{:.1} µs", ns / 1000.0);
     println!("{title}, all {reps} timed reps pooled:\n");
-    println!("| contender | timers | p50 | p99 | p99.9 | p99 × floor | p99 × reference |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| contender | timers | p50 | p99 | p99.9 | max | early | p99 × floor | p99 × reference |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (((name, _), role), s) in contenders.iter().zip(roles).zip(&stats) {
-        let Some((n, p50, p99, p999)) = *s else {
+        let Some(s) = *s else {
             continue;
         };
-        ctx.report.add(
-            "timers",
-            title,
-            name,
-            *role,
-            "p99, reps pooled",
-            "ns",
-            Better::Lower,
-            &[p99],
-        );
+        for (metric, unit, v) in [
+            ("p99, reps pooled", "ns", s.p99),
+            ("p99.9, reps pooled", "ns", s.p999),
+            ("max, reps pooled", "ns", s.max),
+            ("early, reps pooled", "timers", s.early as f64),
+        ] {
+            ctx.report.add(
+                "timers",
+                title,
+                name,
+                *role,
+                metric,
+                unit,
+                Better::Lower,
+                &[v],
+            );
+        }
         println!(
-            "| {name} | {n} | {} | {} | {} | {} | {} |",
-            us(p50),
-            us(p99),
-            us(p999),
-            ratio(p99, floor),
-            ratio(p99, reference)
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            s.n,
+            us(s.p50),
+            us(s.p99),
+            us(s.p999),
+            us(s.max),
+            s.early,
+            ratio(s.p99, floor),
+            ratio(s.p99, reference)
         );
     }
     println!();
