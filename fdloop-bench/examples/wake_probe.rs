@@ -4,54 +4,74 @@
 //! printed: median, mean, p99 and maximum per wake.
 //!
 //! ```text
-//! cargo build --release -p fdloop-bench --example wake_probe
+//! cargo build --release -p fdloop-bench --features peers --example wake_probe
 //! target/release/examples/wake_probe 4000 fdloop cross   # or smol; same, off
+//! target/release/examples/wake_probe 4000 raw,fdloop,smol cross 40
 //! ```
 //!
 //! Arguments: rounds, runtime (`fdloop`, `smol`, `tokio`, `calloop`, or
-//! `raw`: the report's floor, no runtime),
+//! `raw`: the report's floor, no runtime; several separated by commas),
 //! placement (`cross`: loop on CPU 0, waker on CPU 1; `same`: both on
-//! CPU 0; anything else: unpinned).
+//! CPU 0; anything else: unpinned), and blocks (default 1). With more than
+//! one block, each runtime runs rounds / blocks wakes per block, the
+//! runtimes taking turns block by block, and the figures pool every
+//! block's wakes: the runtimes are then compared over the same stretches
+//! of time, which separate runs on a noisy machine are not.
 
 use std::io;
 
-use fdloop_bench::groups::async_rt::{raw_wake_to_poll, wake_to_poll, Rt};
+use fdloop_bench::groups::async_rt::{raw_wake_to_poll, wake_to_poll, Rt, WakeTimes};
 use fdloop_bench::Pin;
 
 fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
     let rounds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
-    let name = args.next().unwrap_or_else(|| "fdloop".into());
-    let rt = match name.as_str() {
-        "smol" => Rt::Smol,
-        "tokio" => Rt::Tokio,
-        "calloop" => Rt::Calloop,
-        _ => Rt::Fdloop,
-    };
+    let names = args.next().unwrap_or_else(|| "fdloop".into());
     let pin = match args.next().as_deref() {
         Some("cross") => Pin::Cross,
         Some("same") => Pin::Same,
         _ => Pin::Off,
     };
-    let warmup = rounds / 10;
-    let w = if name == "raw" {
-        raw_wake_to_poll(rounds + warmup, warmup, pin)?
-    } else {
-        wake_to_poll(rt, rounds + warmup, warmup, pin)?
-    };
-    let label = if name == "raw" {
-        "raw epoll_wait + eventfd".to_string()
-    } else {
-        format!("{rt:?}")
-    };
+    let blocks: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1).max(1);
+    let names: Vec<&str> = names.split(',').filter(|n| !n.is_empty()).collect();
+    let per_block = (rounds / blocks).max(1);
+    let warmup = (per_block / 10).max(1);
+    let mut runs: Vec<Vec<WakeTimes>> = vec![Vec::new(); names.len()];
+    for _ in 0..blocks {
+        for (name, run) in names.iter().zip(&mut runs) {
+            let w = match *name {
+                "raw" => raw_wake_to_poll(per_block + warmup, warmup, pin)?,
+                "smol" => wake_to_poll(Rt::Smol, per_block + warmup, warmup, pin)?,
+                "tokio" => wake_to_poll(Rt::Tokio, per_block + warmup, warmup, pin)?,
+                "calloop" => wake_to_poll(Rt::Calloop, per_block + warmup, warmup, pin)?,
+                "fdloop" => wake_to_poll(Rt::Fdloop, per_block + warmup, warmup, pin)?,
+                other => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("unknown runtime {other}: raw, fdloop, smol, tokio or calloop"),
+                    ))
+                }
+            };
+            run.push(w);
+        }
+    }
     let us = |ns: f64| ns / 1000.0;
-    println!(
-        "{label}, {}: per wake median {:.2} µs, mean {:.2} µs, p99 {:.2} µs, max {:.2} µs",
-        pin.describe(),
-        us(w.quantile_ns(0.5)),
-        us(w.mean_ns()),
-        us(w.quantile_ns(0.99)),
-        us(w.quantile_ns(1.0)),
-    );
+    for (name, run) in names.iter().zip(runs) {
+        let w = WakeTimes::pooled(run);
+        let label = if *name == "raw" {
+            "raw epoll_wait + eventfd".to_string()
+        } else {
+            name.to_string()
+        };
+        println!(
+            "{label}, {}, {} wakes in {blocks} blocks: per wake median {:.2} µs, mean {:.2} µs, p99 {:.2} µs, max {:.2} µs",
+            pin.describe(),
+            w.len(),
+            us(w.quantile_ns(0.5)),
+            us(w.mean_ns()),
+            us(w.quantile_ns(0.99)),
+            us(w.quantile_ns(1.0)),
+        );
+    }
     Ok(())
 }

@@ -242,6 +242,24 @@ fn waker_thread(
 pub struct WakeTimes(Vec<Duration>);
 
 impl WakeTimes {
+    /// The wakes of several runs together (for runs interleaved with other
+    /// runtimes' and pooled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fdloop_bench::groups::async_rt::{raw_wake_to_poll, WakeTimes};
+    /// let a = raw_wake_to_poll(3, 1, fdloop_bench::Pin::Off)?;
+    /// let b = raw_wake_to_poll(3, 1, fdloop_bench::Pin::Off)?;
+    /// assert_eq!(WakeTimes::pooled([a, b]).len(), 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn pooled(runs: impl IntoIterator<Item = WakeTimes>) -> WakeTimes {
+        let mut all: Vec<Duration> = runs.into_iter().flat_map(|w| w.0).collect();
+        all.sort_unstable();
+        WakeTimes(all)
+    }
+
     /// How many wakes were timed.
     pub fn len(&self) -> usize {
         self.0.len()
