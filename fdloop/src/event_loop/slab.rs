@@ -216,9 +216,8 @@ impl<S> Slab<S> {
                 // Room in the free list for every slot, so that `release`
                 // never allocates: removing a source (often from a
                 // callback, or a one-shot timer leaving after it fired)
-                // then never waits on the allocator, and the first touch
-                // of the grown list's pages happens here, not between an
-                // event and its callback.
+                // then never waits for the list to move to a bigger block;
+                // that happens here, when a slot is added.
                 self.free.reserve(self.slots.len() - self.free.len());
                 i
             }
