@@ -243,6 +243,67 @@ fn a_waker_used_after_its_loop_is_gone_does_nothing() {
 }
 
 #[test]
+fn wakes_of_the_block_on_future_before_its_poll_make_one_poll() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let remote = ev.remote();
+    let before = remote.writes();
+    let polls = Rc::new(Cell::new(0));
+    let p = polls.clone();
+    ev.block_on(&mut (), async move {
+        std::future::poll_fn(|cx| {
+            p.set(p.get() + 1);
+            if p.get() > 1 {
+                return std::task::Poll::Ready(());
+            }
+            // Ten wakes, from this thread and another, before the next poll.
+            for _ in 0..5 {
+                cx.waker().wake_by_ref();
+            }
+            let w = cx.waker().clone();
+            std::thread::spawn(move || {
+                for _ in 0..5 {
+                    w.wake_by_ref();
+                }
+            })
+            .join()
+            .unwrap();
+            std::task::Poll::Pending
+        })
+        .await;
+    })
+    .unwrap();
+    assert_eq!(polls.get(), 2);
+    // The loop was awake: none of the wakes wrote its notifier.
+    assert_eq!(remote.writes(), before);
+    assert_eq!(ev.handle().live_tasks(), 0);
+}
+
+#[test]
+fn a_block_on_waker_used_after_block_on_returned_does_nothing() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let kept = ev
+        .block_on(
+            &mut (),
+            std::future::poll_fn(|cx| std::task::Poll::Ready(cx.waker().clone())),
+        )
+        .unwrap();
+    // The future is gone: waking it is a no-op, here and from another thread.
+    kept.wake_by_ref();
+    let k2 = kept.clone();
+    std::thread::spawn(move || k2.wake()).join().unwrap();
+    // The next block_on is not disturbed (at most a spurious poll, which
+    // futures tolerate), and the loop still sleeps when it has nothing to do.
+    let start = Instant::now();
+    ev.block_on(&mut (), rt::sleep(Duration::from_millis(20)))
+        .unwrap()
+        .unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(20));
+    assert_eq!(ev.block_on(&mut (), async { 7 }).unwrap(), 7);
+    drop(ev);
+    kept.wake();
+}
+
+#[test]
 fn a_task_that_wakes_itself_does_not_starve_other_sources() {
     let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
     let spin = ev.spawn(async {

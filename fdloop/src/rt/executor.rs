@@ -34,6 +34,19 @@
 //! then are polled right after that batch, before the notifier is drained:
 //! the read is not on the path from a cross-thread wake to its task.
 //!
+//! # The `block_on` future
+//!
+//! The future a `block_on` runs is not a task: the executor holds it
+//! boxed (`Executor::set_main`) and polls it itself, before the queued
+//! tasks, in any iteration that finds its waker used. That waker is a flag
+//! plus the same sleep-aware wake path: the first wake since the last poll
+//! sets the flag and makes the wake, later ones only find the flag set.
+//! A wake from another thread so touches a flag and the wake state, and
+//! the loop thread goes from the wait to the poll without a task cell or
+//! the queue's lock. When the future ends — output or panic — the
+//! executor stops the loop and `block_on` returns the output or resumes
+//! the panic.
+//!
 //! # Shutdown
 //!
 //! When the loop is dropped, the queue is closed and every live task is
@@ -54,9 +67,9 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::{Rc, Weak as RcWeak};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 
 use async_task::{FallibleTask, Runnable};
 
@@ -114,12 +127,6 @@ impl Queue {
         Some(len)
     }
 
-    /// Queues a new task from the loop's thread with no wake (the caller
-    /// runs the loop next).
-    fn push_quiet(&self, runnable: Runnable) {
-        self.push(runnable, true);
-    }
-
     /// The schedule function of every task.
     fn schedule(&self, runnable: Runnable) {
         let local = thread_key() == self.owner;
@@ -150,6 +157,42 @@ struct Live {
     count: usize,
 }
 
+/// The flag behind a [`block_on`](crate::EventLoop::block_on) future's
+/// waker: set by a wake, cleared by the poll it asks for.
+struct MainWake {
+    woken: AtomicBool,
+    wake: Weak<WakeState>,
+}
+
+impl Wake for MainWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Only the first wake since the last poll needs the loop's wake
+        // path (one swap while the loop is awake, a notifier write while
+        // it may be blocked); later ones find the poll already asked for.
+        // The flag is set before that swap, so a loop that acquires the
+        // swap (its L3) sees the flag.
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            if let Some(w) = self.wake.upgrade() {
+                // Nothing to report to: a broken notifier shows in the
+                // loop's next epoll_wait.
+                let _ = w.wake();
+            }
+        }
+    }
+}
+
+/// The future a `block_on` runs, polled by the executor itself rather than
+/// as a spawned task (see [`Executor::set_main`]).
+struct Main {
+    future: Pin<Box<dyn Future<Output = ()>>>,
+    flag: Arc<MainWake>,
+    waker: Waker,
+}
+
 /// A loop's executor (one per loop, made by its first spawn).
 pub(crate) struct Executor {
     queue: Arc<Queue>,
@@ -157,6 +200,31 @@ pub(crate) struct Executor {
     batch: RefCell<VecDeque<Runnable>>,
     live: RefCell<Live>,
     reactor: RcWeak<dyn Reactor>,
+    /// The running `block_on`'s future (taken out while it is polled).
+    main: RefCell<Option<Main>>,
+    /// How that future ended, once it has: until `block_on` takes it.
+    main_end: RefCell<Option<std::thread::Result<()>>>,
+}
+
+/// Clears the executor's `block_on` future when `block_on` returns, by
+/// any path: an error of the loop drops the future here, on the loop's
+/// thread.
+pub(crate) struct MainGuard(Rc<Executor>);
+
+impl MainGuard {
+    /// How the future ended, once it has: `Ok` when it completed, the
+    /// panic's payload when it panicked.
+    pub(crate) fn take_end(&self) -> Option<std::thread::Result<()>> {
+        self.0.main_end.borrow_mut().take()
+    }
+}
+
+impl Drop for MainGuard {
+    fn drop(&mut self) {
+        let main = self.0.main.borrow_mut().take();
+        self.0.main_end.borrow_mut().take();
+        drop(main);
+    }
 }
 
 impl Executor {
@@ -179,6 +247,8 @@ impl Executor {
             batch: RefCell::new(VecDeque::new()),
             live: RefCell::new(Live::default()),
             reactor: Rc::downgrade(reactor),
+            main: RefCell::new(None),
+            main_end: RefCell::new(None),
         });
         *reactor.tasks().borrow_mut() = Some(ex.clone());
         ex
@@ -186,25 +256,6 @@ impl Executor {
 
     /// Spawns `future`; it is first polled by the loop's next iteration.
     pub(crate) fn spawn<F>(self: &Rc<Self>, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + 'static,
-        F::Output: 'static,
-    {
-        self.spawn_with(future, true)
-    }
-
-    /// [`spawn`](Executor::spawn) for a caller about to run the loop
-    /// itself (`block_on`): the task is queued without the wake that tells
-    /// an outer poller, which would cost a write for nothing.
-    pub(crate) fn spawn_to_run<F>(self: &Rc<Self>, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + 'static,
-        F::Output: 'static,
-    {
-        self.spawn_with(future, false)
-    }
-
-    fn spawn_with<F>(self: &Rc<Self>, future: F, notify: bool) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
@@ -230,14 +281,77 @@ impl Executor {
         if let Some(w) = self.live.borrow_mut().wakers.get_mut(slot) {
             *w = Some(runnable.waker());
         }
-        if notify {
-            runnable.schedule();
-        } else {
-            self.queue.push_quiet(runnable);
-        }
+        runnable.schedule();
         JoinHandle {
             task: Some(task.fallible()),
         }
+    }
+
+    /// Makes `future` the one `block_on` runs: the executor polls it
+    /// itself, first in each iteration's turn for tasks, whenever its waker
+    /// was used — no task cell, no run queue, so a wake from another
+    /// thread reaches the poll along the shortest path (as smol's and
+    /// tokio's `block_on` poll their future). When it completes or panics
+    /// the loop is stopped and the guard reports how it ended.
+    pub(crate) fn set_main(
+        self: &Rc<Self>,
+        future: Pin<Box<dyn Future<Output = ()>>>,
+    ) -> MainGuard {
+        let flag = Arc::new(MainWake {
+            // Polled first by the loop's next iteration.
+            woken: AtomicBool::new(true),
+            wake: self.queue.wake.clone(),
+        });
+        let waker = Waker::from(flag.clone());
+        let previous = self.main.borrow_mut().replace(Main {
+            future,
+            flag,
+            waker,
+        });
+        // `block_on` needs the loop by `&mut`, so none can be running.
+        debug_assert!(previous.is_none());
+        drop(previous);
+        self.main_end.borrow_mut().take();
+        MainGuard(self.clone())
+    }
+
+    /// Polls the `block_on` future if it was woken. Returns 1 if it was
+    /// polled.
+    #[inline]
+    fn run_main(&self) -> usize {
+        let taken = {
+            let mut main = self.main.borrow_mut();
+            match &*main {
+                Some(m) if m.flag.woken.swap(false, Ordering::AcqRel) => main.take(),
+                _ => None,
+            }
+        };
+        let Some(mut m) = taken else {
+            return 0;
+        };
+        let mut cx = Context::from_waker(&m.waker);
+        let end = match catch_unwind(AssertUnwindSafe(|| m.future.as_mut().poll(&mut cx))) {
+            Ok(Poll::Pending) => {
+                *self.main.borrow_mut() = Some(m);
+                return 1;
+            }
+            Ok(Poll::Ready(())) => Ok(()),
+            Err(panic) => Err(panic),
+        };
+        drop(m);
+        *self.main_end.borrow_mut() = Some(end);
+        if let Some(r) = self.reactor.upgrade() {
+            r.stop();
+        }
+        1
+    }
+
+    #[inline]
+    fn main_woken(&self) -> bool {
+        self.main
+            .borrow()
+            .as_ref()
+            .is_some_and(|m| m.flag.woken.load(Ordering::Acquire))
     }
 
     /// Tasks alive on this executor (spawned, not finished nor dropped).
@@ -265,7 +379,9 @@ impl Executor {
 impl TaskHook for Executor {
     #[inline]
     fn pending(&self) -> bool {
-        self.queue.len.load(Ordering::Acquire) > 0 || !self.batch.borrow().is_empty()
+        self.queue.len.load(Ordering::Acquire) > 0
+            || !self.batch.borrow().is_empty()
+            || self.main_woken()
     }
 
     fn run(&self) -> usize {
@@ -273,6 +389,7 @@ impl TaskHook for Executor {
             return 0;
         };
         let _enter = context::enter(reactor);
+        let main = self.run_main();
         {
             let mut batch = self.batch.borrow_mut();
             if batch.is_empty() {
@@ -281,7 +398,7 @@ impl TaskHook for Executor {
                 self.queue.len.store(0, Ordering::Release);
             }
         }
-        let mut ran = 0;
+        let mut ran = main;
         loop {
             let next = self.batch.borrow_mut().pop_front();
             let Some(runnable) = next else { break };
@@ -301,6 +418,8 @@ impl TaskHook for Executor {
         // Dropping a runnable drops its future, here on the loop's thread.
         drop(queued);
         drop(std::mem::take(&mut *self.batch.borrow_mut()));
+        let main = self.main.borrow_mut().take();
+        drop(main);
         let live = std::mem::take(&mut *self.live.borrow_mut());
         for w in live.wakers.into_iter().flatten() {
             // An idle task is scheduled onto the closed queue, which drops it.

@@ -108,11 +108,9 @@ mod send;
 mod streams;
 mod time;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 
 pub use executor::{JoinError, JoinHandle};
 pub use io::{Accept, Async, Readable, Writable};
@@ -280,9 +278,12 @@ impl<S: 'static> EventLoop<S> {
     }
 
     /// Runs the loop — sources, callbacks with `state`, and tasks — until
-    /// `future` completes, and returns its output. `future` runs as a task
-    /// of this loop (with the same context as spawned tasks); other tasks
-    /// keep their place and go on with the next `run`.
+    /// `future` completes, and returns its output. `future` is polled on
+    /// the loop's thread with the same context as spawned tasks (it may
+    /// [`spawn`](crate::rt::spawn), sleep, await I/O), but by the loop
+    /// itself, first in each iteration's turn for tasks, whenever its waker
+    /// was used: it is not one of [`live_tasks`](LoopHandle::live_tasks).
+    /// Other tasks keep their place and go on with the next `run`.
     ///
     /// A [`stop`](LoopHandle::stop) request while it runs is used up and
     /// ignored.
@@ -314,34 +315,29 @@ impl<S: 'static> EventLoop<S> {
         F: Future + 'static,
         F::Output: 'static,
     {
-        // Stops `run` when the future ends, panicking included.
-        let stop = StopOnDrop(Rc::downgrade(&self.handle().reactor()));
-        let mut task = Executor::of(&self.handle().reactor()).spawn_to_run(async move {
-            let _stop = stop;
-            future.await
-        });
-        while !task.is_finished() {
-            self.run(state)?;
+        // Polled by the executor itself (`Executor::set_main`), which
+        // stops `run` when it ends, panicking included.
+        let out = Rc::new(Cell::new(None));
+        let slot = out.clone();
+        let main = Executor::of(&self.handle().reactor()).set_main(Box::pin(async move {
+            slot.set(Some(future.await));
+        }));
+        loop {
+            match main.take_end() {
+                None => self.run(state)?,
+                Some(Ok(())) => break,
+                Some(Err(panic)) => {
+                    drop(main);
+                    std::panic::resume_unwind(panic)
+                }
+            }
         }
-        let mut cx = Context::from_waker(Waker::noop());
-        match Pin::new(&mut task).poll(&mut cx) {
-            Poll::Ready(Ok(v)) => Ok(v),
-            Poll::Ready(Err(JoinError::Panicked(p))) => std::panic::resume_unwind(p),
-            _ => Err(Error::io(
+        drop(main);
+        out.take().ok_or_else(|| {
+            Error::io(
                 "block_on",
-                std::io::Error::other("the task was cancelled"),
-            )),
-        }
-    }
-}
-
-/// Stops its loop when dropped.
-struct StopOnDrop(std::rc::Weak<dyn Reactor>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        if let Some(r) = self.0.upgrade() {
-            r.stop();
-        }
+                std::io::Error::other("the future ended without an output"),
+            )
+        })
     }
 }
