@@ -591,3 +591,38 @@ mod order_props {
         }
     }
 }
+
+#[test]
+fn a_rate_limit_a_callback_sets_on_its_own_source_counts_that_dispatch() {
+    // Always readable: without a limit it would run on every iteration.
+    let (a, mut b) = UnixStream::pair().unwrap();
+    b.write_all(b"x").unwrap();
+    let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let h2 = h.clone();
+    let me = std::rc::Rc::new(std::cell::Cell::new(None::<SourceId>));
+    let me2 = me.clone();
+    let id = ev
+        .insert(
+            Io::new(a, Interest::READABLE, Mode::Level),
+            move |_, _, n: &mut u32| {
+                *n += 1;
+                if *n == 1 {
+                    // One dispatch per second, this one included.
+                    let id = me2.get().unwrap();
+                    h2.set_rate_limit(id, Duration::from_secs(1), 1).unwrap();
+                }
+                Action::Continue
+            },
+        )
+        .unwrap();
+    me.set(Some(id));
+    let mut n = 0;
+    ev.run_once(&mut n, Some(Duration::ZERO)).unwrap();
+    assert_eq!(n, 1);
+    assert!(h.is_rate_limited(id).unwrap());
+    for _ in 0..5 {
+        ev.run_once(&mut n, Some(Duration::ZERO)).unwrap();
+    }
+    assert_eq!(n, 1, "held back for the rest of the second");
+}

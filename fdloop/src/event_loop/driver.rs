@@ -4,6 +4,7 @@
 
 use std::io as stdio;
 use std::os::fd::AsFd;
+use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use rustix::event::epoll::{Event, EventFlags};
@@ -553,36 +554,31 @@ impl Driver {
         state: &mut S,
     ) -> Result<bool> {
         let (slot, reg_gen, sub) = token::decode(data);
-        let Some((id, d)) = inner.take_fd(slot, reg_gen) else {
+        let Some((id, d, extra)) = inner.begin_fd(slot, reg_gen) else {
             // A call at a deadline, due; or a source removed, disabled or
             // re-registered since.
             return Ok(Self::run_timeout(inner, slot, reg_gen, sub, state));
         };
-        let mut guard = FdGuard {
+        let guard = FdGuard {
             inner,
-            id,
-            reg_gen,
-            sub,
+            data,
             targets,
-            d: Some(d),
         };
         let mut r = inner.registrar(slot, reg_gen);
-        let outcome = match &mut guard.d {
-            Some(d) => d.dispatch(Readiness::from_flags(flags), sub, &mut r, state),
-            None => Ok(Action::Continue),
-        };
+        // SAFETY: `d` points to the dispatcher in `slot`'s `FdBox`, which
+        // stays where it is and alive while the slot is the running one
+        // (`begin_fd` made it so; removal, re-registration and the cold
+        // paths' `FdBox::get` wait for `end_fd`), and nothing else calls
+        // through it meanwhile: callbacks run one at a time.
+        let outcome =
+            unsafe { (*d.as_ptr()).dispatch(Readiness::from_flags(flags), sub, &mut r, state) };
+        std::mem::forget(guard);
         if r.again {
             again.push((slot, reg_gen, sub));
         }
-        let pending = match guard.d.take() {
-            Some(d) => inner.restore_fd(slot, d),
-            None => Pending::default(),
-        };
-        if !pending.is_empty() {
-            inner.apply_pending(id, pending)?;
-            if pending.hold == Some(true) {
-                inner.tell_limited(id, state);
-            }
+        let pending = inner.end_running();
+        if pending.is_some() || extra {
+            inner.end_fd(id, pending.unwrap_or_default(), state)?;
         }
         match outcome {
             Ok(Action::Continue) => Ok(true),
@@ -677,67 +673,67 @@ impl Driver {
 }
 
 impl<S> Shared<S> {
-    /// Takes the dispatcher of an enabled descriptor source out of its
-    /// slot for running, if the slot is still the registration `reg_gen`
-    /// names. The entry stays in place, marked busy (`Kind::Out`), so
-    /// nothing but the dispatcher's two words moves.
+    /// Marks the enabled descriptor source in `slot` running and returns
+    /// its dispatcher's address, if the slot is still the registration
+    /// `reg_gen` names; with it, whether the entry has a pause or rate
+    /// limit (`extra`). Writes nothing in the slot.
     #[inline(always)]
-    pub(super) fn take_fd(
+    pub(super) fn begin_fd(
         &self,
         slot: u32,
         reg_gen: u32,
-    ) -> Option<(SourceId, Box<dyn Dispatch<S>>)> {
-        let mut slab = self.slab.borrow_mut();
-        let s = slab.slots.get_mut(slot as usize)?;
+    ) -> Option<(SourceId, NonNull<dyn Dispatch<S>>, bool)> {
+        let slab = self.slab.borrow();
+        let s = slab.slots.get(slot as usize)?;
         if reg_gen != s.reg_gen {
+            return None;
+        }
+        let SlotState::Ready(e) = &s.state else {
+            return None;
+        };
+        let Kind::Fd(d) = &e.kind else {
+            return None;
+        };
+        if !e.registered() {
             return None;
         }
         let id = SourceId {
             slot,
             gen: s.id_gen,
         };
-        let SlotState::Ready(e) = &mut s.state else {
-            return None;
-        };
-        if !e.registered() || !matches!(e.kind, Kind::Fd(_)) {
-            return None;
-        }
-        match std::mem::replace(&mut e.kind, Kind::Out) {
-            Kind::Fd(d) => Some((id, d)),
-            other => {
-                e.kind = other;
-                None
-            }
-        }
+        let out = (id, d.as_ptr(), e.extra.is_some());
+        drop(slab);
+        self.begin_running(slot);
+        Some(out)
     }
 
-    /// Returns a dispatcher taken by [`take_fd`](Shared::take_fd) to its
-    /// entry, and hands back what was requested meanwhile.
-    #[inline(always)]
-    pub(super) fn restore_fd(&self, slot: u32, d: Box<dyn Dispatch<S>>) -> Pending {
-        let mut slab = self.slab.borrow_mut();
-        // The entry cannot have left: removal and disabling wait while it
-        // is busy, and nothing else frees or refills a slot.
-        match slab.slots.get_mut(slot as usize).map(|s| &mut s.state) {
-            Some(SlotState::Ready(e)) => {
-                let out = std::mem::replace(&mut e.kind, Kind::Fd(d));
-                // `out` is `Kind::Out`, which owns nothing; saying so spares
-                // the hot path `Kind`'s drop glue.
-                debug_assert!(matches!(out, Kind::Out));
-                if let Kind::Out = out {
-                    std::mem::forget(out);
-                } else {
-                    drop(out);
-                }
-                let mut pending = std::mem::take(&mut e.pending);
-                if let Some(x) = &mut e.extra {
-                    if x.count_dispatch() {
-                        pending.hold = Some(true);
-                    }
-                }
-                pending
+    /// After a running source's callback returned (`running` cleared):
+    /// counts the dispatch against its rate limit, then applies what was
+    /// requested during the callback (`pending`). The slow path of
+    /// `dispatch_one`: only for sources with a pause or rate limit, or with
+    /// requests.
+    #[inline(never)]
+    pub(super) fn end_fd(&self, id: SourceId, mut pending: Pending, state: &mut S) -> Result<()> {
+        self.count_dispatch(id.slot, &mut pending);
+        if !pending.is_empty() {
+            self.apply_pending(id, pending)?;
+            if pending.hold == Some(true) {
+                self.tell_limited(id, state);
             }
-            _ => Pending::default(),
+        }
+        Ok(())
+    }
+
+    /// Counts a dispatch of the source in `slot` against its rate limit;
+    /// one that reaches it is to be held back (`pending.hold`).
+    fn count_dispatch(&self, slot: u32, pending: &mut Pending) {
+        let mut slab = self.slab.borrow_mut();
+        if let Some(SlotState::Ready(e)) = slab.slots.get_mut(slot as usize).map(|s| &mut s.state) {
+            if let Some(x) = &mut e.extra {
+                if x.count_dispatch() {
+                    pending.hold = Some(true);
+                }
+            }
         }
     }
 }
@@ -791,6 +787,9 @@ impl<S> Shared<S> {
         let Some(s) = slab.get(id) else {
             return Taken::Gone;
         };
+        if self.is_running(id.slot) {
+            return Taken::Gone;
+        }
         match &s.state {
             SlotState::Ready(Entry {
                 kind: Kind::Out, ..
@@ -823,49 +822,75 @@ impl<S> Drop for RunGuard<'_, S> {
     }
 }
 
-/// Returns a running descriptor source's dispatcher to its slot if the
-/// callback unwinds, applying what was requested meanwhile.
+/// Ends a running descriptor source's turn if its callback unwinds (the
+/// normal return forgets the guard): asks the source what becomes of it,
+/// clears the running mark, applies what was requested meanwhile, then the
+/// source's answer.
 pub(super) struct FdGuard<'a, S> {
     pub(super) inner: &'a Shared<S>,
-    pub(super) id: SourceId,
-    pub(super) reg_gen: u32,
-    pub(super) sub: u8,
+    /// The event's data word: the slot, its registration generation and
+    /// the sub-token.
+    pub(super) data: u64,
     /// Where a source that asks for redelivery is queued.
     pub(super) targets: &'a mut Vec<(u32, u32, u8)>,
-    pub(super) d: Option<Box<dyn Dispatch<S>>>,
 }
 
 impl<S> Drop for FdGuard<'_, S> {
-    #[inline]
     fn drop(&mut self) {
-        if let Some(d) = self.d.take() {
-            self.unwind(d);
-        }
+        self.unwind();
     }
 }
 
 impl<S> FdGuard<'_, S> {
     /// The callback panicked: asks the source what becomes of it
-    /// ([`Source::after_panic`](super::Source::after_panic)), puts its
-    /// dispatcher back, applies what was requested meanwhile, then the
+    /// ([`Source::after_panic`](super::Source::after_panic)), ends its
+    /// running state, applies what was requested meanwhile, then the
     /// source's answer.
     #[cold]
     #[inline(never)]
-    pub(super) fn unwind(&mut self, mut d: Box<dyn Dispatch<S>>) {
+    fn unwind(&mut self) {
+        let inner = self.inner;
+        let (slot, reg_gen, sub) = token::decode(self.data);
+        // The running source's entry, as `begin_fd` found it: nothing can
+        // have replaced it while it ran.
+        let found = {
+            let slab = inner.slab.borrow();
+            slab.slots.get(slot as usize).and_then(|s| match &s.state {
+                SlotState::Ready(Entry {
+                    kind: Kind::Fd(d), ..
+                }) => Some((
+                    SourceId {
+                        slot,
+                        gen: s.id_gen,
+                    },
+                    d.as_ptr(),
+                )),
+                _ => None,
+            })
+        };
+        let Some((id, d)) = found else {
+            inner.end_running();
+            return;
+        };
         notable!(
             warn,
-            source = ?self.id,
+            source = ?id,
             "a callback panicked; the rest of the batch waits for the next call"
         );
-        let after = d.after_panic(&mut self.inner.registrar(self.id.slot, self.reg_gen));
-        let pending = self.inner.restore_fd(self.id.slot, d);
+        let mut r = inner.registrar(slot, reg_gen);
+        // SAFETY: the source is still the running one (its callback has
+        // just unwound), so its dispatcher is alive and unused: see
+        // `dispatch_one`.
+        let after = unsafe { (*d.as_ptr()).after_panic(&mut r) };
+        let mut pending = inner.end_running().unwrap_or_default();
+        inner.count_dispatch(slot, &mut pending);
         // Only reached while unwinding: errors cannot be reported.
-        let _ = self.inner.apply_pending(self.id, pending);
+        let _ = inner.apply_pending(id, pending);
         match after {
             AfterPanic::Stay => {}
-            AfterPanic::Redeliver => self.targets.push((self.id.slot, self.reg_gen, self.sub)),
+            AfterPanic::Redeliver => self.targets.push((slot, reg_gen, sub)),
             AfterPanic::Remove => {
-                let _ = self.inner.apply_action(self.id, Action::Remove);
+                let _ = inner.apply_action(id, Action::Remove);
             }
         }
     }

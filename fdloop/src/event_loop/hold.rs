@@ -114,6 +114,11 @@ impl<S> Shared<S> {
     fn with_fd_entry<R>(&self, id: SourceId, f: impl FnOnce(&mut Entry<S>) -> R) -> Result<R> {
         let mut slab = self.slab.borrow_mut();
         let s = slab.get(id).ok_or(Error::NoSuchSource(id))?;
+        if self.is_running(id.slot) {
+            // Its callback's return looks at the entry again (a rate limit
+            // set now counts the dispatch that set it).
+            self.defer_running(|p| p.recheck = true);
+        }
         match &mut s.state {
             SlotState::Ready(e) if e.is_fd() => Ok(f(e)),
             SlotState::Ready(_) => Err(Error::NotApplicable(id)),
@@ -189,7 +194,7 @@ impl<S> Shared<S> {
             let Some(x) = &e.extra else {
                 return Ok(());
             };
-            if e.is_busy() {
+            if self.is_running(id.slot) {
                 // Done when it returns (its pending changes call this).
                 return Ok(());
             }

@@ -9,18 +9,20 @@
 //! event's data word, so an event queued for an earlier registration is
 //! dropped instead of reaching a new owner).
 //!
-//! While a descriptor source's callback runs, its boxed dispatcher (source
-//! and callback) is taken out of its entry, which stays in the slot marked
-//! busy (`Kind::Out`): only the box's two words move, and no `RefCell`
-//! borrow is held, so the callback may insert, remove, enable or disable
-//! anything through a [`LoopHandle`], itself included. Operations on a busy
-//! entry are recorded in it (`Pending`) and applied when the callback
-//! returns, before its returned [`Action`]. (Idle callbacks and the cold
-//! paths — insert, remove, enable — take the whole entry out instead and
-//! mark the slot `Busy`; both kinds of busy slot defer operations the same
-//! way.) A guard puts the dispatcher back if the callback panics; the rest
-//! of that epoll batch is kept and dispatched by the next `run_once`, so no
-//! event is lost.
+//! A descriptor source's boxed dispatcher (source and callback) is held by
+//! a raw pointer (`FdBox`) and called where it lies, with no `RefCell`
+//! borrow held, so the callback may insert, remove, enable or disable
+//! anything through a [`LoopHandle`], itself included. The loop records
+//! which slot is running (`Shared::running`, one loop-wide word: callbacks
+//! run one at a time); operations on that source are recorded loop-wide
+//! (`Pending`) and applied when the callback returns, before its returned
+//! [`Action`], so its dispatcher is never dropped or touched while in use.
+//! Nothing in the slot is written on the way in or out. (Idle callbacks and
+//! the cold paths — insert, remove, enable — take the whole entry out
+//! instead and mark the slot `Busy`; both kinds of busy source defer
+//! operations the same way.) A guard ends the running state if the
+//! callback panics; the rest of that epoll batch is kept and dispatched by
+//! the next `run_once`, so no event is lost.
 //!
 //! The loop itself is split in two: `Shared`, shared (`Rc`) with every
 //! [`LoopHandle`], and `Driver`, the loop thread's own (event buffer, cursor,
@@ -238,6 +240,7 @@ impl<S: 'static> EventLoop<S> {
             timers: RefCell::new(Timers::new()),
             spare: RefCell::new(recycle::Spare::default()),
             awake_marked: Cell::new(false),
+            running: shared::Running::new(),
             fork_gen,
             #[cfg(feature = "async")]
             tasks: RefCell::new(None),
@@ -468,6 +471,7 @@ impl<S: 'static> EventLoop<S> {
     /// assert_eq!(ev.dispatch_pending(&mut ())?, 0);
     /// # Ok::<(), fdloop::Error>(())
     /// ```
+    #[inline]
     pub fn dispatch_pending(&mut self, state: &mut S) -> Result<usize> {
         self.run_once(state, Some(Duration::ZERO))
     }
@@ -595,7 +599,7 @@ impl<S: 'static> Drop for EventLoop<S> {
             let registered = entry.registered();
             if let (Kind::Fd(d), true) = (&mut entry.kind, registered) {
                 // Best effort: the descriptor closes right after anyway.
-                let _ = d.unregister(&mut inner.registrar(slot, reg_gen));
+                let _ = d.get().unregister(&mut inner.registrar(slot, reg_gen));
             }
             drop(entry);
         }

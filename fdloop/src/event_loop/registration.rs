@@ -7,7 +7,7 @@ use std::io as stdio;
 use std::os::fd::AsFd;
 
 use super::shared::Shared;
-use super::slab::{Entry, Kind, Pending, SlotState};
+use super::slab::{Entry, FdBox, Kind, Pending, SlotState};
 use super::source::{Action, AfterPanic, Readiness, Registrar, Source, SourceId};
 use crate::error::{Error, Result};
 use crate::trace::notable;
@@ -85,7 +85,7 @@ impl<S> Shared<S> {
             self.slab.borrow_mut().release(id.slot);
             return Err((d, Error::io("registering a new source with epoll", e)));
         }
-        self.fill(id, Kind::Fd(self.boxed(d)));
+        self.fill(id, Kind::Fd(FdBox::new(self.boxed(d))));
         Ok(id)
     }
 
@@ -144,11 +144,11 @@ impl<S> Shared<S> {
             let mut slab = self.slab.borrow_mut();
             let s = slab.get(id).ok_or(Error::NoSuchSource(id))?;
             let reg_gen = s.reg_gen;
+            if self.is_running(id.slot) {
+                self.defer_running(|p| p.remove = true);
+                return Ok(());
+            }
             if let SlotState::Ready(e) = &mut s.state {
-                if e.is_busy() {
-                    e.pending.remove = true;
-                    return Ok(());
-                }
                 if let Kind::Timeout(_) = e.kind {
                     // A call at a deadline: nothing registered, nothing
                     // else to undo; the short way out.
@@ -183,7 +183,7 @@ impl<S> Shared<S> {
         // Leave epoll before the descriptors close (when `entry` drops).
         let registered = entry.registered();
         let res = match (&mut entry.kind, registered) {
-            (Kind::Fd(d), true) => d.unregister(&mut self.registrar(id.slot, reg_gen)),
+            (Kind::Fd(d), true) => d.get().unregister(&mut self.registrar(id.slot, reg_gen)),
             _ => Ok(()),
         };
         if entry.extra.is_some() {
@@ -194,7 +194,7 @@ impl<S> Shared<S> {
         // The source and its callback are dropped now; the allocation is
         // kept for the next insert (recycle.rs).
         if let Kind::Fd(d) = std::mem::replace(&mut entry.kind, Kind::Out) {
-            self.recycle(d);
+            self.recycle(d.into_box());
         }
         drop(entry);
         res.map_err(|e| Error::io("removing a source from epoll", e))
@@ -222,13 +222,13 @@ impl<S> Shared<S> {
         let (mut entry, reg_gen, on, flags) = {
             let mut slab = self.slab.borrow_mut();
             let s = slab.get(id).ok_or(Error::NoSuchSource(id))?;
+            if self.is_running(id.slot) {
+                self.defer_running(|p| p.merge(enable, hold));
+                return Ok(());
+            }
             let (was, flags) = match &mut s.state {
                 SlotState::Busy(p) => {
                     p.merge(enable, hold);
-                    return Ok(());
-                }
-                SlotState::Ready(e) if e.is_busy() => {
-                    e.pending.merge(enable, hold);
                     return Ok(());
                 }
                 SlotState::Ready(e) => {
@@ -271,15 +271,15 @@ impl<S> Shared<S> {
         };
         let mut r = self.registrar(id.slot, reg_gen);
         let res = match &mut entry.kind {
-            Kind::Fd(d) if on => d.register(&mut r).inspect_err(|_| {
+            Kind::Fd(d) if on => d.get().register(&mut r).inspect_err(|_| {
                 // Undo a partial registration, as `add_fd` does: a source
                 // with several descriptors whose second `EPOLL_CTL_ADD`
                 // failed (ENOMEM, ENOSPC) would otherwise stay disabled with
                 // its first descriptor still in the set, and every later
                 // enable would fail with EEXIST. ENOENT for the rest is fine.
-                let _ = d.unregister(&mut r);
+                let _ = d.get().unregister(&mut r);
             }),
-            Kind::Fd(d) => d.unregister(&mut r),
+            Kind::Fd(d) => d.get().unregister(&mut r),
             _ => Ok(()),
         };
         if res.is_ok() {

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use super::recycle::Spare;
-use super::slab::Slab;
+use super::slab::{Pending, Slab};
 use super::source::{Registrar, SourceId};
 use super::timers::Timers;
 use super::wake::WakeState;
@@ -27,13 +27,76 @@ pub(super) struct Shared<S> {
     pub(super) spare: RefCell<Spare>,
     /// Whether this thread has marked the loop awake (wake.rs, L1).
     pub(super) awake_marked: Cell<bool>,
+    /// The descriptor source whose callback is running, and what was
+    /// requested on it meanwhile (see [`Running`]).
+    pub(super) running: Running,
     pub(super) fork_gen: u64,
     /// The executor of `rt`, once a task was spawned on this loop.
     #[cfg(feature = "async")]
     pub(super) tasks: RefCell<Option<std::rc::Rc<dyn super::hooks::TaskHook>>>,
 }
 
+/// `Running::slot` when no callback runs (no slot has this index: the
+/// slab addresses fewer).
+pub(super) const NOT_RUNNING: u32 = u32::MAX;
+
+/// The slot whose descriptor source's callback is running
+/// ([`NOT_RUNNING`] if none), one at most: callbacks run one after another,
+/// and none can run the loop it belongs to. While it runs, its dispatcher
+/// is in use through a raw pointer, so removing, enabling or disabling it
+/// is recorded in `pending` instead and applied when the callback returns.
+/// Kept together (a few bytes), so that starting and ending a callback
+/// touch one cache line of the loop's.
+pub(super) struct Running {
+    pub(super) slot: Cell<u32>,
+    /// Whether `pending` holds anything (one flag for the fast path).
+    pub(super) dirty: Cell<bool>,
+    pub(super) pending: Cell<Pending>,
+}
+
+impl Running {
+    pub(super) fn new() -> Running {
+        Running {
+            slot: Cell::new(NOT_RUNNING),
+            dirty: Cell::new(false),
+            pending: Cell::new(Pending::NONE),
+        }
+    }
+}
+
 impl<S> Shared<S> {
+    /// Whether the descriptor source in `slot` is running its callback.
+    #[inline]
+    pub(super) fn is_running(&self, slot: u32) -> bool {
+        self.running.slot.get() == slot
+    }
+
+    /// Marks the source in `slot` running.
+    #[inline(always)]
+    pub(super) fn begin_running(&self, slot: u32) {
+        debug_assert_eq!(self.running.slot.get(), NOT_RUNNING);
+        self.running.slot.set(slot);
+    }
+
+    /// Ends the running state; returns what was requested meanwhile.
+    #[inline(always)]
+    pub(super) fn end_running(&self) -> Option<Pending> {
+        self.running.slot.set(NOT_RUNNING);
+        if self.running.dirty.replace(false) {
+            return Some(self.running.pending.replace(Pending::NONE));
+        }
+        None
+    }
+
+    /// Records an operation on the running source, for when its callback
+    /// returns.
+    pub(super) fn defer_running(&self, f: impl FnOnce(&mut Pending)) {
+        let mut p = self.running.pending.get();
+        f(&mut p);
+        self.running.pending.set(p);
+        self.running.dirty.set(true);
+    }
+
     #[inline]
     pub(super) fn check_fork(&self) -> Result<()> {
         // `EventLoop::new` called `fork_generation`, which installed the

@@ -2,6 +2,9 @@
 //! deferred callback), its generations, and the operations requested while
 //! its source is busy running.
 
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
 use super::hold::Extra;
 use super::registration::Dispatch;
 use super::source::{Action, SourceId};
@@ -12,16 +15,74 @@ use crate::error::{Error, Result};
 /// deadline.
 pub(super) type Call<S> = Box<dyn FnOnce(&mut S)>;
 
+/// A descriptor source's boxed dispatcher (source and callback), owned
+/// through a raw pointer: the loop calls it where it lies, with no borrow
+/// of the slab held, while the callback may insert sources and so move the
+/// slab's slots (see `Shared::begin_fd`). Moving an `FdBox` moves only the
+/// pointer; the dispatcher stays where it was allocated until the `FdBox`
+/// is dropped or turned back into its box.
+pub(super) struct FdBox<S> {
+    ptr: NonNull<dyn Dispatch<S>>,
+    owns: PhantomData<Box<dyn Dispatch<S>>>,
+}
+
+impl<S> FdBox<S> {
+    pub(super) fn new(d: Box<dyn Dispatch<S>>) -> FdBox<S> {
+        // SAFETY: `Box::into_raw` never returns null.
+        let ptr = unsafe { NonNull::new_unchecked(Box::into_raw(d)) };
+        FdBox {
+            ptr,
+            owns: PhantomData,
+        }
+    }
+
+    /// The dispatcher, for the cold paths (register, unregister).
+    pub(super) fn get(&mut self) -> &mut dyn Dispatch<S> {
+        // SAFETY: `ptr` came from `Box::into_raw` and is owned by this
+        // `FdBox`; `&mut self` makes this the only reference made through
+        // it, and the loop never calls through `as_ptr` at the same time:
+        // the paths that use `get` (insert, remove, enable, disable, the
+        // loop's drop) defer to the end of the callback while its source is
+        // running (`Shared::running`).
+        unsafe { self.ptr.as_mut() }
+    }
+
+    /// The dispatcher's address, for calling it in place (`dispatch_one`).
+    #[inline(always)]
+    pub(super) fn as_ptr(&self) -> NonNull<dyn Dispatch<S>> {
+        self.ptr
+    }
+
+    /// The box back (for its allocation to be kept, recycle.rs).
+    pub(super) fn into_box(self) -> Box<dyn Dispatch<S>> {
+        let ptr = self.ptr;
+        std::mem::forget(self);
+        // SAFETY: `ptr` came from `Box::into_raw`, and forgetting `self`
+        // hands its ownership over exactly once.
+        unsafe { Box::from_raw(ptr.as_ptr()) }
+    }
+}
+
+impl<S> Drop for FdBox<S> {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `Box::into_raw` and is owned by this
+        // `FdBox`, dropped once here; nothing calls through it any more
+        // (a running source is never dropped: its removal waits for the
+        // callback's return).
+        drop(unsafe { Box::from_raw(self.ptr.as_ptr()) });
+    }
+}
+
 pub(super) enum Kind<S> {
-    Fd(Box<dyn Dispatch<S>>),
+    Fd(FdBox<S>),
     Idle(Box<dyn FnMut(&mut S) -> Action>),
     Defer(Call<S>),
     /// A call at a deadline (`LoopHandle::call_at`): scheduled in the
     /// timer store under the slot and its registration generation while
     /// enabled, taken out and run when due.
     Timeout(Call<S>),
-    /// A descriptor source's dispatcher, taken out of its entry while its
-    /// callback runs (see `Shared::take_fd`): the slot is busy.
+    /// Nothing: what an entry's kind is left as when it was moved out
+    /// (an entry being removed).
     Out,
 }
 
@@ -32,9 +93,6 @@ pub(super) struct Entry<S> {
     /// Held back by its rate limit (hold.rs). A descriptor source is in the
     /// epoll set exactly when it is enabled and not held.
     pub(super) held: bool,
-    /// Operations requested while the dispatcher was out (`Kind::Out`);
-    /// always empty otherwise.
-    pub(super) pending: Pending,
     /// A pause's end and a rate limit, for the few sources that have them.
     pub(super) extra: Option<Box<Extra<S>>>,
 }
@@ -45,7 +103,6 @@ impl<S> Entry<S> {
             kind,
             enabled: true,
             held: false,
-            pending: Pending::default(),
             extra: None,
         }
     }
@@ -60,15 +117,11 @@ impl<S> Entry<S> {
     pub(super) fn is_fd(&self) -> bool {
         matches!(self.kind, Kind::Fd(_) | Kind::Out)
     }
-
-    /// Whether the dispatcher is out, running: operations on the entry are
-    /// then recorded in `pending` and applied when it returns.
-    pub(super) fn is_busy(&self) -> bool {
-        matches!(self.kind, Kind::Out)
-    }
 }
 
-/// Operations requested on a slot while its source was out (busy).
+/// Operations requested on a slot while its source was busy: running its
+/// callback (recorded loop-wide, `Shared::running_pending`) or taken out of
+/// its slot (`SlotState::Busy`).
 #[derive(Default, Clone, Copy)]
 pub(super) struct Pending {
     pub(super) remove: bool,
@@ -76,12 +129,23 @@ pub(super) struct Pending {
     /// Held back (its rate limit was reached by the dispatch that just
     /// ended) or let go.
     pub(super) hold: Option<bool>,
+    /// The running source's pause or rate limit changed: its entry is
+    /// looked at again when the callback returns. Nothing to apply.
+    pub(super) recheck: bool,
 }
 
 impl Pending {
+    /// Nothing requested.
+    pub(super) const NONE: Pending = Pending {
+        remove: false,
+        enable: None,
+        hold: None,
+        recheck: false,
+    };
+
     #[inline]
     pub(super) fn is_empty(self) -> bool {
-        !self.remove && self.enable.is_none() && self.hold.is_none()
+        !self.remove && self.enable.is_none() && self.hold.is_none() && !self.recheck
     }
 
     /// Records a change of the enabled or held flag, the latest winning.

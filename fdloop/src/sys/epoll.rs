@@ -37,35 +37,30 @@ pub fn delete(ep: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
     res(epoll::delete(ep, fd))
 }
 
-/// `epoll_wait(timeout_ms)` into the spare capacity of `events` (which is
-/// cleared first). `timeout_ms < 0` waits forever. Returns `EINTR` if a signal
-/// handler ran.
+/// `epoll_pwait(timeout_ms, no signal mask)` into the spare capacity of
+/// `events` (which is cleared first). `timeout_ms < 0` waits forever.
+/// Returns `EINTR` if a signal handler ran.
 ///
-/// Plain `epoll_wait` through libc: rustix always calls `epoll_pwait`, whose
-/// signal-mask handling costs a few percent of a busy loop's iteration even
-/// with a null mask.
+/// Through rustix, whose Linux backend issues the system call inline: the
+/// `syscall` instruction lands in the caller's frame (this function and
+/// rustix's are inlined), not in a libc function one call deeper. On this
+/// project's test machine (AMD, kernel with the SRSO "safe RET"
+/// mitigation) every call frame between a busy loop and its system call
+/// beyond the first few costs a mispredicted return after each call,
+/// ≈ 10–15 ns (BENCHMARKS.md, "Call depth at the system call"); the null
+/// signal mask of `epoll_pwait` measured no different from `epoll_wait`.
+#[inline(always)]
 pub fn wait_ms(ep: BorrowedFd<'_>, events: &mut Vec<Event>, timeout_ms: i32) -> io::Result<usize> {
     events.clear();
-    let cap = events.capacity().min(i32::MAX as usize) as libc::c_int;
-    // SAFETY: `events` has room for `cap` entries, and rustix's `Event` has
-    // the kernel's `struct epoll_event` layout (packed on x86_64, as the
-    // kernel and libc define it), which is what `libc::epoll_event` is; the
-    // kernel writes at most `cap` entries.
-    let n = unsafe {
-        libc::epoll_wait(
-            ep.as_raw_fd(),
-            events.as_mut_ptr().cast::<libc::epoll_event>(),
-            cap,
-            timeout_ms,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = n as usize;
-    // SAFETY: the kernel initialised the first `n` entries (n <= cap).
-    unsafe { events.set_len(n) };
-    Ok(n)
+    let timeout = (timeout_ms >= 0).then(|| Timespec {
+        tv_sec: i64::from(timeout_ms / 1000),
+        tv_nsec: i64::from(timeout_ms % 1000) * 1_000_000,
+    });
+    res(epoll::wait(
+        ep,
+        rustix::buffer::spare_capacity(events),
+        timeout.as_ref(),
+    ))
 }
 
 /// `epoll_pwait2(timeout)` (nanosecond timeout, no signal mask) into the
