@@ -1,8 +1,8 @@
-//! The floor and fdloop's `dispatch_pending` side by side in one process,
-//! alternating short blocks of turns, for A/B comparisons of dispatch
-//! changes that the report's five samples per contender cannot resolve on
-//! a noisy machine: build it before and after a change and compare the
-//! printed ratios.
+//! The floor, fdloop's `dispatch_pending` and `run_once(None)`, and mio
+//! side by side in one process, alternating short blocks of turns, for A/B
+//! comparisons of dispatch changes that the report's five samples per
+//! contender cannot resolve on a noisy machine: build it before and after a
+//! change and compare the printed ratios.
 //!
 //! ```text
 //! cargo build --release -p fdloop-bench --example dispatch_ab
@@ -12,7 +12,9 @@
 //! Each block runs about 20 000 events (at least 4 turns) of one
 //! contender; every contender runs once per round, the first five rounds
 //! untimed. Printed: the 10th percentile and the median of the blocks' ns
-//! per event for each, and fdloop's ratios to the floor's.
+//! per event for each contender, and its ratios to the floor's. The last
+//! line is fdloop's `dispatch_pending` against the floor (the line
+//! `scripts/dispatch_ablations.sh` reads).
 
 use std::io;
 use std::time::Instant;
@@ -31,7 +33,10 @@ fn main() -> io::Result<()> {
     let mut cs: Vec<Box<dyn Contender>> = vec![
         Box::new(RawEpoll::new(&fds)?),
         Box::new(FdloopSet::new(&fds, FdloopDrive::DispatchPending)?),
+        Box::new(FdloopSet::new(&fds, FdloopDrive::RunOnceBlocking)?),
     ];
+    #[cfg(feature = "peers")]
+    cs.push(Box::new(fdloop_bench::groups::dispatch::MioSet::new(&fds)?));
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); cs.len()];
     let mut work = Work::default();
     for b in 0..blocks + 5 {
@@ -46,18 +51,27 @@ fn main() -> io::Result<()> {
             }
         }
     }
-    for t in &mut times {
-        t.sort_by(f64::total_cmp);
-    }
-    let q = |v: &[f64], p: f64| v.get(((v.len().max(1) - 1) as f64 * p) as usize).copied();
-    let (Some(f10), Some(f50), Some(d10), Some(d50)) = (
-        q(&times[0], 0.1),
-        q(&times[0], 0.5),
-        q(&times[1], 0.1),
-        q(&times[1], 0.5),
-    ) else {
-        return Err(io::Error::other("no timed blocks"));
+    let q = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len().max(1) - 1) as f64 * p) as usize).copied()
     };
+    let mut quantiles = Vec::new();
+    for t in &mut times {
+        let (Some(p10), Some(p50)) = (q(t, 0.1), q(t, 0.5)) else {
+            return Err(io::Error::other("no timed blocks"));
+        };
+        quantiles.push((p10, p50));
+    }
+    let (f10, f50) = quantiles[0];
+    for (c, &(p10, p50)) in cs.iter().zip(&quantiles).skip(1) {
+        println!(
+            "N = {n}: {}: p10 {p10:.1} p50 {p50:.1} ns/event, × floor p10 {:.3} p50 {:.3}",
+            c.name(),
+            p10 / f10,
+            p50 / f50
+        );
+    }
+    let (d10, d50) = quantiles[1];
     println!(
         "N = {n}: floor p10 {f10:.1} p50 {f50:.1} ns/event | fdloop p10 {d10:.1} p50 {d50:.1} | \
          fdloop × floor: p10 {:.3}, p50 {:.3}",

@@ -9,7 +9,8 @@
 //! valgrind --tool=callgrind target/release/examples/dispatch_profile floor 100 20000
 //! ```
 //!
-//! Arguments: the contender (`floor`, `fdloop`, `fdloop-prio`), N ready
+//! Arguments: the contender (`floor`, `fdloop` for `dispatch_pending`,
+//! `fdloop-block` for `run_once(None)`, `fdloop-prio`), N ready
 //! eventfds, turns. Prints the events dispatched.
 
 use std::io;
@@ -25,6 +26,7 @@ fn main() -> io::Result<()> {
     let mut c: Box<dyn Contender> = match which.as_str() {
         "floor" => Box::new(RawEpoll::new(&fds)?),
         "fdloop" => Box::new(FdloopSet::new(&fds, FdloopDrive::DispatchPending)?),
+        "fdloop-block" => Box::new(FdloopSet::new(&fds, FdloopDrive::RunOnceBlocking)?),
         "fdloop-prio" => Box::new(FdloopSet::new(
             &fds,
             FdloopDrive::DispatchPendingPriorities,
@@ -32,7 +34,7 @@ fn main() -> io::Result<()> {
         other => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("unknown contender {other}: floor, fdloop or fdloop-prio"),
+                format!("unknown contender {other}: floor, fdloop, fdloop-block or fdloop-prio"),
             ))
         }
     };

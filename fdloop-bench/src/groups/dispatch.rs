@@ -36,14 +36,30 @@ type MioHandler = Box<dyn FnMut(&mio::event::Event, &mut Work)>;
 /// once; so the descriptors are added to mio's epoll set (its `AsRawFd`)
 /// level-triggered by hand, with the token as the data word, which is what
 /// mio reads back. The timed path is mio's own: `poll` and `Events`.
-struct MioSet {
+///
+/// # Examples
+///
+/// ```
+/// use fdloop_bench::dispatch::{ready_eventfds, Contender, Work};
+/// use fdloop_bench::groups::dispatch::MioSet;
+/// let fds = ready_eventfds(3)?;
+/// let mut m = MioSet::new(&fds)?;
+/// assert_eq!(m.turn(&mut Work::default())?, 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct MioSet {
     poll: mio::Poll,
     events: mio::Events,
     handlers: Vec<MioHandler>,
 }
 
 impl MioSet {
-    fn new(fds: &[Rc<OwnedFd>]) -> io::Result<MioSet> {
+    /// A mio `Poll` watching `fds` level-triggered, one callback each.
+    ///
+    /// # Errors
+    ///
+    /// Creating the `Poll` or `epoll_ctl` failing.
+    pub fn new(fds: &[Rc<OwnedFd>]) -> io::Result<MioSet> {
         let poll = mio::Poll::new()?;
         epoll_add_level(poll.as_raw_fd(), fds)?;
         let handler = |key| -> MioHandler { Box::new(move |_ev, w: &mut Work| w.record(key)) };
@@ -52,6 +68,14 @@ impl MioSet {
             events: mio::Events::with_capacity(fds.len().max(1)),
             handlers: (0..fds.len() as u32).map(handler).collect(),
         })
+    }
+}
+
+impl std::fmt::Debug for MioSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MioSet")
+            .field("handlers", &self.handlers.len())
+            .finish()
     }
 }
 
