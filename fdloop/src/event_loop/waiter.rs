@@ -98,7 +98,9 @@ impl Waiter {
     /// Returns the number of events (which may include the internal timer
     /// token). `EINTR` is returned to the caller, which retries with the
     /// time left.
-    #[inline]
+    // Inlined, so that the system call sits in the loop's own frame (see
+    // `sys::epoll::wait_ms`).
+    #[inline(always)]
     pub(crate) fn wait(
         &mut self,
         ep: BorrowedFd<'_>,
