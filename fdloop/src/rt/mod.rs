@@ -38,7 +38,7 @@
 //! # Interop
 //!
 //! * **Futures from other crates run unchanged** when they need nothing but
-//!   a [`Waker`]: `futures-util` combinators (`join`, `select`, stream
+//!   a [`Waker`](std::task::Waker): `futures-util` combinators (`join`, `select`, stream
 //!   adapters), runtime-agnostic channels and locks (`async-channel`,
 //!   `futures-channel`, `tokio::sync`'s `mpsc`, `oneshot`, `Mutex`,
 //!   `Notify`), `async-lock`. fdloop's wakers are `Send + Sync`, so such a

@@ -47,8 +47,9 @@ pub fn delete(ep: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
 /// project's test machine (AMD, kernel with the SRSO "safe RET"
 /// mitigation) every call frame between a busy loop and its system call
 /// beyond the first few costs a mispredicted return after each call,
-/// ≈ 10–15 ns (BENCHMARKS.md, "Call depth at the system call"); the null
-/// signal mask of `epoll_pwait` measured no different from `epoll_wait`.
+/// ≈ 10–18 ns (BENCHMARKS.md, "Dispatch again"; `examples/call_depth.rs`
+/// in fdloop-bench). With a null signal mask `epoll_pwait` is
+/// `epoll_wait`: the kernel skips the mask at a null-pointer test.
 #[inline(always)]
 pub fn wait_ms(ep: BorrowedFd<'_>, events: &mut Vec<Event>, timeout_ms: i32) -> io::Result<usize> {
     events.clear();
