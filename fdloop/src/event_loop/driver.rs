@@ -565,13 +565,13 @@ impl Driver {
             targets,
         };
         let mut r = inner.registrar(slot, reg_gen);
+        let ready = Readiness::from_flags(flags);
         // SAFETY: `d` points to the dispatcher in `slot`'s `FdBox`, which
         // stays where it is and alive while the slot is the running one
         // (`begin_fd` made it so; removal, re-registration and the cold
-        // paths' `FdBox::get` wait for `end_fd`), and nothing else calls
-        // through it meanwhile: callbacks run one at a time.
-        let outcome =
-            unsafe { (*d.as_ptr()).dispatch(Readiness::from_flags(flags), sub, &mut r, state) };
+        // paths' `FdBox::get` wait for `end_running`), and nothing else
+        // calls through it meanwhile: callbacks run one at a time.
+        let outcome = unsafe { (*d.as_ptr()).dispatch(ready, sub, &mut r, state) };
         std::mem::forget(guard);
         if r.again {
             again.push((slot, reg_gen, sub));
@@ -791,9 +791,6 @@ impl<S> Shared<S> {
             return Taken::Gone;
         }
         match &s.state {
-            SlotState::Ready(Entry {
-                kind: Kind::Out, ..
-            }) => return Taken::Gone,
             SlotState::Ready(e) if e.enabled => {}
             SlotState::Ready(_) => return Taken::Disabled,
             _ => return Taken::Gone,

@@ -193,10 +193,11 @@ impl<S> Shared<S> {
         self.slab.borrow_mut().release(id.slot);
         // The source and its callback are dropped now; the allocation is
         // kept for the next insert (recycle.rs).
-        if let Kind::Fd(d) = std::mem::replace(&mut entry.kind, Kind::Out) {
+        let Entry { kind, extra, .. } = entry;
+        if let Kind::Fd(d) = kind {
             self.recycle(d.into_box());
         }
-        drop(entry);
+        drop(extra);
         res.map_err(|e| Error::io("removing a source from epoll", e))
     }
 

@@ -59,7 +59,7 @@ impl Running {
         Running {
             slot: Cell::new(NOT_RUNNING),
             dirty: Cell::new(false),
-            pending: Cell::new(Pending::NONE),
+            pending: Cell::new(Pending::default()),
         }
     }
 }
@@ -83,7 +83,7 @@ impl<S> Shared<S> {
     pub(super) fn end_running(&self) -> Option<Pending> {
         self.running.slot.set(NOT_RUNNING);
         if self.running.dirty.replace(false) {
-            return Some(self.running.pending.replace(Pending::NONE));
+            return Some(self.running.pending.take());
         }
         None
     }

@@ -81,9 +81,6 @@ pub(super) enum Kind<S> {
     /// timer store under the slot and its registration generation while
     /// enabled, taken out and run when due.
     Timeout(Call<S>),
-    /// Nothing: what an entry's kind is left as when it was moved out
-    /// (an entry being removed).
-    Out,
 }
 
 pub(super) struct Entry<S> {
@@ -115,7 +112,7 @@ impl<S> Entry<S> {
 
     /// Whether this is a descriptor source (or a timer), running or not.
     pub(super) fn is_fd(&self) -> bool {
-        matches!(self.kind, Kind::Fd(_) | Kind::Out)
+        matches!(self.kind, Kind::Fd(_))
     }
 }
 
@@ -135,14 +132,6 @@ pub(super) struct Pending {
 }
 
 impl Pending {
-    /// Nothing requested.
-    pub(super) const NONE: Pending = Pending {
-        remove: false,
-        enable: None,
-        hold: None,
-        recheck: false,
-    };
-
     #[inline]
     pub(super) fn is_empty(self) -> bool {
         !self.remove && self.enable.is_none() && self.hold.is_none() && !self.recheck
