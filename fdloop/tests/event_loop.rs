@@ -1282,3 +1282,40 @@ fn a_reused_source_allocation_holds_the_new_source() {
     drop(ev);
     assert_eq!(drops.get(), 51);
 }
+
+#[test]
+fn a_callback_that_grows_the_slab_under_itself_goes_on_safely() {
+    // The running callback's dispatcher is called where it lies, through a
+    // pointer to its box: inserting thousands of sources from inside the
+    // callback moves the slab's slots several times while it runs, never
+    // the callback's own state (valgrind runs this test in CI).
+    let mut ev: EventLoop<Vec<usize>> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let own: Rc<Cell<Option<SourceId>>> = Rc::default();
+    let own2 = own.clone();
+    let mut seen = Vec::new();
+    let id = ev
+        .insert(
+            Io::new(ready_efd(), Interest::READABLE, Mode::Level),
+            move |_, _, log: &mut Vec<usize>| {
+                let mut ids = Vec::with_capacity(5000);
+                for _ in 0..5000 {
+                    ids.push(h.call_after(Duration::from_secs(3600), |_| {}).unwrap());
+                }
+                // The closure's own captures, used after the slots moved.
+                seen.push(ids.len());
+                log.push(seen.len());
+                h.remove(own2.get().unwrap()).unwrap();
+                Action::Continue
+            },
+        )
+        .unwrap();
+    own.set(Some(id));
+    let mut log = Vec::new();
+    assert_eq!(ev.dispatch_pending(&mut log).unwrap(), 1);
+    assert_eq!(log, [1]);
+    // The removal asked for inside the callback was applied after it.
+    assert!(matches!(ev.remove(id), Err(Error::NoSuchSource(_))));
+    assert_eq!(ev.len(), 5000);
+    assert_eq!(ev.dispatch_pending(&mut log).unwrap(), 0);
+}
