@@ -618,6 +618,8 @@ fn run(cfg: Config) -> io::Result<bool> {
     drop(to_main);
 
     let mut ev: EventLoop<Main> = EventLoop::new()?;
+    // The summary prints the time the main loop spent blocked.
+    ev.set_time_stats(true);
     let handle = ev.handle();
     let stop_clients = Arc::new(AtomicBool::new(false));
     let mut st = Main {

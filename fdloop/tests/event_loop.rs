@@ -989,6 +989,7 @@ fn regular_files_are_refused_with_a_typed_error() {
 #[test]
 fn stats_count_iterations_events_wakeups_and_time() {
     let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    ev.set_time_stats(true);
     let efd = Arc::new(quiet_efd());
     ev.insert(
         Io::new(efd.clone(), Interest::READABLE, Mode::Level),
@@ -1016,6 +1017,61 @@ fn stats_count_iterations_events_wakeups_and_time() {
 }
 
 #[test]
+fn durations_are_measured_only_while_time_stats_are_on() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let efd = Arc::new(quiet_efd());
+    ev.insert(
+        Io::new(efd.clone(), Interest::READABLE, Mode::Level),
+        |_, io, _| {
+            io.fd().read().unwrap();
+            thread::sleep(Duration::from_millis(30));
+            Action::Continue
+        },
+    )
+    .unwrap();
+    let round = |ev: &mut EventLoop<()>| {
+        ev.run_once(&mut (), Some(Duration::from_millis(40)))
+            .unwrap();
+        efd.write(1).unwrap();
+        ev.run_once(&mut (), SEC).unwrap();
+        efd.write(1).unwrap();
+        ev.dispatch_pending(&mut ()).unwrap();
+    };
+    // Off by default: the counts move, the durations do not.
+    assert!(!ev.time_stats());
+    round(&mut ev);
+    let s = ev.stats();
+    assert_eq!((s.iterations, s.events, s.wakeups), (3, 2, 1));
+    assert_eq!(
+        (s.blocked, s.in_callbacks),
+        (Duration::ZERO, Duration::ZERO)
+    );
+    // On: both grow (40 ms blocked, 30 ms in a callback, one coarse tick of
+    // error each).
+    ev.set_time_stats(true);
+    assert!(ev.time_stats());
+    round(&mut ev);
+    let on = ev.stats();
+    assert_eq!((on.iterations, on.events, on.wakeups), (6, 4, 2));
+    let res = rustix::time::clock_getres(rustix::time::ClockId::MonotonicCoarse);
+    let tick = Duration::new(res.tv_sec as u64, res.tv_nsec as u32);
+    assert!(on.blocked + tick >= Duration::from_millis(40), "{on:?}");
+    assert!(
+        on.in_callbacks + tick >= Duration::from_millis(30),
+        "{on:?}"
+    );
+    // Off again: what was measured stays, nothing more is added.
+    ev.set_time_stats(false);
+    round(&mut ev);
+    let off = ev.stats();
+    assert_eq!(off.iterations, 9);
+    assert_eq!(
+        (off.blocked, off.in_callbacks),
+        (on.blocked, on.in_callbacks)
+    );
+}
+
+#[test]
 fn zero_timeout_batches_are_timed_by_sampling_without_bias() {
     // 32 dispatch_pending iterations, each running a 12 ms callback: 384 ms
     // in callbacks. One batch in 8 is timed and counted 8 times, each
@@ -1027,6 +1083,7 @@ fn zero_timeout_batches_are_timed_by_sampling_without_bias() {
     // batches once (~50 ms) or timing every batch eight times (~3 s) both
     // fall outside.
     let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    ev.set_time_stats(true);
     let efd = Arc::new(quiet_efd());
     efd.write(1).unwrap();
     ev.insert(

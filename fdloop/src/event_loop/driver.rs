@@ -48,6 +48,10 @@ pub(super) struct Driver {
     pub(super) last_end: Option<u64>,
     /// Zero-timeout batches seen; one in [`SAMPLE_EVERY`] is timed.
     pub(super) untimed: u64,
+    /// Whether the durations of [`Stats`](crate::Stats) are measured
+    /// ([`EventLoop::set_time_stats`](crate::EventLoop::set_time_stats));
+    /// off, the loop reads no clock for them.
+    pub(super) timing: bool,
     /// Scratch for putting a batch in priority order (order.rs).
     pub(super) order_keys: Vec<u64>,
     /// The last batch ordered: its data words (as epoll listed them), the
@@ -330,8 +334,9 @@ impl Driver {
     }
 
     /// Waits for events. Returns the (coarse) clock reading taken after the
-    /// wait, if one was taken: only waits that could block are timed, so
-    /// `dispatch_pending` reads no clock when nothing is ready.
+    /// wait, if one was taken: only waits that could block are timed, and
+    /// only while [`timing`](Driver::timing) is on, so `dispatch_pending`
+    /// reads no clock when nothing is ready.
     #[inline(always)]
     pub(super) fn wait<S>(
         &mut self,
@@ -342,7 +347,12 @@ impl Driver {
             self.poll(inner)?;
             return Ok(None);
         }
-        let start = self.last_end.take().unwrap_or_else(sys::timerfd::coarse_ns);
+        let timing = self.timing;
+        let start = match self.last_end.take() {
+            Some(t) => t,
+            None if timing => sys::timerfd::coarse_ns(),
+            None => 0,
+        };
         // The deadline needs the precise clock (never early); statistics
         // make do with the coarse one. Without a timeout there is none, and
         // only EINTR makes the wait start again.
@@ -362,7 +372,9 @@ impl Driver {
                 Err(e) if e.kind() == stdio::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.events.clear();
-                    self.stats.add_blocked(start, sys::timerfd::coarse_ns());
+                    if timing {
+                        self.stats.add_blocked(start, sys::timerfd::coarse_ns());
+                    }
                     return Err(Error::io("epoll_wait", e));
                 }
             }
@@ -377,8 +389,13 @@ impl Driver {
             }
         };
         self.take_again();
-        let end = sys::timerfd::coarse_ns();
-        self.stats.add_blocked(start, end);
+        let end = if timing {
+            let end = sys::timerfd::coarse_ns();
+            self.stats.add_blocked(start, end);
+            Some(end)
+        } else {
+            None
+        };
         // The internal timer firing is the timeout, not a wake-up: a batch
         // is a wake-up unless it is that event alone.
         let woken = match self.events.as_slice() {
@@ -390,7 +407,7 @@ impl Driver {
             self.stats.wakeups += 1;
         }
         self.grow_if_full(n);
-        Ok(Some(end))
+        Ok(end)
     }
 
     /// [`wait`](Driver::wait) with a zero timeout: nothing to time, no
@@ -450,10 +467,12 @@ impl Driver {
             self.order_batch(inner);
             self.run_wakes(inner, state)?;
         }
-        // A blocking wait's end reading starts the batch; zero-timeout
-        // batches are timed one in SAMPLE_EVERY (weighted to match).
+        // With timing on, a blocking wait's end reading starts the batch;
+        // zero-timeout batches are timed one in SAMPLE_EVERY (weighted to
+        // match).
         let (start, weight) = match now {
             Some(t) => (Some(t), 1),
+            None if !self.timing => (None, 1),
             None => {
                 self.untimed = self.untimed.wrapping_add(1);
                 let timed = self.untimed % SAMPLE_EVERY == 1;

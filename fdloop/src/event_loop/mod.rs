@@ -259,6 +259,7 @@ impl<S: 'static> EventLoop<S> {
                 timer_slots: Vec::new(),
                 last_end: None,
                 untimed: 0,
+                timing: false,
                 order_keys: Vec::new(),
                 order_last: Vec::new(),
                 order_perm: Vec::new(),
@@ -390,8 +391,11 @@ impl<S: 'static> EventLoop<S> {
         self.len() == 0
     }
 
-    /// The loop's counters. Always on; they cost a few clock reads per
-    /// iteration (vDSO, no system call).
+    /// The loop's counters. The counts are always kept (a few adds per
+    /// iteration); the two durations, [`Stats::blocked`] and
+    /// [`Stats::in_callbacks`], only while
+    /// [`set_time_stats(true)`](EventLoop::set_time_stats) is in effect,
+    /// and they read zero otherwise.
     ///
     /// # Examples
     ///
@@ -403,6 +407,48 @@ impl<S: 'static> EventLoop<S> {
     /// ```
     pub fn stats(&self) -> Stats {
         self.driver.stats.to_stats()
+    }
+
+    /// Turns the measuring of [`Stats::blocked`] and [`Stats::in_callbacks`]
+    /// on or off; off by default. On, each iteration that may block reads
+    /// the coarse monotonic clock (vDSO, no system call) up to three times,
+    /// and one zero-timeout iteration in eight twice: about 4–5 % of a busy
+    /// loop that dispatches one event per iteration on the machine fdloop
+    /// is measured on (BENCHMARKS.md), hence opt-in, as libuv's idle-time
+    /// metric is. Measurement starts and stops with the next iteration;
+    /// the durations measured so far are kept. Counts
+    /// ([`Stats::iterations`], [`Stats::events`], [`Stats::wakeups`]) are
+    /// kept either way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// assert!(!ev.time_stats());
+    /// ev.set_time_stats(true);
+    /// ev.run_once(&mut (), Some(Duration::from_millis(30)))?;
+    /// // Coarse clock: allow a kernel tick (at most 10 ms) of error.
+    /// assert!(ev.stats().blocked >= Duration::from_millis(20));
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn set_time_stats(&mut self, on: bool) {
+        self.driver.timing = on;
+        self.driver.last_end = None;
+    }
+
+    /// Whether [`Stats::blocked`] and [`Stats::in_callbacks`] are being
+    /// measured ([`set_time_stats`](EventLoop::set_time_stats)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// assert!(!ev.time_stats());
+    /// # Ok::<(), fdloop::Error>(())
+    /// ```
+    pub fn time_stats(&self) -> bool {
+        self.driver.timing
     }
 
     /// How this loop honours timeouts: decided on the first wait with a

@@ -9,9 +9,11 @@ pub(super) const SAMPLE_EVERY: u64 = 8;
 
 /// Counters a loop keeps about itself; see [`EventLoop::stats`](crate::EventLoop::stats).
 ///
-/// The two durations are sums of kernel-tick-resolution measurements
-/// (`CLOCK_MONOTONIC_COARSE`): exact in the long run, coarse for a few
-/// iterations.
+/// The two durations are measured only while
+/// [`EventLoop::set_time_stats`](crate::EventLoop::set_time_stats) is on
+/// (off by default: they read zero), as sums of kernel-tick-resolution
+/// measurements (`CLOCK_MONOTONIC_COARSE`): exact in the long run, coarse
+/// for a few iterations. The counts are always kept.
 ///
 /// # Examples
 ///
@@ -34,10 +36,12 @@ pub struct Stats {
     /// Waits that could block (non-zero timeout) and returned because
     /// something happened rather than because the timeout passed.
     pub wakeups: u64,
-    /// Time spent inside `epoll_wait` with a timeout that could block.
+    /// Time spent inside `epoll_wait` with a timeout that could block
+    /// (while [`set_time_stats`](crate::EventLoop::set_time_stats) is on).
     pub blocked: Duration,
     /// Time spent running callbacks for events (measured per batch, not
-    /// per callback). Batches of zero-timeout iterations
+    /// per callback, while
+    /// [`set_time_stats`](crate::EventLoop::set_time_stats) is on). Batches of zero-timeout iterations
     /// ([`dispatch_pending`](crate::EventLoop::dispatch_pending)) are timed one in
     /// eight, the measurement counted eight times — an unbiased estimate
     /// that spares most of those iterations two clock reads.
@@ -45,10 +49,10 @@ pub struct Stats {
 }
 
 // Both durations are summed from `CLOCK_MONOTONIC_COARSE` readings: a read
-// costs ~6 ns instead of ~35 ns, which keeps the statistics cheap enough to
-// stay on even for a loop that dispatches one event per iteration. Each
-// interval is measured in whole kernel ticks (1–10 ms), so one short interval
-// reads as 0 or one tick, but since wake-ups are not aligned with ticks the
+// costs ~6 ns instead of ~35 ns; still, the two or three per iteration are
+// 4–5 % of a loop that dispatches one event per iteration, so they are
+// opt-in (`Driver::timing`). Each interval is measured in whole kernel
+// ticks (1–10 ms), so one short interval reads as 0 or one tick, but since wake-ups are not aligned with ticks the
 // sums are unbiased: over many iterations they converge on the true totals
 // (the kernel accounts process CPU time by ticks the same way).
 //
