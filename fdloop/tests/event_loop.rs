@@ -986,20 +986,26 @@ fn regular_files_are_refused_with_a_typed_error() {
     assert_eq!(&head, b"\x7fELF");
 }
 
-#[test]
-fn stats_count_iterations_events_wakeups_and_time() {
+/// A loop whose one source reads its eventfd, then sleeps `ms`.
+fn slow_reader(ms: u64) -> (EventLoop<()>, Arc<EventFd>) {
     let mut ev: EventLoop<()> = EventLoop::new().unwrap();
-    ev.set_time_stats(true);
     let efd = Arc::new(quiet_efd());
     ev.insert(
         Io::new(efd.clone(), Interest::READABLE, Mode::Level),
-        |_, io, _| {
+        move |_, io, _| {
             io.fd().read().unwrap();
-            thread::sleep(Duration::from_millis(40));
+            thread::sleep(Duration::from_millis(ms));
             Action::Continue
         },
     )
     .unwrap();
+    (ev, efd)
+}
+
+#[test]
+fn stats_count_iterations_events_wakeups_and_time() {
+    let (mut ev, efd) = slow_reader(40);
+    ev.set_time_stats(true);
     ev.run_once(&mut (), Some(Duration::from_millis(60)))
         .unwrap();
     efd.write(1).unwrap();
@@ -1018,17 +1024,7 @@ fn stats_count_iterations_events_wakeups_and_time() {
 
 #[test]
 fn durations_are_measured_only_while_time_stats_are_on() {
-    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
-    let efd = Arc::new(quiet_efd());
-    ev.insert(
-        Io::new(efd.clone(), Interest::READABLE, Mode::Level),
-        |_, io, _| {
-            io.fd().read().unwrap();
-            thread::sleep(Duration::from_millis(30));
-            Action::Continue
-        },
-    )
-    .unwrap();
+    let (mut ev, efd) = slow_reader(30);
     let round = |ev: &mut EventLoop<()>| {
         ev.run_once(&mut (), Some(Duration::from_millis(40)))
             .unwrap();
