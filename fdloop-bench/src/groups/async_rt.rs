@@ -558,7 +558,20 @@ fn echo_server_calloop(listener: TcpListener, conns: usize) -> io::Result<()> {
     Ok(())
 }
 
-fn echo(rt: Rt, conns: usize, rounds: u64, pin: Pin) -> io::Result<Duration> {
+/// The "echo" case once: `conns` connections served by `rt` on this
+/// thread, a blocking client on another sending one message on each per
+/// round; returns the time of the timed rounds (the first tenth are
+/// warm-up). Used by the report and by `examples/echo_probe.rs`.
+///
+/// # Examples
+///
+/// ```
+/// use fdloop_bench::groups::async_rt::{echo, Rt};
+/// let t = echo(Rt::Fdloop, 4, 20, fdloop_bench::Pin::Off)?;
+/// assert!(t.as_nanos() > 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn echo(rt: Rt, conns: usize, rounds: u64, pin: Pin) -> io::Result<Duration> {
     pin_opt(pin.main_cpu())?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
