@@ -9,7 +9,15 @@
 //! target/release/examples/wake_probe 4000 raw,fdloop,smol cross 40
 //! ```
 //!
-//! Arguments: rounds, runtime (`fdloop`, `smol`, `tokio`, `calloop`, or
+//! Each line ends with where the loop thread slept: the system call it
+//! was blocked in half-way through each block (`epoll_pwait ×60`). smol's
+//! `block_on` parks on a futex instead of its poller while `async-io`'s
+//! helper thread holds the reactor — which it takes whenever no `block_on`
+//! is running, so smol interleaved with other runtimes sleeps on a futex;
+//! `smol-epoll` is smol with the reactor kept on its `block_on` thread
+//! (see `smol_epoll_wake_to_poll`).
+//!
+//! Arguments: rounds, runtime (`fdloop`, `smol`, `smol-epoll`, `tokio`, `calloop`, or
 //! `raw`: the report's floor, no runtime; several separated by commas),
 //! placement (`cross`: loop on CPU 0, waker on CPU 1; `same`: both on
 //! CPU 0; anything else: unpinned), and blocks (default 1). With more than
@@ -20,7 +28,9 @@
 
 use std::io;
 
-use fdloop_bench::groups::async_rt::{raw_wake_to_poll, wake_to_poll, Rt, WakeTimes};
+use fdloop_bench::groups::async_rt::{
+    raw_wake_to_poll, smol_epoll_wake_to_poll, wake_to_poll, Rt, WakeTimes,
+};
 use fdloop_bench::Pin;
 
 fn main() -> io::Result<()> {
@@ -42,13 +52,16 @@ fn main() -> io::Result<()> {
             let w = match *name {
                 "raw" => raw_wake_to_poll(per_block + warmup, warmup, pin)?,
                 "smol" => wake_to_poll(Rt::Smol, per_block + warmup, warmup, pin)?,
+                "smol-epoll" => smol_epoll_wake_to_poll(per_block + warmup, warmup, pin)?,
                 "tokio" => wake_to_poll(Rt::Tokio, per_block + warmup, warmup, pin)?,
                 "calloop" => wake_to_poll(Rt::Calloop, per_block + warmup, warmup, pin)?,
                 "fdloop" => wake_to_poll(Rt::Fdloop, per_block + warmup, warmup, pin)?,
                 other => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        format!("unknown runtime {other}: raw, fdloop, smol, tokio or calloop"),
+                        format!(
+                        "unknown runtime {other}: raw, fdloop, smol, smol-epoll, tokio or calloop"
+                    ),
                     ))
                 }
             };
@@ -64,13 +77,14 @@ fn main() -> io::Result<()> {
             name.to_string()
         };
         println!(
-            "{label}, {}, {} wakes in {blocks} blocks: per wake median {:.2} µs, mean {:.2} µs, p99 {:.2} µs, max {:.2} µs",
+            "{label}, {}, {} wakes in {blocks} blocks: per wake median {:.2} µs, mean {:.2} µs, p99 {:.2} µs, max {:.2} µs; slept in {}",
             pin.describe(),
             w.len(),
             us(w.quantile_ns(0.5)),
             us(w.mean_ns()),
             us(w.quantile_ns(0.99)),
             us(w.quantile_ns(1.0)),
+            w.sleeps_in(),
         );
     }
     Ok(())

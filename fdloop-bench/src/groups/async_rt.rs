@@ -196,14 +196,18 @@ async fn waiter(gate: Arc<Gate>, rounds: u64) {
 
 /// The waking side, on its own thread: per round, waits until the task
 /// sleeps on its waker, lets the loop fall asleep, then times wake → poll.
+/// Once per run, half-way, while the loop should be asleep, it also reads
+/// which system call the loop thread `sleeper` is blocked in.
 fn waker_thread(
     gate: Arc<Gate>,
     rounds: u64,
     warmup: u64,
     cpu: Option<usize>,
+    sleeper: libc::pid_t,
 ) -> io::Result<WakeTimes> {
     pin_opt(cpu)?;
     let mut each = Vec::with_capacity(rounds.saturating_sub(warmup) as usize);
+    let mut sleeps_in = Vec::new();
     for r in 1..=rounds {
         let w = loop {
             if let Some(w) = gate.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -213,6 +217,19 @@ fn waker_thread(
         };
         // Long enough for the loop to block in its poller.
         std::thread::sleep(Duration::from_micros(50));
+        if r == (rounds + warmup) / 2 {
+            // Not asleep yet (a loaded machine): look again a little later,
+            // before this round's wake (its time starts after).
+            let mut call = blocked_in(sleeper);
+            for _ in 0..20 {
+                if call != "running" {
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(50));
+                call = blocked_in(sleeper);
+            }
+            sleeps_in.push(call);
+        }
         let t0 = Instant::now();
         gate.open.store(r, Ordering::Release);
         w.wake();
@@ -224,7 +241,32 @@ fn waker_thread(
         }
     }
     each.sort_unstable();
-    Ok(WakeTimes(each))
+    Ok(WakeTimes { each, sleeps_in })
+}
+
+/// The calling thread's id, for [`blocked_in`].
+fn this_tid() -> libc::pid_t {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// The system call thread `tid` of this process is in, by name (from
+/// `/proc/self/task/TID/syscall`): `futex`, `epoll_wait`, `epoll_pwait`,
+/// `epoll_pwait2`, another number, `running`, or `unknown` if the file
+/// cannot be read.
+fn blocked_in(tid: libc::pid_t) -> &'static str {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) else {
+        return "unknown";
+    };
+    match text.split_whitespace().next() {
+        Some("202") => "futex",
+        Some("232") => "epoll_wait",
+        Some("281") => "epoll_pwait",
+        Some("441") => "epoll_pwait2",
+        Some("running") => "running",
+        Some(_) => "another system call",
+        None => "unknown",
+    }
 }
 
 /// The time from each timed `wake()` to the task's poll, sorted.
@@ -239,7 +281,11 @@ fn waker_thread(
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct WakeTimes(Vec<Duration>);
+pub struct WakeTimes {
+    each: Vec<Duration>,
+    /// Per run, the system call the loop thread was blocked in half-way.
+    sleeps_in: Vec<&'static str>,
+}
 
 impl WakeTimes {
     /// The wakes of several runs together (for runs interleaved with other
@@ -255,34 +301,88 @@ impl WakeTimes {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn pooled(runs: impl IntoIterator<Item = WakeTimes>) -> WakeTimes {
-        let mut all: Vec<Duration> = runs.into_iter().flat_map(|w| w.0).collect();
-        all.sort_unstable();
-        WakeTimes(all)
+        let mut each = Vec::new();
+        let mut sleeps_in = Vec::new();
+        for w in runs {
+            each.extend(w.each);
+            sleeps_in.extend(w.sleeps_in);
+        }
+        each.sort_unstable();
+        WakeTimes { each, sleeps_in }
+    }
+
+    /// The share of runs whose loop thread was blocked in an epoll wait
+    /// half-way through (see [`sleeps_in`](WakeTimes::sleeps_in)). A
+    /// runtime may not sleep in its poller: smol's `block_on` parks on a
+    /// futex while `async-io`'s helper thread holds the reactor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fdloop_bench::groups::async_rt::{raw_wake_to_poll, WakeTimes};
+    /// let a = raw_wake_to_poll(9, 1, fdloop_bench::Pin::Off)?;
+    /// // The floor sleeps in epoll_wait (unless the sample caught it
+    /// // elsewhere on a loaded machine).
+    /// assert!((0.0..=1.0).contains(&a.epoll_share()), "{}", a.sleeps_in());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn epoll_share(&self) -> f64 {
+        let epoll = self
+            .sleeps_in
+            .iter()
+            .filter(|n| n.starts_with("epoll"))
+            .count();
+        epoll as f64 / self.sleeps_in.len().max(1) as f64
+    }
+
+    /// Where the loop thread slept: the system call it was blocked in
+    /// half-way through each run, counted over the runs pooled, e.g.
+    /// `"epoll_pwait ×3"` or `"futex ×2, epoll_pwait ×1"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fdloop_bench::groups::async_rt::raw_wake_to_poll;
+    /// let a = raw_wake_to_poll(9, 1, fdloop_bench::Pin::Off)?;
+    /// assert!(a.sleeps_in().ends_with("×1"), "{}", a.sleeps_in());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn sleeps_in(&self) -> String {
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for &name in &self.sleeps_in {
+            match counts.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((name, 1)),
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let parts: Vec<String> = counts.iter().map(|(n, c)| format!("{n} ×{c}")).collect();
+        parts.join(", ")
     }
 
     /// How many wakes were timed.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.each.len()
     }
 
     /// Whether none was.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.each.is_empty()
     }
 
     /// The wake at quantile `q` (0.5: the median), in ns; 0 if none.
     pub fn quantile_ns(&self, q: f64) -> f64 {
-        let Some(last) = self.0.len().checked_sub(1) else {
+        let Some(last) = self.each.len().checked_sub(1) else {
             return 0.0;
         };
         let i = ((last as f64) * q.clamp(0.0, 1.0)).round() as usize;
-        self.0[i.min(last)].as_nanos() as f64
+        self.each[i.min(last)].as_nanos() as f64
     }
 
     /// The mean wake, in ns; 0 if none.
     pub fn mean_ns(&self) -> f64 {
-        let total: Duration = self.0.iter().sum();
-        total.as_nanos() as f64 / self.0.len().max(1) as f64
+        let total: Duration = self.each.iter().sum();
+        total.as_nanos() as f64 / self.each.len().max(1) as f64
     }
 }
 
@@ -324,7 +424,8 @@ pub fn raw_wake_to_poll(rounds: u64, warmup: u64, pin: Pin) -> io::Result<WakeTi
     let gate = Arc::new(Gate::default());
     let g = gate.clone();
     let cpu = pin.echo_cpu();
-    let thread = std::thread::spawn(move || waker_thread(g, rounds, warmup, cpu));
+    let sleeper = this_tid();
+    let thread = std::thread::spawn(move || waker_thread(g, rounds, warmup, cpu, sleeper));
     for r in 1..=rounds {
         *gate.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
         while gate.open.load(Ordering::Acquire) < r {
@@ -346,6 +447,13 @@ pub fn raw_wake_to_poll(rounds: u64, warmup: u64, pin: Pin) -> io::Result<WakeTi
 /// returns the time from each timed `wake()` to the task's poll. Used by
 /// the report and by `examples/wake_probe.rs`.
 ///
+/// smol runs as it falls: its `block_on` thread sleeps in `epoll_pwait`
+/// while it holds async-io's reactor, and on a futex while async-io's
+/// helper thread does, which the helper takes whenever no `block_on` runs
+/// (so after any earlier smol run in the process). The result's
+/// [`sleeps_in`](WakeTimes::sleeps_in) says which;
+/// [`smol_epoll_wake_to_poll`] makes it the former.
+///
 /// # Examples
 ///
 /// ```
@@ -356,11 +464,43 @@ pub fn raw_wake_to_poll(rounds: u64, warmup: u64, pin: Pin) -> io::Result<WakeTi
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn wake_to_poll(rt: Rt, rounds: u64, warmup: u64, pin: Pin) -> io::Result<WakeTimes> {
+    wake_to_poll_as(rt, false, rounds, warmup, pin)
+}
+
+/// [`wake_to_poll`] for smol with the reactor on its `block_on` thread, as
+/// fdloop's and tokio's are on theirs: the task first awaits a 2 ms
+/// async-io timer, whose registration wakes async-io's helper thread out
+/// of the reactor and whose expiry the `block_on` thread then takes the
+/// reactor to see; from there on that thread runs the reactor every round
+/// and the helper leaves it (it takes the reactor only when no reactor
+/// tick happens for a while). Check [`WakeTimes::sleeps_in`]: it did so in
+/// every run on the machine of BENCHMARKS.md.
+///
+/// # Examples
+///
+/// ```
+/// use fdloop_bench::groups::async_rt::smol_epoll_wake_to_poll;
+/// let t = smol_epoll_wake_to_poll(3, 1, fdloop_bench::Pin::Off)?;
+/// assert_eq!(t.len(), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn smol_epoll_wake_to_poll(rounds: u64, warmup: u64, pin: Pin) -> io::Result<WakeTimes> {
+    wake_to_poll_as(Rt::Smol, true, rounds, warmup, pin)
+}
+
+fn wake_to_poll_as(
+    rt: Rt,
+    smol_reactor_here: bool,
+    rounds: u64,
+    warmup: u64,
+    pin: Pin,
+) -> io::Result<WakeTimes> {
     pin_opt(pin.main_cpu())?;
     let gate = Arc::new(Gate::default());
     let g = gate.clone();
     let cpu = pin.echo_cpu();
-    let thread = std::thread::spawn(move || waker_thread(g, rounds, warmup, cpu));
+    let sleeper = this_tid();
+    let thread = std::thread::spawn(move || waker_thread(g, rounds, warmup, cpu, sleeper));
     let task = waiter(gate, rounds);
     match rt {
         Rt::Fdloop => {
@@ -369,7 +509,12 @@ pub fn wake_to_poll(rt: Rt, rounds: u64, warmup: u64, pin: Pin) -> io::Result<Wa
         Rt::Tokio => tokio_rt()?.block_on(task),
         Rt::Smol => {
             let ex = async_executor::LocalExecutor::new();
-            async_io::block_on(ex.run(task));
+            async_io::block_on(ex.run(async {
+                if smol_reactor_here {
+                    async_io::Timer::after(Duration::from_millis(2)).await;
+                }
+                task.await
+            }));
         }
         Rt::Calloop => {
             let mut ev: calloop::EventLoop<'_, bool> =
@@ -635,16 +780,23 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
             }
             .with("mean", "ns", w.mean_ns())
             .with("p99", "ns", w.quantile_ns(0.99))
+            .with("asleep in epoll", "", w.epoll_share())
         };
         let floor = entry("raw epoll_wait + eventfd write", Role::Floor, move || {
             on_thread(move || raw_wake_to_poll(rounds, warmup, pin)).map(measured)
         });
+        let smol_epoll = entry(
+            "smol, reactor on its block_on thread",
+            Role::Peer,
+            move || on_thread(move || smol_epoll_wake_to_poll(rounds, warmup, pin)).map(measured),
+        );
         let entries: Vec<Entry<'_>> = std::iter::once(floor)
             .chain(Rt::ALL.iter().map(|&rt| {
                 entry(rt.name(), rt.role(), move || {
                     on_thread(move || wake_to_poll(rt, rounds, warmup, pin)).map(measured)
                 })
             }))
+            .chain(std::iter::once(smol_epoll))
             .collect();
         let case = Case::time(
             format!("wake to poll, another thread, {}", pin.describe()),
@@ -657,7 +809,11 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
              mean and p99: each sample's, their medians over the reps. Pinned on one CPU \
              the waker spins on the CPU the loop needs, so the loop runs once the scheduler \
              preempts the waker, which now and then waits for a tick (milliseconds): that \
-             moves the mean by microseconds, the median not."
+             moves the mean by microseconds, the median not. Asleep in epoll: 1 if, half-way \
+             through the sample, the loop thread was blocked in an epoll wait, 0 if in \
+             another call — smol's `block_on` parks on a futex while async-io's helper thread \
+             holds the reactor, which it takes whenever no `block_on` runs, so smol's wakes \
+             then skip epoll (its I/O takes the extra hop instead)."
         ));
         ctx.run_case("async", case, entries)?;
     }
