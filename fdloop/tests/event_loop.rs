@@ -631,6 +631,47 @@ fn remote_wakes_a_blocked_loop_and_stops_run() {
 }
 
 #[test]
+fn each_sleep_woken_from_another_thread_takes_one_write_and_leaves_nothing_ready() {
+    // The loop's notifier (an eventfd, edge-triggered and never drained;
+    // a pipe, drained, when forced): every wake of a sleeping loop is one
+    // write that ends that sleep, and once the call it woke returns, the
+    // loop's descriptor is quiet — the next call sleeps its full timeout.
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let remote = ev.remote();
+    let rounds = 20;
+    for i in 0..rounds {
+        let r = remote.clone();
+        let t = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(5));
+            r.wake().unwrap();
+        });
+        let start = Instant::now();
+        assert_eq!(ev.run_once(&mut (), SEC).unwrap(), 0);
+        assert!(start.elapsed() < Duration::from_millis(900), "round {i}");
+        t.join().unwrap();
+        let mut pfd = [rustix::event::PollFd::new(
+            &ev,
+            rustix::event::PollFlags::IN,
+        )];
+        let zero = rustix::event::Timespec::default();
+        assert_eq!(
+            rustix::event::poll(&mut pfd, Some(&zero)).unwrap(),
+            0,
+            "round {i}"
+        );
+    }
+    assert!(remote.writes() <= rounds, "{} writes", remote.writes());
+    assert!(remote.writes() >= rounds / 2, "{} writes", remote.writes());
+    let start = Instant::now();
+    assert_eq!(
+        ev.run_once(&mut (), Some(Duration::from_millis(50)))
+            .unwrap(),
+        0
+    );
+    assert!(start.elapsed() >= Duration::from_millis(50));
+}
+
+#[test]
 fn remote_wakes_cost_no_syscall_while_the_loop_is_awake_and_are_not_lost() {
     let mut ev: EventLoop<()> = EventLoop::new().unwrap();
     let remote = ev.remote();

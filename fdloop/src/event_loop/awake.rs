@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 
-use super::wake::WakeState;
+use super::wake::{WakeFd, WakeState};
 
 /// Ends an awake period. While the loop is marked awake (`awake_marked`),
 /// wakes cost no syscall; on drop — between `run_once` calls nobody watches

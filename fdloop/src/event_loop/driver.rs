@@ -499,10 +499,13 @@ impl Driver {
             match data {
                 token::REMOTE => {
                     // Wake-ups carry no work of their own; stop is checked
-                    // by `run`. Awake before draining (after the batch), so
-                    // a wake that lands after the drain is turned into a
-                    // write at the end of the iteration instead of being
-                    // lost.
+                    // by `run`. Awake before draining a pipe notifier
+                    // (after the batch), so a wake that lands after the
+                    // drain is turned into a write at the end of the
+                    // iteration instead of being lost; an eventfd notifier
+                    // is not drained (edge-triggered: this event used the
+                    // write up), and being awake spares wakers their
+                    // writes.
                     mark_awake(&inner.wake, &inner.awake_marked);
                     woken = true;
                 }
@@ -539,8 +542,9 @@ impl Driver {
 
     /// After a batch in which the loop's notifier was readable (the loop
     /// is marked awake since): tasks that another thread woke are polled
-    /// first, then the notifier is drained — the read is off the path
-    /// from a cross-thread wake to its task. Draining late loses nothing:
+    /// first, then a pipe notifier is drained — the read is off the path
+    /// from a cross-thread wake to its task (an eventfd one is
+    /// edge-triggered and needs no read, see `wake.rs`). Draining late loses nothing:
     /// a waker that wrote before the loop marked itself awake pushed its
     /// work first, so the checks after this batch see it, and wakers since
     /// see the loop awake and do not write. A failed drain leaves the
@@ -556,7 +560,7 @@ impl Driver {
         let drained = inner
             .wake
             .notifier
-            .drain()
+            .after_event()
             .map_err(|e| Error::io("draining the loop's wake-up notifier", e));
         let ran = batch?;
         drained?;

@@ -69,8 +69,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustix::event::epoll::EventFlags;
-
 use crate::error::{Error, Result};
 use crate::notify::Notifier;
 use crate::sys;
@@ -221,13 +219,14 @@ impl<S: 'static> EventLoop<S> {
     pub fn new() -> Result<EventLoop<S>> {
         let fork_gen = sys::process::fork_generation();
         let epoll = sys::epoll::create().map_err(|e| Error::io("epoll_create1", e))?;
-        let notifier =
-            Notifier::new().map_err(|e| Error::io("creating the loop's wake-up notifier", e))?;
+        let notifier = wake::LoopFd::new(
+            Notifier::new().map_err(|e| Error::io("creating the loop's wake-up notifier", e))?,
+        );
         sys::epoll::add(
             epoll.as_fd(),
             notifier.as_fd(),
             token::REMOTE,
-            EventFlags::IN,
+            notifier.epoll_flags(),
         )
         .map_err(|e| Error::io("adding the wake-up notifier to epoll", e))?;
         let inner = Shared {

@@ -12,8 +12,16 @@
 //!   W2 if prev == SLEEPING:             L3 prev = state.swap(SLEEPING)
 //!        write the notifier fd             if prev == NOTIFIED: don't block
 //!                                       L4 epoll_wait (the notifier fd is in
-//!                                          the set; drained when it fires)
+//!                                          the set: see below)
 //! ```
+//!
+//! The notifier ([`LoopFd`]) is an eventfd registered edge-triggered and
+//! never read: each write is one event, which the `epoll_wait` that
+//! returns it uses up, so the loop makes no `read` for a wake (the waker's
+//! `write` is the only system call a wake adds). The pipe fallback is
+//! level-triggered and drained after the batch that saw it. For the
+//! protocol the two are alike: "the fd is readable" below means "an event
+//! is pending for the next `epoll_wait`".
 //!
 //! All swaps are `AcqRel` read-modify-writes on the same atomic, so they are
 //! totally ordered, and each one reads the value of the one just before it.
@@ -78,10 +86,66 @@ pub(crate) trait WakeFd {
     fn notify(&self) -> io::Result<bool>;
 }
 
-impl WakeFd for Notifier {
+/// The loop's wake-up descriptor as the protocol writes it: a [`Notifier`]
+/// in the loop's epoll set. An eventfd is registered edge-triggered and
+/// never drained: each write the protocol makes (at most one per sleep) is
+/// one event, which the loop's `epoll_wait` consumes, so a cross-thread
+/// wake costs the loop no `read`. A pipe (the fallback) is level-triggered
+/// and drained after the batch that saw it, through the notifier's own
+/// coalescing, as it would fill otherwise.
+pub(crate) struct LoopFd {
+    notifier: Notifier,
+    edge: bool,
+}
+
+impl LoopFd {
+    pub(crate) fn new(notifier: Notifier) -> LoopFd {
+        let edge = !notifier.backend().is_pipe();
+        LoopFd { notifier, edge }
+    }
+
+    /// The registration's epoll flags.
+    pub(crate) fn epoll_flags(&self) -> rustix::event::epoll::EventFlags {
+        use rustix::event::epoll::EventFlags;
+        if self.edge {
+            EventFlags::IN | EventFlags::ET
+        } else {
+            EventFlags::IN
+        }
+    }
+
+    /// After a batch that saw it: drains a pipe; an eventfd needs nothing.
+    #[inline]
+    pub(crate) fn after_event(&self) -> io::Result<()> {
+        if self.edge {
+            return Ok(());
+        }
+        self.notifier.drain().map(drop)
+    }
+
+    pub(crate) fn writes(&self) -> u64 {
+        self.notifier.writes()
+    }
+
+    pub(crate) fn backend(&self) -> crate::notify::Backend {
+        self.notifier.backend()
+    }
+}
+
+impl std::os::fd::AsFd for LoopFd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.notifier.as_fd()
+    }
+}
+
+impl WakeFd for LoopFd {
     #[inline]
     fn notify(&self) -> io::Result<bool> {
-        Notifier::notify(self)
+        if self.edge {
+            self.notifier.raise_edge().map(|()| true)
+        } else {
+            self.notifier.notify()
+        }
     }
 }
 
@@ -102,7 +166,7 @@ impl Orderings {
 
 /// State shared between a loop and every [`Remote`] to it: the protocol's
 /// `state`, the stop request, and the descriptor a wake writes.
-pub(crate) struct WakeState<F = Notifier> {
+pub(crate) struct WakeState<F = LoopFd> {
     state: AtomicU8,
     pub(crate) stop: AtomicBool,
     pub(crate) notifier: F,

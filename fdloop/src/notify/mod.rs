@@ -264,6 +264,14 @@ impl Notifier {
     }
 
     fn raise(&self) -> io::Result<()> {
+        self.write_one(false)
+    }
+
+    /// Writes one wake-up (`EINTR` retried). A saturated counter or a full
+    /// pipe is already readable: that counts as written, unless `edge`
+    /// (an edge-triggered reader needs a new event), which empties it and
+    /// writes again.
+    fn write_one(&self, edge: bool) -> io::Result<()> {
         loop {
             let r = match &self.imp {
                 Imp::EventFd(fd) => sys::eventfd::write_counter(fd, 1),
@@ -274,8 +282,10 @@ impl Notifier {
                     self.writes.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Saturated counter or full pipe: already readable.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && edge => {
+                    self.consume_count()?;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             }
@@ -341,6 +351,16 @@ impl Notifier {
     /// `EAGAIN` (counter saturated, pipe full) counts as written.
     pub(crate) fn raise_uncoalesced(&self) -> io::Result<()> {
         self.raise()
+    }
+
+    /// One uncoalesced write for an edge-triggered registration (the
+    /// loop's own notifier), where every write must make a new event: a
+    /// saturated counter or a full pipe is emptied first and written again,
+    /// instead of counting as written as in
+    /// [`raise_uncoalesced`](Notifier::raise_uncoalesced). `EINTR` is
+    /// retried; a failed read or write is returned.
+    pub(crate) fn raise_edge(&self) -> io::Result<()> {
+        self.write_one(true)
     }
 
     /// Consumes whatever is pending without blocking and returns how many
@@ -494,6 +514,37 @@ mod tests {
         assert!(n.drain().unwrap());
         assert_eq!(sys::fd::bytes_readable(n.as_fd()).unwrap(), 0);
         assert!(!n.drain().unwrap());
+    }
+
+    #[test]
+    fn an_edge_write_to_a_saturated_eventfd_empties_it_and_writes_again() {
+        let n = Notifier::with_backend(Backend::EventFd).unwrap();
+        let Imp::EventFd(fd) = &n.imp else {
+            panic!("not an eventfd");
+        };
+        sys::eventfd::write_counter(fd, MAX_COUNTER).unwrap();
+        n.raise_edge().unwrap();
+        // Emptied, then one written: the counter went 0 -> 1, a new event.
+        assert_eq!(sys::eventfd::read_counter(fd).unwrap(), 1);
+        assert_eq!(n.writes(), 1);
+    }
+
+    #[test]
+    fn an_edge_write_to_a_full_pipe_empties_it_and_writes_again() {
+        let n = Notifier::with_backend(Backend::Pipe2).unwrap();
+        let Imp::Pipe { write, .. } = &n.imp else {
+            panic!("not a pipe");
+        };
+        let chunk = [0u8; 4096];
+        loop {
+            match sys::fd::write(write, &chunk) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        n.raise_edge().unwrap();
+        assert_eq!(n.consume_count().unwrap(), 1);
     }
 
     #[test]
