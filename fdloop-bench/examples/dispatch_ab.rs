@@ -1,5 +1,5 @@
-//! The floor, fdloop's `dispatch_pending` and `run_once(None)`, and mio
-//! side by side in one process, alternating short blocks of turns, for A/B
+//! The floor, fdloop's `dispatch_pending` and `run_once(None)` (also with
+//! `set_time_stats(true)`), and mio side by side in one process, alternating short blocks of turns, for A/B
 //! comparisons of dispatch changes that the report's five samples per
 //! contender cannot resolve on a noisy machine: build it before and after a
 //! change and compare the printed ratios.
@@ -34,6 +34,7 @@ fn main() -> io::Result<()> {
         Box::new(RawEpoll::new(&fds)?),
         Box::new(FdloopSet::new(&fds, FdloopDrive::DispatchPending)?),
         Box::new(FdloopSet::new(&fds, FdloopDrive::RunOnceBlocking)?),
+        Box::new(FdloopSet::new(&fds, FdloopDrive::RunOnceBlockingTimed)?),
     ];
     #[cfg(feature = "peers")]
     cs.push(Box::new(fdloop_bench::groups::dispatch::MioSet::new(&fds)?));

@@ -18,7 +18,8 @@
 //! (see `smol_epoll_wake_to_poll`).
 //!
 //! Arguments: rounds, runtime (`fdloop`, `smol`, `smol-epoll`, `tokio`, `calloop`, or
-//! `raw`: the report's floor, no runtime; several separated by commas),
+//! `raw`: the report's floor, no runtime; `raw-et`: the same with the
+//! eventfd edge-triggered and never read; several separated by commas),
 //! placement (`cross`: loop on CPU 0, waker on CPU 1; `same`: both on
 //! CPU 0; anything else: unpinned), and blocks (default 1). With more than
 //! one block, each runtime runs rounds / blocks wakes per block, the
@@ -29,7 +30,7 @@
 use std::io;
 
 use fdloop_bench::groups::async_rt::{
-    raw_wake_to_poll, smol_epoll_wake_to_poll, wake_to_poll, Rt, WakeTimes,
+    raw_edge_wake_to_poll, raw_wake_to_poll, smol_epoll_wake_to_poll, wake_to_poll, Rt, WakeTimes,
 };
 use fdloop_bench::Pin;
 
@@ -51,6 +52,7 @@ fn main() -> io::Result<()> {
         for (name, run) in names.iter().zip(&mut runs) {
             let w = match *name {
                 "raw" => raw_wake_to_poll(per_block + warmup, warmup, pin)?,
+                "raw-et" => raw_edge_wake_to_poll(per_block + warmup, warmup, pin)?,
                 "smol" => wake_to_poll(Rt::Smol, per_block + warmup, warmup, pin)?,
                 "smol-epoll" => smol_epoll_wake_to_poll(per_block + warmup, warmup, pin)?,
                 "tokio" => wake_to_poll(Rt::Tokio, per_block + warmup, warmup, pin)?,
@@ -60,7 +62,7 @@ fn main() -> io::Result<()> {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
                         format!(
-                        "unknown runtime {other}: raw, fdloop, smol, smol-epoll, tokio or calloop"
+                        "unknown runtime {other}: raw, raw-et, fdloop, smol, smol-epoll, tokio or calloop"
                     ),
                     ))
                 }

@@ -208,6 +208,10 @@ pub enum FdloopDrive {
     /// events are always ready, but takes the "may block" path: idle
     /// callbacks checked, sleep announced to wakers).
     RunOnceBlocking,
+    /// [`RunOnceBlocking`](FdloopDrive::RunOnceBlocking) with
+    /// [`EventLoop::set_time_stats`] on: what measuring `Stats::blocked`
+    /// and `Stats::in_callbacks` costs.
+    RunOnceBlockingTimed,
     /// [`EventLoop::dispatch_pending`] with the sources at four
     /// priorities (-1, 0, 1, 2 in turn): every batch is put in priority
     /// order before dispatch.
@@ -230,6 +234,7 @@ impl FdloopSet {
     /// Creating the loop or inserting a source failing.
     pub fn new(fds: &[Rc<OwnedFd>], drive: FdloopDrive) -> io::Result<FdloopSet> {
         let mut ev = EventLoop::new().map_err(io::Error::other)?;
+        ev.set_time_stats(drive == FdloopDrive::RunOnceBlockingTimed);
         for (i, fd) in fds.iter().enumerate() {
             let key = i as u32;
             let id = ev.insert(
@@ -254,6 +259,7 @@ impl Contender for FdloopSet {
         match self.drive {
             FdloopDrive::DispatchPending => "fdloop dispatch_pending",
             FdloopDrive::RunOnceBlocking => "fdloop run_once(None)",
+            FdloopDrive::RunOnceBlockingTimed => "fdloop run_once(None), time stats on",
             FdloopDrive::DispatchPendingPriorities => "fdloop dispatch_pending, 4 priorities",
         }
     }
@@ -263,7 +269,9 @@ impl Contender for FdloopSet {
             FdloopDrive::DispatchPending | FdloopDrive::DispatchPendingPriorities => {
                 self.ev.dispatch_pending(work)
             }
-            FdloopDrive::RunOnceBlocking => self.ev.run_once(work, None),
+            FdloopDrive::RunOnceBlocking | FdloopDrive::RunOnceBlockingTimed => {
+                self.ev.run_once(work, None)
+            }
         };
         n.map(|n| n as u64).map_err(io::Error::other)
     }

@@ -29,6 +29,20 @@ impl EpollEventFd {
     ///
     /// `eventfd`, `epoll_create1` or `epoll_ctl` failing (`EMFILE`, …).
     pub fn new() -> io::Result<EpollEventFd> {
+        EpollEventFd::with_flags(libc::EPOLLIN as u32)
+    }
+
+    /// The same with the eventfd registered edge-triggered (`EPOLLET`):
+    /// each write is one event, and the eventfd never needs a read.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](EpollEventFd::new).
+    pub fn new_edge() -> io::Result<EpollEventFd> {
+        EpollEventFd::with_flags(libc::EPOLLIN as u32 | libc::EPOLLET as u32)
+    }
+
+    fn with_flags(events: u32) -> io::Result<EpollEventFd> {
         let efd = Arc::new(eventfd(0)?);
         // SAFETY: plain syscall; the result is checked before use.
         let p = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -37,10 +51,7 @@ impl EpollEventFd {
         }
         // SAFETY: `p` is a fresh descriptor nobody else owns.
         let epoll = unsafe { OwnedFd::from_raw_fd(p) };
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: 0,
-        };
+        let mut ev = libc::epoll_event { events, u64: 0 };
         // SAFETY: both descriptors are open; `ev` is a valid epoll_event
         // the kernel only reads.
         let rc = unsafe {

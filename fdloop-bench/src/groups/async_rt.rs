@@ -417,8 +417,32 @@ impl std::task::Wake for EventFdWaker {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn raw_wake_to_poll(rounds: u64, warmup: u64, pin: Pin) -> io::Result<WakeTimes> {
+    raw_wake_to_poll_as(false, rounds, warmup, pin)
+}
+
+/// [`raw_wake_to_poll`] with the eventfd registered edge-triggered and
+/// never read, as mio's waker (and so tokio's) and fdloop's loop do: each
+/// write is one event, so the woken thread makes no `read`.
+///
+/// # Examples
+///
+/// ```
+/// use fdloop_bench::groups::async_rt::raw_edge_wake_to_poll;
+/// let t = raw_edge_wake_to_poll(3, 1, fdloop_bench::Pin::Off)?;
+/// assert_eq!(t.len(), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn raw_edge_wake_to_poll(rounds: u64, warmup: u64, pin: Pin) -> io::Result<WakeTimes> {
+    raw_wake_to_poll_as(true, rounds, warmup, pin)
+}
+
+fn raw_wake_to_poll_as(edge: bool, rounds: u64, warmup: u64, pin: Pin) -> io::Result<WakeTimes> {
     pin_opt(pin.main_cpu())?;
-    let side = crate::pingpong::EpollEventFd::new()?;
+    let side = if edge {
+        crate::pingpong::EpollEventFd::new_edge()?
+    } else {
+        crate::pingpong::EpollEventFd::new()?
+    };
     let efd = side.eventfd();
     let waker = Waker::from(Arc::new(EventFdWaker(efd.clone())));
     let gate = Arc::new(Gate::default());
@@ -430,12 +454,14 @@ pub fn raw_wake_to_poll(rounds: u64, warmup: u64, pin: Pin) -> io::Result<WakeTi
         *gate.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
         while gate.open.load(Ordering::Acquire) < r {
             side.wait_readable()?;
-            if gate.open.load(Ordering::Acquire) < r {
+            if gate.open.load(Ordering::Acquire) < r && !edge {
                 crate::pingpong::drain(&efd)?;
             }
         }
         gate.seen.store(r, Ordering::Release);
-        crate::pingpong::drain(&efd)?;
+        if !edge {
+            crate::pingpong::drain(&efd)?;
+        }
     }
     thread
         .join()
@@ -785,12 +811,18 @@ pub fn run(ctx: &mut Ctx<'_>) -> io::Result<()> {
         let floor = entry("raw epoll_wait + eventfd write", Role::Floor, move || {
             on_thread(move || raw_wake_to_poll(rounds, warmup, pin)).map(measured)
         });
+        let edge = entry(
+            "raw epoll_wait + eventfd, edge-triggered, no read",
+            Role::Reference,
+            move || on_thread(move || raw_edge_wake_to_poll(rounds, warmup, pin)).map(measured),
+        );
         let smol_epoll = entry(
             "smol, reactor on its block_on thread",
             Role::Peer,
             move || on_thread(move || smol_epoll_wake_to_poll(rounds, warmup, pin)).map(measured),
         );
-        let entries: Vec<Entry<'_>> = std::iter::once(floor)
+        let entries: Vec<Entry<'_>> = [floor, edge]
+            .into_iter()
             .chain(Rt::ALL.iter().map(|&rt| {
                 entry(rt.name(), rt.role(), move || {
                     on_thread(move || wake_to_poll(rt, rounds, warmup, pin)).map(measured)
@@ -859,7 +891,8 @@ mod tests {
     /// The group at smoke sizes: spawn-and-complete once, wake-to-poll and
     /// echo in every placement this machine can give, each with all four
     /// runtimes (so every contender ran and checked its echoes), and
-    /// wake-to-poll with its no-runtime floor besides.
+    /// wake-to-poll with its no-runtime floor, the edge-triggered floor and
+    /// smol with its reactor on its block_on thread besides.
     #[test]
     fn every_case_with_every_runtime() {
         let cfg = parse_args(["--smoke".to_string()], Some("async"))
@@ -874,7 +907,14 @@ mod tests {
         for case in cases {
             let prim = r.primary("async", case);
             let floors = usize::from(case.starts_with("wake to poll"));
-            assert_eq!(prim.len(), 4 + floors, "{case}");
+            // Wake to poll also has the edge-triggered floor (a reference)
+            // and smol with its reactor kept on its block_on thread.
+            assert_eq!(prim.len(), 4 + 3 * floors, "{case}");
+            assert_eq!(
+                prim.iter().filter(|x| x.role == Role::Reference).count(),
+                floors,
+                "{case}"
+            );
             assert_eq!(prim.iter().filter(|x| x.role == Role::Fdloop).count(), 1);
             assert_eq!(
                 prim.iter().filter(|x| x.role == Role::Floor).count(),
