@@ -544,12 +544,13 @@ impl Driver {
     /// is marked awake since): tasks that another thread woke are polled
     /// first, then a pipe notifier is drained — the read is off the path
     /// from a cross-thread wake to its task (an eventfd one is
-    /// edge-triggered and needs no read, see `wake.rs`). Draining late loses nothing:
-    /// a waker that wrote before the loop marked itself awake pushed its
-    /// work first, so the checks after this batch see it, and wakers since
-    /// see the loop awake and do not write. A failed drain leaves the
-    /// notifier readable and is reported (after an error of the batch's
-    /// own, that one is). Returns the batch's result plus the tasks run.
+    /// edge-triggered and needs no read, see `wake.rs`). Draining late
+    /// loses nothing: a waker that wrote before the loop marked itself
+    /// awake pushed its work first, so the checks after this batch see it,
+    /// and wakers since see the loop awake and do not write. A failed
+    /// drain leaves the notifier readable and is reported (after an error
+    /// of the batch's own, that one is). Returns the batch's result plus
+    /// the tasks run.
     #[cold]
     #[inline(never)]
     fn after_remote_wake<S>(inner: &Shared<S>, batch: Result<usize>) -> Result<usize> {

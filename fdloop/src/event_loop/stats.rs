@@ -41,10 +41,11 @@ pub struct Stats {
     pub blocked: Duration,
     /// Time spent running callbacks for events (measured per batch, not
     /// per callback, while
-    /// [`set_time_stats`](crate::EventLoop::set_time_stats) is on). Batches of zero-timeout iterations
-    /// ([`dispatch_pending`](crate::EventLoop::dispatch_pending)) are timed one in
-    /// eight, the measurement counted eight times — an unbiased estimate
-    /// that spares most of those iterations two clock reads.
+    /// [`set_time_stats`](crate::EventLoop::set_time_stats) is on).
+    /// Batches of zero-timeout iterations
+    /// ([`dispatch_pending`](crate::EventLoop::dispatch_pending)) are timed
+    /// one in eight, the measurement counted eight times — an unbiased
+    /// estimate that spares most of those iterations two clock reads.
     pub in_callbacks: Duration,
 }
 
@@ -52,9 +53,10 @@ pub struct Stats {
 // costs ~6 ns instead of ~35 ns; still, the two or three per iteration are
 // 4–5 % of a loop that dispatches one event per iteration, so they are
 // opt-in (`Driver::timing`). Each interval is measured in whole kernel
-// ticks (1–10 ms), so one short interval reads as 0 or one tick, but since wake-ups are not aligned with ticks the
-// sums are unbiased: over many iterations they converge on the true totals
-// (the kernel accounts process CPU time by ticks the same way).
+// ticks (1–10 ms), so one short interval reads as 0 or one tick, but since
+// wake-ups are not aligned with ticks the sums are unbiased: over many
+// iterations they converge on the true totals (the kernel accounts process
+// CPU time by ticks the same way).
 //
 // The loop keeps them as plain integers (nanoseconds for the durations) and
 // builds a `Stats` only when asked, so the per-iteration cost is a few adds.

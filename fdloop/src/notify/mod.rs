@@ -535,12 +535,14 @@ mod tests {
         let Imp::Pipe { write, .. } = &n.imp else {
             panic!("not a pipe");
         };
-        let chunk = [0u8; 4096];
-        loop {
-            match sys::fd::write(write, &chunk) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => panic!("{e}"),
+        // Whole pages, then single bytes for whatever room is left.
+        for chunk in [&[0u8; 4096][..], &[0u8; 1][..]] {
+            loop {
+                match sys::fd::write(write, chunk) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
             }
         }
         n.raise_edge().unwrap();
