@@ -40,7 +40,12 @@ fi
 skips_for() {
   case "$1" in
     channel)
-      echo "sends_to_a_busy_receiver_make_almost_no_syscalls"
+      # blocked_senders_on_tiny_capacities: 80 000 blocking sends against
+      # 10 s timeouts (12–15 s for the whole test under valgrind). One
+      # clean-clone CI run on 2026-12-03 saw all four senders time out
+      # under valgrind; 40 native runs and 6 more under valgrind (three at
+      # a time) did not repeat it. It runs natively in every CI test step.
+      echo "sends_to_a_busy_receiver_make_almost_no_syscalls blocked_senders_on_tiny_capacities"
       ;;
     event_loop)
       echo "forked_child_gets_a_clear_error ten_thousand_sources random_insert_remove"
