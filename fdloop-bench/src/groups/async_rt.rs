@@ -258,14 +258,22 @@ fn blocked_in(tid: libc::pid_t) -> &'static str {
     let Ok(text) = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")) else {
         return "unknown";
     };
-    match text.split_whitespace().next() {
-        Some("202") => "futex",
-        Some("232") => "epoll_wait",
-        Some("281") => "epoll_pwait",
-        Some("441") => "epoll_pwait2",
-        Some("running") => "running",
-        Some(_) => "another system call",
-        None => "unknown",
+    let Some(first) = text.split_whitespace().next() else {
+        return "unknown";
+    };
+    if first == "running" {
+        return "running";
+    }
+    let Ok(nr) = first.parse::<libc::c_long>() else {
+        return "unknown";
+    };
+    match nr {
+        libc::SYS_futex => "futex",
+        libc::SYS_epoll_pwait => "epoll_pwait",
+        libc::SYS_epoll_pwait2 => "epoll_pwait2",
+        #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+        libc::SYS_epoll_wait => "epoll_wait",
+        _ => "another system call",
     }
 }
 
