@@ -411,7 +411,7 @@ impl<S: 'static> EventLoop<S> {
     /// Turns the measuring of [`Stats::blocked`] and [`Stats::in_callbacks`]
     /// on or off; off by default. On, each iteration that may block reads
     /// the coarse monotonic clock (vDSO, no system call) up to three times,
-    /// and one zero-timeout iteration in eight twice: about 4–5 % of a busy
+    /// and one zero-timeout iteration in eight twice: about 4 % of a busy
     /// loop that dispatches one event per iteration on the machine fdloop
     /// is measured on (BENCHMARKS.md), hence opt-in, as libuv's idle-time
     /// metric is. Measurement starts and stops with the next iteration;

@@ -51,7 +51,7 @@ pub struct Stats {
 
 // Both durations are summed from `CLOCK_MONOTONIC_COARSE` readings: a read
 // costs ~6 ns instead of ~35 ns; still, the two or three per iteration are
-// 4–5 % of a loop that dispatches one event per iteration, so they are
+// about 4 % of a loop that dispatches one event per iteration, so they are
 // opt-in (`Driver::timing`). Each interval is measured in whole kernel
 // ticks (1–10 ms), so one short interval reads as 0 or one tick, but since
 // wake-ups are not aligned with ticks the sums are unbiased: over many
