@@ -289,6 +289,7 @@ fn eintr_does_not_end_an_untimed_wait() {
 #[test]
 fn timeouts_are_never_early_and_not_rounded_to_milliseconds() {
     let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let _epoll = util::stay_in_epoll(&ev);
     let want = Duration::from_micros(300);
     let mut best = Duration::MAX;
     for _ in 0..30 {
@@ -315,6 +316,7 @@ fn timeouts_are_never_early_and_not_rounded_to_milliseconds() {
 #[test]
 fn forced_timeout_fallback_is_reported() {
     let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let _epoll = util::stay_in_epoll(&ev);
     assert_eq!(ev.timeout_precision(), TimeoutPrecision::Undecided);
     ev.run_once(&mut (), Some(Duration::from_micros(10)))
         .unwrap();
@@ -637,6 +639,7 @@ fn each_sleep_woken_from_another_thread_takes_one_write_and_leaves_nothing_ready
     // write that ends that sleep, and once the call it woke returns, the
     // loop's descriptor is quiet — the next call sleeps its full timeout.
     let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let _epoll = util::stay_in_epoll(&ev);
     let remote = ev.remote();
     let rounds = 20;
     for i in 0..rounds {
@@ -669,6 +672,88 @@ fn each_sleep_woken_from_another_thread_takes_one_write_and_leaves_nothing_ready
         0
     );
     assert!(start.elapsed() >= Duration::from_millis(50));
+}
+
+/// The system call thread `tid` of this process is blocked in, from
+/// `/proc` (its first field); `None` while it runs.
+fn blocked_in(tid: i32) -> Option<i64> {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Waits until thread `tid` blocks in a system call; returns its number.
+fn wait_blocked(tid: i32) -> i64 {
+    let start = Instant::now();
+    loop {
+        if let Some(n) = blocked_in(tid).filter(|n| *n >= 0) {
+            return n;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "never blocked");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_loop_with_no_source_parks_on_a_futex_and_every_wake_ends_it() {
+    // Nothing in the epoll set but the notifier: the loop sleeps on a
+    // futex, a wake from another thread is one FUTEX_WAKE (counted by
+    // `writes`), and the loop's descriptor stays quiet.
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let remote = ev.remote();
+    let tid = rustix::thread::gettid().as_raw_nonzero().get();
+    for i in 0..5u64 {
+        let r = remote.clone();
+        let t = thread::spawn(move || {
+            let n = wait_blocked(tid);
+            r.wake().unwrap();
+            n
+        });
+        let start = Instant::now();
+        assert_eq!(ev.run_once(&mut (), SEC).unwrap(), 0);
+        assert!(start.elapsed() < Duration::from_secs(4), "round {i}");
+        assert_eq!(t.join().unwrap(), libc::SYS_futex, "round {i}: not parked");
+        assert_eq!(remote.writes(), i + 1, "one FUTEX_WAKE per park");
+        assert_eq!(util::readiness(&ev), (false, false), "round {i}");
+    }
+    // A park that times out is never early, and a wake after it reaches
+    // the loop's descriptor (an outer poller sees it) and ends the next
+    // call at once.
+    let start = Instant::now();
+    assert_eq!(
+        ev.run_once(&mut (), Some(Duration::from_millis(30)))
+            .unwrap(),
+        0
+    );
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    let r = remote.clone();
+    thread::spawn(move || r.wake().unwrap()).join().unwrap();
+    assert!(
+        util::readiness(&ev).0,
+        "a wake between calls is not visible"
+    );
+    let start = Instant::now();
+    assert_eq!(ev.run_once(&mut (), SEC).unwrap(), 0);
+    assert!(start.elapsed() < Duration::from_secs(4));
+    // `run` parks too, and `stop` ends it.
+    let r = remote.clone();
+    let t = thread::spawn(move || {
+        let n = wait_blocked(tid);
+        r.stop().unwrap();
+        n
+    });
+    ev.run(&mut ()).unwrap();
+    assert_eq!(t.join().unwrap(), libc::SYS_futex);
+    // With a source in the set, the loop waits in epoll.
+    let _epoll = util::stay_in_epoll(&ev);
+    let r = remote.clone();
+    let t = thread::spawn(move || {
+        let n = wait_blocked(tid);
+        r.wake().unwrap();
+        n
+    });
+    assert_eq!(ev.run_once(&mut (), SEC).unwrap(), 0);
+    let n = t.join().unwrap();
+    assert_ne!(n, libc::SYS_futex, "a loop with a source parked");
 }
 
 #[test]

@@ -154,6 +154,7 @@ fn exercise_loop() {
     assert_eq!(order, sorted, "timers fired out of deadline order");
     // A sub-millisecond timeout is honoured, never early.
     let mut idle: EventLoop<()> = EventLoop::new().unwrap();
+    let _epoll = util::stay_in_epoll(&idle);
     for us in [300u64, 50, 900] {
         let t0 = Instant::now();
         idle.run_once(&mut (), Some(Duration::from_micros(us)))
@@ -583,6 +584,7 @@ fn child_cloexec() {
         .map(|b| Notifier::with_backend(b).unwrap());
     let efd = EventFd::new(0).unwrap();
     let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let _epoll = util::stay_in_epoll(&ev);
     // FDLOOP_FORCE_TIMEOUT=timerfd (set by the parent): the waiter's timerfd.
     ev.run_once(&mut (), Some(Duration::from_micros(100)))
         .unwrap();
@@ -707,6 +709,7 @@ fn expected_pipe() -> &'static str {
 /// The timeout precision an unhindered loop gets in this environment.
 fn native_precision() -> TimeoutPrecision {
     let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let _epoll = util::stay_in_epoll(&ev);
     ev.run_once(&mut (), Some(Duration::from_micros(10)))
         .unwrap();
     ev.timeout_precision()

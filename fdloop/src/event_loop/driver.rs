@@ -130,12 +130,33 @@ impl Driver {
         // loop not marked awake needs none: the loop counts as asleep, so
         // such wakes wrote the notifier, and this wait drains it.
         let l3 = timeout != Some(Duration::ZERO) || inner.awake_marked.get();
-        if l3 && !inner.wake.prepare_sleep() {
-            timeout = Some(Duration::ZERO);
-        }
-        let woke_at = self.wait(inner, timeout)?;
+        // With nothing in the epoll set but the notifier, nothing but a
+        // wake can end the wait: park on a futex instead (wake.rs,
+        // "Parking").
+        let park = l3 && timeout != Some(Duration::ZERO) && self.may_park(inner);
+        let mut unparked = false;
+        let woke_at = if park {
+            if inner.wake.prepare_park() {
+                let (end, woken) = self.park(inner, timeout)?;
+                unparked = woken;
+                end
+            } else {
+                self.wait(inner, Some(Duration::ZERO))?
+            }
+        } else {
+            if l3 && !inner.wake.prepare_sleep() {
+                timeout = Some(Duration::ZERO);
+            }
+            self.wait(inner, timeout)?
+        };
         if l3 {
             after_wait(&inner.wake, &inner.awake_marked, stay_awake);
+        }
+        if unparked {
+            // As for the notifier's event in a batch (`dispatch_batch`):
+            // the wake is used up; awake, so one landing from here on
+            // becomes a write when the call ends.
+            mark_awake(&inner.wake, &inner.awake_marked);
         }
         let ran = self.dispatch_batch(inner, state, woke_at)?;
         if timers {
@@ -408,6 +429,73 @@ impl Driver {
         }
         self.grow_if_full(n);
         Ok(end)
+    }
+
+    /// Whether a wait may park on the wake futex instead of `epoll_wait`:
+    /// no source of any kind (no descriptor, timer, signal, child, I/O
+    /// registration: every one holds a slot), no timer scheduled, no
+    /// leftover batch and no source to dispatch again. Then only the
+    /// notifier is in the epoll set, and only a wake can end the wait.
+    #[inline]
+    fn may_park<S>(&self, inner: &Shared<S>) -> bool {
+        self.again.is_empty()
+            && !self.has_leftovers()
+            && inner.slab.try_borrow().is_ok_and(|s| s.live == 0)
+            && inner.timers.try_borrow().is_ok_and(|t| t.is_idle())
+    }
+
+    /// [`wait`](Driver::wait) for a loop that [`may_park`](Driver::may_park)
+    /// and whose L3 parked it: sleeps on the wake futex until a wake, the
+    /// timeout, or an error. `EINTR`, `EAGAIN` and early returns wait again
+    /// for the time left. The batch is empty. Returns the clock reading as
+    /// `wait` does, and whether a wake ended the park.
+    #[cold]
+    #[inline(never)]
+    fn park<S>(
+        &mut self,
+        inner: &Shared<S>,
+        timeout: Option<Duration>,
+    ) -> Result<(Option<u64>, bool)> {
+        let timing = self.timing;
+        let start = match self.last_end.take() {
+            Some(t) => t,
+            None if timing => sys::timerfd::coarse_ns(),
+            None => 0,
+        };
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut remaining = timeout;
+        self.cursor = 0;
+        self.events.clear();
+        let woken = loop {
+            if let Err(e) = inner.wake.park_wait(remaining) {
+                // Only a broken futex word could fail (EFAULT, EINVAL):
+                // leave the parked state as a timeout would.
+                let _ = inner.wake.unpark_self();
+                return Err(Error::io("futex wait", e));
+            }
+            if !inner.wake.still_parked() {
+                break true;
+            }
+            if let Some(d) = deadline {
+                let now = Instant::now();
+                if now >= d {
+                    // A wake between the look and here still counts.
+                    break !inner.wake.unpark_self();
+                }
+                remaining = Some(d - now);
+            }
+        };
+        let end = if timing {
+            let end = sys::timerfd::coarse_ns();
+            self.stats.add_blocked(start, end);
+            Some(end)
+        } else {
+            None
+        };
+        if woken {
+            self.stats.wakeups += 1;
+        }
+        Ok((end, woken))
     }
 
     /// [`wait`](Driver::wait) with a zero timeout: nothing to time, no

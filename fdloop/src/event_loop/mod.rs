@@ -94,6 +94,14 @@ pub(crate) use wake::WakeState;
 /// * [`remote`](EventLoop::remote) wakes or stops it from any thread; wakes
 ///   cost a system call only when the loop may be asleep.
 ///
+/// The loop sleeps in `epoll_wait`, except when it holds no source at all
+/// (no descriptor, timer, signal, child, watch or async I/O: only tasks,
+/// deferred calls and idle callbacks, or nothing): then only a wake can end
+/// its wait, and it parks on a futex instead, as `std::thread::park` does —
+/// a cross-thread wake is then one `FUTEX_WAKE`, cheaper for both threads
+/// than an eventfd write that epoll relays. A wake between calls still
+/// turns the loop's descriptor readable for an outer poller.
+///
 /// Timeouts are honoured to the nanosecond, never early (see
 /// [`TimeoutPrecision`]); `EINTR` from `epoll_wait` is retried with the time
 /// left. In a `fork` child, every operation fails with [`Error::Forked`]:
@@ -450,18 +458,23 @@ impl<S: 'static> EventLoop<S> {
         self.driver.timing
     }
 
-    /// How this loop honours timeouts: decided on the first wait with a
-    /// non-zero timeout ([`TimeoutPrecision::Undecided`] until then).
+    /// How this loop honours timeouts in `epoll_wait`: decided on the first
+    /// such wait with a non-zero timeout ([`TimeoutPrecision::Undecided`]
+    /// until then). A loop with no source parks on a futex instead, whose
+    /// timeouts are always to the nanosecond, and decides nothing (see
+    /// [`Remote::writes`]).
     ///
     /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
-    /// use fdloop::TimeoutPrecision;
+    /// use fdloop::{Action, Ping, TimeoutPrecision};
     /// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+    /// let (_keep, ping) = Ping::new()?;
+    /// ev.handle().insert(ping, |(), _, _| Action::Continue).map_err(|e| e.error)?;
     /// ev.run_once(&mut (), Some(Duration::from_micros(50)))?;
     /// assert_ne!(ev.timeout_precision(), TimeoutPrecision::Undecided);
-    /// # Ok::<(), fdloop::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn timeout_precision(&self) -> TimeoutPrecision {
         self.driver.waiter.precision()
@@ -549,7 +562,10 @@ impl<S: 'static> EventLoop<S> {
     /// # Errors
     ///
     /// * [`Error::Forked`] in a `fork` child;
-    /// * [`Error::Io`] if `epoll_wait` fails (not `EINTR`);
+    /// * [`Error::Io`] if `epoll_wait` fails (not `EINTR`), or the futex
+    ///   wait of a loop with no source (see [`EventLoop`]) fails with
+    ///   anything but `EINTR`, `EAGAIN` or `ETIMEDOUT` (only a bad address
+    ///   could);
     /// * [`Error::Source`] if a source's processing fails: the source stays,
     ///   and the rest of the batch is dispatched by the next call.
     ///

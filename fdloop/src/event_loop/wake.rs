@@ -40,6 +40,24 @@
 //!   `SLEEPING`; the wakers after it read `NOTIFIED`. (The fd is a
 //!   [`Notifier`], which coalesces on its own as well.)
 //!
+//! **Parking.** A loop with no source at all (only the notifier is in its
+//! epoll set: see `Driver::may_park`) has nothing but wakes to wait for,
+//! so it sleeps on a futex on `state` instead of in `epoll_wait`, and its
+//! L3 stores `PARKED` instead of `SLEEPING` (by a compare-exchange, so a
+//! wake already there is never overwritten: the loop then takes L3's
+//! path). W2 for a waker that reads `PARKED` is `FUTEX_WAKE` instead of
+//! the write. The kernel compares the word with `PARKED` under the lock
+//! that `FUTEX_WAKE` takes, so a wake after L3 either finds the loop
+//! waiting and wakes it, or changed the word first and the wait returns at
+//! once (`EAGAIN`): the no-lost-wake-up argument above holds with "the fd
+//! is readable" read as "the word is not `PARKED`". The loop reads the
+//! word (`Acquire`) after each return: `NOTIFIED` means woken, with the
+//! work visible. A park that ends by its timeout moves the word back from
+//! `PARKED` to `SLEEPING` (compare-exchange; failing it means a wake came
+//! and is used up here), so later wakes write the notifier as after an
+//! `epoll_wait` timeout. Loom models: `loom_parked_loop_is_always_woken`,
+//! `loom_park_that_times_out_leaves_wakes_to_the_notifier`.
+//!
 //! L1 is optional. `run` does it after every wait, so wakes during its
 //! callbacks cost nothing until its next L3. `run_once` skips it after its
 //! wait: the loop stays "asleep" while it dispatches and returns, and a wake
@@ -71,19 +89,25 @@ use crate::notify::Notifier;
 use crate::sync::{AtomicBool, Ordering};
 
 #[cfg(loom)]
-use loom::sync::atomic::AtomicU8;
+use loom::sync::atomic::{AtomicU32, AtomicU64};
 #[cfg(not(loom))]
-use std::sync::atomic::AtomicU8;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
-pub(crate) const AWAKE: u8 = 0;
-pub(crate) const SLEEPING: u8 = 1;
-pub(crate) const NOTIFIED: u8 = 2;
+pub(crate) const AWAKE: u32 = 0;
+pub(crate) const SLEEPING: u32 = 1;
+pub(crate) const NOTIFIED: u32 = 2;
+/// Asleep on a futex on `state` itself, not in `epoll_wait`: see "Parking".
+pub(crate) const PARKED: u32 = 3;
 
 /// What a wake writes when the loop may be asleep: the loop's [`Notifier`]
 /// (in the loom model, a stand-in for it).
 pub(crate) trait WakeFd {
     /// Makes the descriptor readable. Returns whether a write was made.
     fn notify(&self) -> io::Result<bool>;
+
+    /// Wakes the loop thread parked on `state` (`FUTEX_WAKE`). Returns
+    /// whether a system call was made.
+    fn unpark(&self, state: &AtomicU32) -> io::Result<bool>;
 }
 
 /// The loop's wake-up descriptor as the protocol writes it: a [`Notifier`]
@@ -147,6 +171,19 @@ impl WakeFd for LoopFd {
             self.notifier.notify()
         }
     }
+
+    #[cfg(not(loom))]
+    fn unpark(&self, state: &AtomicU32) -> io::Result<bool> {
+        use rustix::thread::futex;
+        futex::wake(state, futex::Flags::PRIVATE, 1)
+            .map(|_| true)
+            .map_err(io::Error::from)
+    }
+
+    #[cfg(loom)]
+    fn unpark(&self, _state: &AtomicU32) -> io::Result<bool> {
+        unreachable!("the loom models use their own stand-in")
+    }
 }
 
 /// The memory orderings of W1 and L3: `AcqRel` both. Only the loom model
@@ -167,7 +204,10 @@ impl Orderings {
 /// State shared between a loop and every [`Remote`] to it: the protocol's
 /// `state`, the stop request, and the descriptor a wake writes.
 pub(crate) struct WakeState<F = LoopFd> {
-    state: AtomicU8,
+    state: AtomicU32,
+    /// Wakes that unparked the loop with `FUTEX_WAKE` (system calls, like
+    /// the notifier's writes; see [`Remote::writes`]).
+    unparks: AtomicU64,
     pub(crate) stop: AtomicBool,
     pub(crate) notifier: F,
     /// The loom model's knob (see [`Orderings`]).
@@ -180,7 +220,8 @@ impl<F> WakeState<F> {
         WakeState {
             // Not running yet: nobody watches the fd set, so the first
             // wake must write.
-            state: AtomicU8::new(SLEEPING),
+            state: AtomicU32::new(SLEEPING),
+            unparks: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             notifier,
             #[cfg(loom)]
@@ -202,13 +243,67 @@ impl<F> WakeState<F> {
 }
 
 impl<F: WakeFd> WakeState<F> {
-    /// W1–W2. Returns whether a write was made.
+    /// W1–W2. Returns whether a system call was made.
     #[inline]
     pub(crate) fn wake(&self) -> io::Result<bool> {
-        if self.state.swap(NOTIFIED, self.orderings().wake) == SLEEPING {
-            return self.notifier.notify();
+        match self.state.swap(NOTIFIED, self.orderings().wake) {
+            SLEEPING => self.notifier.notify(),
+            PARKED => self.unpark(),
+            _ => Ok(false),
         }
-        Ok(false)
+    }
+
+    /// W2 for a parked loop.
+    #[cold]
+    fn unpark(&self) -> io::Result<bool> {
+        self.unparks.fetch_add(1, Ordering::Relaxed);
+        self.notifier.unpark(&self.state)
+    }
+
+    /// Wakes that unparked the loop, over its life.
+    pub(crate) fn unparks(&self) -> u64 {
+        self.unparks.load(Ordering::Relaxed)
+    }
+
+    /// L3 for a loop about to park instead of entering `epoll_wait`:
+    /// returns whether it may (no wake since L1).
+    ///
+    /// Unlike L3's swap, it never leaves `PARKED` behind when it finds a
+    /// wake (a later wake would then unpark nobody instead of writing the
+    /// notifier): only the loop writes the other values, so a failed
+    /// exchange means `NOTIFIED`, and the loop then takes L3's path.
+    #[inline]
+    pub(crate) fn prepare_park(&self) -> bool {
+        let cur = self.state.load(Ordering::Relaxed);
+        if cur != NOTIFIED
+            && self
+                .state
+                .compare_exchange(cur, PARKED, self.orderings().sleep, Ordering::Relaxed)
+                .is_ok()
+        {
+            return true;
+        }
+        let may_block = self.prepare_sleep();
+        debug_assert!(!may_block, "only a wake changes the state under the loop");
+        false
+    }
+
+    /// Whether a parked loop is still parked. `false` once a wake came (its
+    /// W1 acquired: the work it published is visible).
+    #[inline]
+    pub(crate) fn still_parked(&self) -> bool {
+        self.state.load(Ordering::Acquire) == PARKED
+    }
+
+    /// A parked loop gives up (timeout): back to `SLEEPING`, so that later
+    /// wakes write the notifier as after an `epoll_wait` timeout. Returns
+    /// `false` if a wake came first (acquired, as in
+    /// [`still_parked`](WakeState::still_parked)).
+    #[inline]
+    pub(crate) fn unpark_self(&self) -> bool {
+        self.state
+            .compare_exchange(PARKED, SLEEPING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// [`Remote::stop`]: publishes the stop request, then wakes (W1–W2),
@@ -235,6 +330,38 @@ impl<F: WakeFd> WakeState<F> {
     #[inline]
     pub(crate) fn take_stop(&self) -> bool {
         self.stop.load(Ordering::Acquire) && self.stop.swap(false, Ordering::AcqRel)
+    }
+}
+
+#[cfg(not(loom))]
+impl WakeState {
+    /// The parked loop's sleep: `FUTEX_WAIT` on `state` while it reads
+    /// `PARKED`, for `timeout` at most (the futex's own relative timeout,
+    /// on `CLOCK_MONOTONIC`). Returns on a wake, at the timeout, on a
+    /// signal (`EINTR`), at once if a wake came before the call (`EAGAIN`),
+    /// or spuriously; the caller looks at
+    /// [`still_parked`](WakeState::still_parked) and its own deadline.
+    pub(crate) fn park_wait(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        use rustix::io::Errno;
+        use rustix::thread::futex;
+        let ts = timeout.map(|t| futex::Timespec {
+            tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
+            tv_nsec: t.subsec_nanos().into(),
+        });
+        match futex::wait(&self.state, futex::Flags::PRIVATE, PARKED, ts.as_ref()) {
+            Ok(()) => Ok(()),
+            Err(Errno::AGAIN | Errno::TIMEDOUT | Errno::INTR) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(loom)]
+impl WakeState {
+    /// Under loom the loop itself never runs (the models drive the
+    /// protocol functions): there is no futex to wait on.
+    pub(crate) fn park_wait(&self, _timeout: Option<std::time::Duration>) -> io::Result<()> {
+        unreachable!("the loom models do not run the loop")
     }
 }
 
@@ -315,8 +442,10 @@ impl Remote {
         self.shared.request_stop().map(drop)
     }
 
-    /// How many times wakes through this loop's notifier wrote to it (system
-    /// calls), over the loop's life. For statistics and tests.
+    /// How many system calls wakes made, over the loop's life: writes to
+    /// the loop's notifier, and `FUTEX_WAKE`s of a loop parked because it
+    /// holds no source (see [`EventLoop`](crate::EventLoop)); at most one
+    /// per sleep either way. For statistics and tests.
     ///
     /// # Examples
     ///
@@ -327,7 +456,7 @@ impl Remote {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn writes(&self) -> u64 {
-        self.shared.notifier.writes()
+        self.shared.notifier.writes() + self.shared.unparks()
     }
 }
 
@@ -368,6 +497,12 @@ mod loom_tests {
     impl WakeFd for Fd {
         fn notify(&self) -> io::Result<bool> {
             *self.0.lock().unwrap() += 1;
+            Ok(true)
+        }
+
+        fn unpark(&self, _state: &AtomicU32) -> io::Result<bool> {
+            // `FUTEX_WAKE`: the models below look at what a futex wait
+            // would do (return unless the word still reads `PARKED`).
             Ok(true)
         }
     }
@@ -528,6 +663,63 @@ mod loom_tests {
                 ..CORRECT_WITHOUT_L1
             },
         );
+    }
+
+    // --- Parking -------------------------------------------------------------
+
+    /// A loop with no source parks on the state word instead of entering
+    /// epoll. A futex wait sleeps only while the word reads `PARKED` (the
+    /// kernel checks it under the lock `FUTEX_WAKE` takes), so the loop
+    /// blocks for good only if the word still reads `PARKED` once the waker
+    /// is done. `timeout`: the park ends by its timeout instead, and the
+    /// loop leaves `PARKED` (`unpark_self`); a wake after that must write
+    /// the notifier, as after an `epoll_wait` timeout.
+    fn check_park(timeout: bool) {
+        loom::model(move || {
+            let ws = awake_loop(Orderings::CORRECT);
+            let work = Arc::new(AtomicUsize::new(0));
+            let (ws2, w2) = (ws.clone(), work.clone());
+            let waker = thread::spawn(move || {
+                w2.store(1, Relaxed);
+                ws2.wake().unwrap();
+            });
+            if work.load(Relaxed) == 1 {
+                waker.join().unwrap();
+                return;
+            }
+            if !ws.prepare_park() {
+                // Told not to sleep: the wake is acquired.
+                assert_eq!(work.load(Relaxed), 1, "not parked, work not visible");
+                waker.join().unwrap();
+                return;
+            }
+            if timeout {
+                if !ws.unpark_self() {
+                    assert_eq!(work.load(Relaxed), 1, "unparked, work not visible");
+                    waker.join().unwrap();
+                    return;
+                }
+                waker.join().unwrap();
+                assert!(
+                    ws.notifier.readable() || work.load(Relaxed) == 1,
+                    "a wake after the park timed out neither wrote nor was seen"
+                );
+                return;
+            }
+            waker.join().unwrap();
+            assert!(!ws.still_parked(), "parked and nobody changed the word");
+            assert_eq!(work.load(Relaxed), 1, "unparked, work not visible");
+        });
+    }
+
+    #[test]
+    fn loom_parked_loop_is_always_woken() {
+        check_park(false);
+    }
+
+    #[test]
+    fn loom_park_that_times_out_leaves_wakes_to_the_notifier() {
+        check_park(true);
     }
 
     // --- Remote::stop ------------------------------------------------------

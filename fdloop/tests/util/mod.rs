@@ -854,3 +854,16 @@ pub fn clock_ticks_per_sec() -> f64 {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
+
+/// Keeps `ev`'s blocking waits in `epoll_wait`. A loop with no source at
+/// all parks on a futex instead (only a wake can end its wait: see
+/// `Remote::writes`); tests of the epoll wait itself (its timeouts, their
+/// precision, the notifier's events) hold a source that never fires. Keep
+/// the returned handle alive for as long as the loop must stay in epoll.
+pub fn stay_in_epoll<S: 'static>(ev: &fdloop::EventLoop<S>) -> fdloop::PingHandle {
+    let (handle, ping) = fdloop::Ping::new().expect("a ping for stay_in_epoll");
+    ev.handle()
+        .insert(ping, |(), _, _: &mut S| fdloop::Action::Continue)
+        .unwrap_or_else(|e| panic!("inserting the stay_in_epoll ping: {e}"));
+    handle
+}
