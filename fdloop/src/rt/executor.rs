@@ -22,8 +22,10 @@
 //!   awake) makes the same wake as it returns.
 //! * **on another thread** the waker goes through the loop's sleep-aware
 //!   wake path (`WakeState::wake`, the protocol of `event_loop/wake.rs`):
-//!   one atomic swap, and a write to the loop's notifier only if the loop
-//!   may be blocked in `epoll_wait`. The push happens before that swap, so
+//!   one atomic swap, and a system call only if the loop may be blocked:
+//!   a write to its notifier while it waits in `epoll_wait`, a
+//!   `FUTEX_WAKE` while it is parked (a loop with no source, such as a
+//!   `block_on` of tasks that do no I/O). The push happens before that swap, so
 //!   a loop that acquires the swap (its L3) sees the task.
 //!
 //! The driver polls, per iteration, the tasks queued when it began: the
