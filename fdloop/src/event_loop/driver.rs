@@ -369,11 +369,7 @@ impl Driver {
             return Ok(None);
         }
         let timing = self.timing;
-        let start = match self.last_end.take() {
-            Some(t) => t,
-            None if timing => sys::timerfd::coarse_ns(),
-            None => 0,
-        };
+        let start = self.block_start();
         // The deadline needs the precise clock (never early); statistics
         // make do with the coarse one. Without a timeout there is none, and
         // only EINTR makes the wait start again.
@@ -410,13 +406,7 @@ impl Driver {
             }
         };
         self.take_again();
-        let end = if timing {
-            let end = sys::timerfd::coarse_ns();
-            self.stats.add_blocked(start, end);
-            Some(end)
-        } else {
-            None
-        };
+        let end = self.block_end(start);
         // The internal timer firing is the timeout, not a wake-up: a batch
         // is a wake-up unless it is that event alone.
         let woken = match self.events.as_slice() {
@@ -429,6 +419,29 @@ impl Driver {
         }
         self.grow_if_full(n);
         Ok(end)
+    }
+
+    /// Statistics: when a wait that may block began (the last batch's
+    /// end, or now), while [`timing`](Driver::timing) is on; 0 otherwise.
+    #[inline(always)]
+    fn block_start(&mut self) -> u64 {
+        match self.last_end.take() {
+            Some(t) => t,
+            None if self.timing => sys::timerfd::coarse_ns(),
+            None => 0,
+        }
+    }
+
+    /// Statistics: the wait begun at `start` ended. Returns the clock
+    /// reading while timing is on.
+    #[inline(always)]
+    fn block_end(&mut self, start: u64) -> Option<u64> {
+        if !self.timing {
+            return None;
+        }
+        let end = sys::timerfd::coarse_ns();
+        self.stats.add_blocked(start, end);
+        Some(end)
     }
 
     /// Whether a wait may park on the wake futex instead of `epoll_wait`:
@@ -456,12 +469,7 @@ impl Driver {
         inner: &Shared<S>,
         timeout: Option<Duration>,
     ) -> Result<(Option<u64>, bool)> {
-        let timing = self.timing;
-        let start = match self.last_end.take() {
-            Some(t) => t,
-            None if timing => sys::timerfd::coarse_ns(),
-            None => 0,
-        };
+        let start = self.block_start();
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut remaining = timeout;
         self.cursor = 0;
@@ -485,13 +493,7 @@ impl Driver {
                 remaining = Some(d - now);
             }
         };
-        let end = if timing {
-            let end = sys::timerfd::coarse_ns();
-            self.stats.add_blocked(start, end);
-            Some(end)
-        } else {
-            None
-        };
+        let end = self.block_end(start);
         if woken {
             self.stats.wakeups += 1;
         }
