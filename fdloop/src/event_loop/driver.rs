@@ -451,10 +451,12 @@ impl Driver {
     /// notifier is in the epoll set, and only a wake can end the wait.
     #[inline]
     fn may_park<S>(&self, inner: &Shared<S>) -> bool {
-        self.again.is_empty()
-            && !self.has_leftovers()
-            && inner.slab.try_borrow().is_ok_and(|s| s.live == 0)
+        // The slab first: a loop with sources (the common case) stops at
+        // one load.
+        inner.slab.try_borrow().is_ok_and(|s| s.live == 0)
             && inner.timers.try_borrow().is_ok_and(|t| t.is_idle())
+            && self.again.is_empty()
+            && !self.has_leftovers()
     }
 
     /// [`wait`](Driver::wait) for a loop that [`may_park`](Driver::may_park)
