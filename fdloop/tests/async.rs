@@ -191,6 +191,37 @@ fn a_wake_from_another_thread_reaches_a_sleeping_loop_once() {
     );
 }
 
+/// A task woken from another thread while the loop sleeps is polled by
+/// the call that the wake ends, whether the loop slept on its futex (no
+/// source) or in `epoll_wait` (a source it waits for): the wake's call
+/// returns with the task run, not with 0 and the task left for the next.
+#[test]
+fn a_task_woken_from_another_thread_runs_in_the_call_the_wake_ends() {
+    for in_epoll in [false, true] {
+        let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+        let _stay = in_epoll.then(|| util::stay_in_epoll(&ev));
+        let gate = Gate::default();
+        let g = gate.clone();
+        let t = ev.spawn(async move { g.wait().await });
+        ev.dispatch_pending(&mut ()).unwrap();
+        assert!(gate.has_waker() && !t.is_finished());
+        let opener = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20)); // the loop is asleep by now
+            gate.open();
+        });
+        let start = Instant::now();
+        let ran = ev.run_once(&mut (), Some(Duration::from_secs(10))).unwrap();
+        let waited = start.elapsed();
+        opener.join().unwrap();
+        assert!(waited < Duration::from_secs(10), "in epoll: {in_epoll}");
+        assert!(
+            t.is_finished(),
+            "in epoll: {in_epoll}: the task waits for the next call"
+        );
+        assert_eq!(ran, 1, "in epoll: {in_epoll}");
+    }
+}
+
 #[test]
 fn many_wakes_from_another_thread_while_the_loop_is_awake_cost_at_most_one_write_each_sleep() {
     let mut ev: EventLoop<()> = EventLoop::new().unwrap();

@@ -152,13 +152,20 @@ impl Driver {
         if l3 {
             after_wait(&inner.wake, &inner.awake_marked, stay_awake);
         }
+        let mut ran = 0;
         if unparked {
             // As for the notifier's event in a batch (`dispatch_batch`):
             // the wake is used up; awake, so one landing from here on
-            // becomes a write when the call ends.
+            // becomes a write when the call ends. Tasks it queued are
+            // polled now, on the shortest path from the wake to the poll,
+            // as `after_remote_wake` does after the notifier's event (a
+            // parked loop has no source to be fair to; its batch is empty).
             mark_awake(&inner.wake, &inner.awake_marked);
+            if inner.tasks_pending() {
+                ran = inner.run_tasks();
+            }
         }
-        let ran = self.dispatch_batch(inner, state, woke_at)?;
+        let ran = ran + self.dispatch_batch(inner, state, woke_at)?;
         if timers {
             return self.run_fallback_timers(inner, state, ran);
         }
@@ -546,6 +553,9 @@ impl Driver {
         }
     }
 
+    /// Dispatches what is left of the batch; an empty one (a park, a wait
+    /// that timed out) costs a comparison, not a call.
+    #[inline(always)]
     pub(super) fn dispatch_batch<S>(
         &mut self,
         inner: &Shared<S>,
@@ -555,6 +565,15 @@ impl Driver {
         if self.cursor >= self.events.len() {
             return Ok(0);
         }
+        self.dispatch_events(inner, state, now)
+    }
+
+    fn dispatch_events<S>(
+        &mut self,
+        inner: &Shared<S>,
+        state: &mut S,
+        now: Option<u64>,
+    ) -> Result<usize> {
         if self.cursor == 0 && inner.slab.borrow().prioritized > 0 {
             self.order_batch(inner);
             self.run_wakes(inner, state)?;

@@ -554,10 +554,12 @@ impl<S: 'static> EventLoop<S> {
     ///   before or during this call makes it return without blocking, and
     ///   this call uses it up — the next call waits as usual. Inside
     ///   [`run`](EventLoop::run), the stop ends `run` instead.
-    /// * **Tasks** (feature `async`): tasks queued when this call returns
-    ///   (spawned or woken during it, after its tasks ran) leave the loop's
-    ///   descriptor readable, at the cost of one notifier write, and the
-    ///   next call runs them without blocking.
+    /// * **Tasks** (feature `async`): a task woken from another thread
+    ///   while this call waits is polled by this call, right after the
+    ///   wait. Tasks queued when this call returns (spawned or woken during
+    ///   it, after its tasks ran) leave the loop's descriptor readable, at
+    ///   the cost of one notifier write, and the next call runs them
+    ///   without blocking.
     ///
     /// # Errors
     ///

@@ -29,12 +29,15 @@
 //!   a loop that acquires the swap (its L3) sees the task.
 //!
 //! The driver polls, per iteration, the tasks queued when it began: the
-//! whole queue is swapped out under one lock, and tasks woken while it runs
-//! wait for the next iteration (which then does not block), so a task that
-//! wakes itself cannot starve the loop's other sources. When a wait ends
-//! because another thread wrote the loop's notifier, the tasks queued by
-//! then are polled right after that batch, before the notifier is drained:
-//! the read is not on the path from a cross-thread wake to its task.
+//! whole queue is swapped out under one lock (none is taken while the
+//! queue's length reads 0: a push this misses wakes the loop after it),
+//! and tasks woken while it runs wait for the next iteration (which then
+//! does not block), so a task that wakes itself cannot starve the loop's
+//! other sources. When a wait ends because another thread wrote the
+//! loop's notifier, the tasks queued by then are polled right after that
+//! batch, before the notifier is drained: the read is not on the path from
+//! a cross-thread wake to its task. A park ended by a `FUTEX_WAKE` likewise
+//! goes straight to the tasks.
 //!
 //! # The `block_on` future
 //!
@@ -394,7 +397,10 @@ impl TaskHook for Executor {
         let main = self.run_main();
         {
             let mut batch = self.batch.borrow_mut();
-            if batch.is_empty() {
+            // An empty queue needs no lock: a push that this load misses
+            // wakes the loop after it (`Queue::schedule`), so the next
+            // iteration takes it.
+            if batch.is_empty() && self.queue.len.load(Ordering::Acquire) > 0 {
                 let mut items = self.queue.lock();
                 std::mem::swap(&mut items.runnable, &mut *batch);
                 self.queue.len.store(0, Ordering::Release);
