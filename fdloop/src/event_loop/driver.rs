@@ -160,10 +160,11 @@ impl Driver {
             // polled now, on the shortest path from the wake to the poll,
             // as `after_remote_wake` does after the notifier's event (a
             // parked loop has no source to be fair to; its batch is empty).
+            // (No `tasks_pending` first: a park is almost always ended by
+            // a task's wake, and an executor with nothing queued returns
+            // at once.)
             mark_awake(&inner.wake, &inner.awake_marked);
-            if inner.tasks_pending() {
-                ran = inner.run_tasks();
-            }
+            ran = inner.run_tasks();
         }
         let ran = ran + self.dispatch_batch(inner, state, woke_at)?;
         if timers {

@@ -324,26 +324,28 @@ impl Executor {
     /// polled.
     #[inline]
     fn run_main(&self) -> usize {
-        let taken = {
-            let mut main = self.main.borrow_mut();
-            match &*main {
-                Some(m) if m.flag.woken.swap(false, Ordering::AcqRel) => main.take(),
-                _ => None,
-            }
-        };
-        let Some(mut m) = taken else {
+        // Polled in place, under the borrow: nothing a poll can reach
+        // touches `main` (`block_on` and `set_main` need the loop by
+        // `&mut`, the guard lives in `block_on`'s frame, and `main_woken`
+        // only tries the borrow), and moving `Main` out and back cost more
+        // than the rest of this function.
+        let mut main = self.main.borrow_mut();
+        let Some(m) = main.as_mut() else {
             return 0;
         };
+        if !m.flag.woken.swap(false, Ordering::AcqRel) {
+            return 0;
+        }
         let mut cx = Context::from_waker(&m.waker);
         let end = match catch_unwind(AssertUnwindSafe(|| m.future.as_mut().poll(&mut cx))) {
-            Ok(Poll::Pending) => {
-                *self.main.borrow_mut() = Some(m);
-                return 1;
-            }
+            Ok(Poll::Pending) => return 1,
             Ok(Poll::Ready(())) => Ok(()),
             Err(panic) => Err(panic),
         };
-        drop(m);
+        // The future is dropped outside the borrow.
+        let done = main.take();
+        drop(main);
+        drop(done);
         *self.main_end.borrow_mut() = Some(end);
         if let Some(r) = self.reactor.upgrade() {
             r.stop();
@@ -353,10 +355,12 @@ impl Executor {
 
     #[inline]
     fn main_woken(&self) -> bool {
-        self.main
-            .borrow()
-            .as_ref()
-            .is_some_and(|m| m.flag.woken.load(Ordering::Acquire))
+        // Busy only while the future is being polled: a wake meanwhile
+        // leaves the flag set, seen by the next look.
+        self.main.try_borrow().is_ok_and(|m| {
+            m.as_ref()
+                .is_some_and(|m| m.flag.woken.load(Ordering::Acquire))
+        })
     }
 
     /// Tasks alive on this executor (spawned, not finished nor dropped).
@@ -393,7 +397,7 @@ impl TaskHook for Executor {
         let Some(reactor) = self.reactor.upgrade() else {
             return 0;
         };
-        let _enter = context::enter(reactor);
+        let _enter = context::enter(&reactor);
         let main = self.run_main();
         {
             let mut batch = self.batch.borrow_mut();
