@@ -386,6 +386,29 @@ fn spawn_from_a_callback_and_from_a_task() {
     assert_eq!(*seen.borrow(), ["task", "grandchild"]);
 }
 
+/// The task context nests: a task that runs another loop's `block_on`
+/// inside its poll finds its own loop current again afterwards, and none
+/// is current once the outer loop's turn ends.
+#[test]
+fn a_block_on_inside_a_task_restores_the_outer_loop_as_current() {
+    let mut outer: EventLoop<()> = EventLoop::new().unwrap();
+    let h = outer.handle();
+    let out = outer
+        .block_on(&mut (), async move {
+            let inner = rt::block_on(async {
+                let t = rt::spawn(async { 2 }).unwrap();
+                t.await.unwrap()
+            })
+            .unwrap();
+            let t = rt::spawn(async { 40 }).unwrap();
+            assert_eq!(h.live_tasks(), 1, "spawned on the outer loop");
+            inner + t.await.unwrap()
+        })
+        .unwrap();
+    assert_eq!(out, 42);
+    assert!(rt::spawn(async {}).is_err());
+}
+
 #[test]
 fn spawn_outside_a_task_is_an_error() {
     let err = rt::spawn(async {}).unwrap_err();
