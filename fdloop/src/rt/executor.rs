@@ -353,6 +353,33 @@ impl Executor {
         1
     }
 
+    /// A turn for tasks, with this executor's loop current
+    /// ([`TaskHook::run`]): the `block_on` future if woken, then the tasks
+    /// queued when the turn began. Returns how many were polled.
+    #[inline]
+    fn run_entered(&self) -> usize {
+        let main = self.run_main();
+        {
+            let mut batch = self.batch.borrow_mut();
+            // An empty queue needs no lock: a push that this load misses
+            // wakes the loop after it (`Queue::schedule`), so the next
+            // iteration takes it.
+            if batch.is_empty() && self.queue.len.load(Ordering::Acquire) > 0 {
+                let mut items = self.queue.lock();
+                std::mem::swap(&mut items.runnable, &mut *batch);
+                self.queue.len.store(0, Ordering::Release);
+            }
+        }
+        let mut ran = main;
+        loop {
+            let next = self.batch.borrow_mut().pop_front();
+            let Some(runnable) = next else { break };
+            runnable.run();
+            ran += 1;
+        }
+        ran
+    }
+
     #[inline]
     fn main_woken(&self) -> bool {
         // Busy only while the future is being polled: a wake meanwhile
@@ -397,27 +424,7 @@ impl TaskHook for Executor {
         let Some(reactor) = self.reactor.upgrade() else {
             return 0;
         };
-        let _enter = context::enter(&reactor);
-        let main = self.run_main();
-        {
-            let mut batch = self.batch.borrow_mut();
-            // An empty queue needs no lock: a push that this load misses
-            // wakes the loop after it (`Queue::schedule`), so the next
-            // iteration takes it.
-            if batch.is_empty() && self.queue.len.load(Ordering::Acquire) > 0 {
-                let mut items = self.queue.lock();
-                std::mem::swap(&mut items.runnable, &mut *batch);
-                self.queue.len.store(0, Ordering::Release);
-            }
-        }
-        let mut ran = main;
-        loop {
-            let next = self.batch.borrow_mut().pop_front();
-            let Some(runnable) = next else { break };
-            runnable.run();
-            ran += 1;
-        }
-        ran
+        context::within(&reactor, || self.run_entered())
     }
 
     fn shutdown(&self) {

@@ -130,7 +130,6 @@ pub(crate) mod context {
     //! executor sets and restores it around every turn for tasks (with an
     //! `Rc`, that was ≈ 80 instructions per turn: the thread-local's
     //! registration check, the borrow flags, the count and the drop).
-    use std::marker::PhantomData;
     use std::ptr;
 
     use super::*;
@@ -139,28 +138,29 @@ pub(crate) mod context {
         static CURRENT: Cell<*const Rc<dyn Reactor>> = const { Cell::new(ptr::null()) };
     }
 
-    /// Makes `reactor` the current loop while it lives, and restores the
-    /// previous one (or none) when dropped, unwinding included. Borrows
-    /// the `Rc` it points to for all that time.
-    pub(crate) struct Enter<'a> {
-        this: *const Rc<dyn Reactor>,
-        prev: *const Rc<dyn Reactor>,
-        _borrow: PhantomData<&'a Rc<dyn Reactor>>,
-    }
-
-    pub(crate) fn enter(reactor: &Rc<dyn Reactor>) -> Enter<'_> {
+    /// Runs `f` with `reactor` as the current loop, then restores the
+    /// previous one (or none), unwinding included. Calls nest.
+    #[inline]
+    pub(crate) fn within<R>(reactor: &Rc<dyn Reactor>, f: impl FnOnce() -> R) -> R {
         let this: *const Rc<dyn Reactor> = reactor;
-        Enter {
+        let _restore = Restore {
             this,
             prev: CURRENT.replace(this),
-            _borrow: PhantomData,
-        }
+        };
+        f()
     }
 
-    impl Drop for Enter<'_> {
+    /// Puts back the previous current loop when [`within`]'s call ends.
+    /// Private to this module and only ever a local of `within`, so it is
+    /// never leaked and the values it restores nest.
+    struct Restore {
+        this: *const Rc<dyn Reactor>,
+        prev: *const Rc<dyn Reactor>,
+    }
+
+    impl Drop for Restore {
+        #[inline]
         fn drop(&mut self) {
-            // Guards are locals of the executor's turn, so they end in the
-            // reverse order of their making.
             debug_assert!(ptr::eq(CURRENT.get(), self.this));
             CURRENT.set(self.prev);
         }
@@ -175,13 +175,13 @@ pub(crate) mod context {
                 std::io::Error::other("not inside an fdloop task"),
             ));
         }
-        // SAFETY: only an `Enter` stores a non-null pointer here, and it
-        // points to the `Rc` that guard borrows for its whole life; the
-        // guard puts back the previous value when dropped (a guard is
-        // never leaked: the executor's turn holds it as a local), and
-        // guards nest, so a non-null value read on this thread is the
-        // pointer of a guard still alive on this thread's stack, to an
-        // `Rc` still alive.
+        // SAFETY: only `within` stores a non-null pointer here: the address
+        // of the `Rc` it borrows for the whole of its call, which it puts
+        // back to the previous value when that call ends, by returning or
+        // unwinding (its `Restore` is a local no code can leak). Calls
+        // nest, so a non-null value read on this thread belongs to a
+        // `within` call still running on this thread's stack, whose `Rc`
+        // is alive.
         Ok(unsafe { (*p).clone() })
     }
 }
