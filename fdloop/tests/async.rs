@@ -754,7 +754,8 @@ fn send_to_a_dropped_receiver_hands_the_message_back() {
 /// A loop driven by an outer poller (nested in tokio, say) is called only
 /// when its descriptor is readable: a task spawned or woken on the loop's
 /// thread outside a call, or left queued when a call returns, must make it
-/// readable, and the next call runs it.
+/// readable, and the next call runs it; one spawned or woken inside a call
+/// is run by that call.
 #[test]
 fn tasks_queued_on_the_loop_thread_make_the_loop_fd_readable() {
     let mut ev: EventLoop<()> = EventLoop::new().unwrap();
@@ -767,7 +768,9 @@ fn tasks_queued_on_the_loop_thread_make_the_loop_fd_readable() {
     assert!(t.is_finished());
     ev.dispatch_pending(&mut ()).unwrap();
     assert!(!util::readiness(ev.as_fd()).0);
-    // Spawned by a callback, after this call's tasks ran.
+    // Spawned by a callback, after this call's tasks ran: polled by this
+    // call, after its batch, with no notifier write.
+    let remote = ev.remote();
     let (ping, src) = Ping::new().unwrap();
     let h = ev.handle();
     let spawned = Rc::new(RefCell::new(None));
@@ -778,16 +781,11 @@ fn tasks_queued_on_the_loop_thread_make_the_loop_fd_readable() {
     })
     .unwrap();
     ping.ping().unwrap();
+    let before = remote.writes();
     ev.dispatch_pending(&mut ()).unwrap();
     let t = spawned.borrow_mut().take().expect("the callback ran");
-    assert!(!t.is_finished());
-    assert!(
-        util::readiness(ev.as_fd()).0,
-        "a queued task left the fd quiet"
-    );
-    ev.dispatch_pending(&mut ()).unwrap();
-    assert!(t.is_finished());
-    ev.dispatch_pending(&mut ()).unwrap();
+    assert!(t.is_finished(), "a task spawned by a callback waited");
+    assert_eq!(remote.writes(), before, "a wake on the loop thread wrote");
     assert!(!util::readiness(ev.as_fd()).0);
     // Woken by a deferred call, then waking itself, while a `run_once`
     // that may block (so is marked awake) polls it.
@@ -813,4 +811,72 @@ fn tasks_queued_on_the_loop_thread_make_the_loop_fd_readable() {
     }
     ev.dispatch_pending(&mut ()).unwrap();
     assert!(!util::readiness(ev.as_fd()).0);
+}
+
+/// A loop driven by `run_once`: a task woken by its descriptor becoming
+/// ready is polled by the call that dispatched the readiness, and the wake
+/// (on the loop's thread) makes no system call.
+#[test]
+fn a_task_woken_by_its_descriptor_runs_in_the_same_call_without_a_system_call() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let remote = ev.remote();
+    let (r, mut w) = std::io::pipe().unwrap();
+    let got = Rc::new(Cell::new(0u8));
+    let g = got.clone();
+    let h = ev.handle();
+    let t = ev.spawn(async move {
+        let mut r = rt::Async::new(r)?;
+        for _ in 0..3 {
+            let mut b = [0u8; 1];
+            r.read_exact(&mut b).await?;
+            g.set(b[0]);
+        }
+        drop(h);
+        Ok::<_, std::io::Error>(())
+    });
+    // First poll: the task registers its pipe and waits.
+    ev.dispatch_pending(&mut ()).unwrap();
+    assert!(!util::readiness(ev.as_fd()).0);
+    for i in 1..=3u8 {
+        let before = remote.writes();
+        std::io::Write::write_all(&mut w, &[i]).unwrap();
+        ev.run_once(&mut (), Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(got.get(), i, "the readiness and the poll took two calls");
+        assert_eq!(remote.writes(), before, "a wake on the loop thread wrote");
+        assert!(
+            !util::readiness(ev.as_fd()).0,
+            "the loop fd stayed readable"
+        );
+    }
+    assert!(t.is_finished());
+}
+
+/// A callback that spawns a task and then panics: the panic propagates out
+/// of the call, the task is not lost — the loop's descriptor is readable
+/// for an outer poller, and the next call polls it.
+#[test]
+fn a_task_queued_by_a_callback_that_panics_runs_in_the_next_call() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let h = ev.handle();
+    let spawned = Rc::new(RefCell::new(None));
+    let s2 = spawned.clone();
+    let (ping, src) = Ping::new().unwrap();
+    ev.insert(src, move |(), _, _| {
+        *s2.borrow_mut() = Some(h.spawn(async { 7 }));
+        panic!("callback panics after spawning");
+    })
+    .unwrap();
+    ping.ping().unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ev.run_once(&mut (), Some(Duration::from_secs(5)))
+    }));
+    assert!(r.is_err(), "the panic did not propagate");
+    let t = spawned.borrow_mut().take().expect("the callback ran");
+    assert!(!t.is_finished());
+    assert!(
+        util::readiness(ev.as_fd()).0,
+        "a task queued before the panic left the fd quiet"
+    );
+    ev.dispatch_pending(&mut ()).unwrap();
+    assert!(t.is_finished());
 }

@@ -89,18 +89,25 @@ impl Driver {
         timeout: Option<Duration>,
         stay_awake: bool,
     ) -> Result<usize> {
-        if self.has_leftovers() || inner.has_chores() || !self.again.is_empty() {
-            return self.iterate_full(inner, state, timeout, stay_awake);
+        let full = self.has_leftovers()
+            || inner.has_chores()
+            || !self.again.is_empty()
+            || (timeout != Some(Duration::ZERO)
+                && (!inner.idles.borrow().is_empty() || self.stop_pending(inner)));
+        let ran = if full {
+            self.iterate_full(inner, state, timeout, stay_awake)?
+        } else {
+            // Timers were idle when the iteration began: none can be due
+            // after the batch (one inserted meanwhile is handled by the
+            // next iteration, which arms it or bounds its wait).
+            self.wait_and_dispatch(inner, state, timeout, stay_awake, false)?
+        };
+        // Tasks the batch woke or spawned are polled by this iteration
+        // (those they wake wait for the next one: see `TaskCall`).
+        if inner.tasks_pending() {
+            return Ok(ran + inner.run_tasks());
         }
-        if timeout != Some(Duration::ZERO)
-            && (!inner.idles.borrow().is_empty() || self.stop_pending(inner))
-        {
-            return self.iterate_full(inner, state, timeout, stay_awake);
-        }
-        // Timers were idle when the iteration began: none can be due after
-        // the batch (one inserted meanwhile is handled by the next
-        // iteration, which arms it or bounds its wait).
-        self.wait_and_dispatch(inner, state, timeout, stay_awake, false)
+        Ok(ran)
     }
 
     /// Events or due timers left over from a batch interrupted by a panic
@@ -222,7 +229,12 @@ impl Driver {
                 return self.run_fallback_timers(inner, state, ran + n);
             }
             self.run_idles(inner, state)?;
-            if self.stop_pending(inner) || !inner.defers.borrow().is_empty() {
+            // Tasks an idle callback queued made no wake (the loop is in a
+            // call, `TaskCall`): do not block on them.
+            if self.stop_pending(inner)
+                || !inner.defers.borrow().is_empty()
+                || inner.tasks_pending()
+            {
                 timeout = Some(Duration::ZERO);
             }
         }

@@ -5,7 +5,6 @@
 //! queued tasks once per iteration.
 
 use std::any::Any;
-use std::cell::RefCell;
 use std::io as stdio;
 use std::rc::Rc;
 use std::sync::{Arc, Weak};
@@ -18,7 +17,8 @@ use crate::error::Result;
 
 /// Runs a loop's tasks. The driver asks [`pending`](TaskHook::pending) on
 /// every iteration (it must be cheap: one atomic load) and calls
-/// [`run`](TaskHook::run) before the wait when it says yes.
+/// [`run`](TaskHook::run) before the wait and after the batch when it says
+/// yes.
 pub(crate) trait TaskHook {
     /// Whether tasks are queued to run.
     fn pending(&self) -> bool;
@@ -30,6 +30,11 @@ pub(crate) trait TaskHook {
     fn shutdown(&self);
     /// For `rt` to get its concrete executor back.
     fn as_any(self: Rc<Self>) -> Rc<dyn Any>;
+    /// Whether the loop is inside a call (`run`, `run_once`,
+    /// `dispatch_pending`): while it is, a task queued on the loop's thread
+    /// needs no wake, because the call looks at the queue before it waits
+    /// and before it returns (see `TaskCall`).
+    fn set_in_call(&self, in_call: bool);
 }
 
 /// A source with a callback that does not take the loop's state (its
@@ -80,8 +85,10 @@ pub(crate) trait Reactor {
     fn insert(&self, source: Stateless) -> Result<SourceId>;
     /// As [`LoopHandle::remove`](crate::LoopHandle::remove).
     fn remove(&self, id: SourceId) -> Result<()>;
-    /// The loop's task hook slot (set once, by `rt`).
-    fn tasks(&self) -> &RefCell<Option<Rc<dyn TaskHook>>>;
+    /// The loop's executor, if `rt` made one.
+    fn task_hook(&self) -> Option<Rc<dyn TaskHook>>;
+    /// Gives the loop its executor (once, by `rt`).
+    fn set_task_hook(&self, hook: Rc<dyn TaskHook>);
     /// The loop's wake state, for wakers on other threads.
     fn wake_state(&self) -> Weak<WakeState>;
     /// As [`LoopHandle::stop`](crate::LoopHandle::stop).
@@ -97,8 +104,13 @@ impl<S: 'static> Reactor for Shared<S> {
         Shared::remove(self, id)
     }
 
-    fn tasks(&self) -> &RefCell<Option<Rc<dyn TaskHook>>> {
-        &self.tasks
+    fn task_hook(&self) -> Option<Rc<dyn TaskHook>> {
+        self.tasks.borrow().clone()
+    }
+
+    fn set_task_hook(&self, hook: Rc<dyn TaskHook>) {
+        *self.tasks.borrow_mut() = Some(hook);
+        self.has_tasks.set(true);
     }
 
     fn wake_state(&self) -> Weak<WakeState> {

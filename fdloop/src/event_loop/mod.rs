@@ -251,6 +251,8 @@ impl<S: 'static> EventLoop<S> {
             fork_gen,
             #[cfg(feature = "async")]
             tasks: RefCell::new(None),
+            #[cfg(feature = "async")]
+            has_tasks: Cell::new(false),
         };
         Ok(EventLoop {
             handle: LoopHandle {
@@ -496,6 +498,7 @@ impl<S: 'static> EventLoop<S> {
         inner.check_fork()?;
         // Awake for the whole run: wakes between iterations cost no syscall
         // (the next iteration sees them before it would block).
+        let _call = TaskCall::new(&inner);
         let _awake = AwakeGuard::new(&inner.wake, &inner.awake_marked, true);
         self.driver.last_end = None;
         loop {
@@ -554,12 +557,16 @@ impl<S: 'static> EventLoop<S> {
     ///   before or during this call makes it return without blocking, and
     ///   this call uses it up — the next call waits as usual. Inside
     ///   [`run`](EventLoop::run), the stop ends `run` instead.
-    /// * **Tasks** (feature `async`): a task woken from another thread
-    ///   while this call waits is polled by this call, right after the
-    ///   wait. Tasks queued when this call returns (spawned or woken during
-    ///   it, after its tasks ran) leave the loop's descriptor readable, at
-    ///   the cost of one notifier write, and the next call runs them
-    ///   without blocking.
+    /// * **Tasks** (feature `async`): this call polls the tasks queued when
+    ///   it begins, and after its batch those that the batch woke or
+    ///   spawned — by a descriptor turning ready, a timer, a callback, or
+    ///   another thread while this call waited. A wake made on the loop's
+    ///   thread during the call costs no system call. Tasks still queued
+    ///   when this call returns (woken by the tasks it polled, or left by an
+    ///   error or a panic) leave the loop's descriptor readable, at the cost
+    ///   of one notifier write, and the next call runs them without
+    ///   blocking; so do tasks spawned or woken on the loop's thread between
+    ///   calls.
     ///
     /// # Errors
     ///
@@ -593,23 +600,51 @@ impl<S: 'static> EventLoop<S> {
         self.driver.stats.iterations += 1;
         self.driver.last_end = None;
         let ran = {
+            // Dropped in this order: the loop marked asleep, then tasks
+            // still queued make their wake.
+            let _call = TaskCall::new(inner);
             let _awake = AwakeGuard::new(&inner.wake, &inner.awake_marked, false);
             self.driver.iterate(inner, state, timeout, false)
         };
-        if inner.tasks_pending() {
-            // Tasks queued for the next call: the loop's descriptor must be
-            // readable meanwhile, for an outer poller (the loop is marked
-            // asleep now, so this writes the notifier unless a wake did).
-            // Nothing to report to: a broken notifier shows in the next
-            // epoll_wait.
-            let _ = inner.wake.wake();
-        }
         // A stop request made before or during this call ended it without
         // blocking (or woke it): this call used it up.
         if self.driver.stop_pending(inner) {
             self.take_stop();
         }
         ran
+    }
+}
+
+/// The loop is inside a call (`run`, `run_once`, `dispatch_pending`) while
+/// this lives: a task queued on the loop's thread meanwhile makes no wake
+/// (`TaskHook::set_in_call`), because the call polls queued tasks after its
+/// batch and before any wait that could block. When the call ends —
+/// returning, failing or unwinding — tasks still queued (woken by the tasks
+/// it polled, or left by an error or a panic) make one wake, so the loop's
+/// descriptor is readable for an outer poller and the next call does not
+/// block. Made before the call's `AwakeGuard`, so dropped after it: the
+/// wake then sees the loop marked asleep and writes the notifier.
+struct TaskCall<'a, S> {
+    inner: &'a Shared<S>,
+}
+
+impl<'a, S> TaskCall<'a, S> {
+    #[inline]
+    fn new(inner: &'a Shared<S>) -> Self {
+        inner.set_tasks_in_call(true);
+        TaskCall { inner }
+    }
+}
+
+impl<S> Drop for TaskCall<'_, S> {
+    #[inline]
+    fn drop(&mut self) {
+        self.inner.set_tasks_in_call(false);
+        if self.inner.tasks_pending() {
+            // Nothing to report to: a broken notifier shows in the next
+            // epoll_wait.
+            let _ = self.inner.wake.wake();
+        }
     }
 }
 
@@ -628,6 +663,7 @@ impl<S: 'static> Drop for EventLoop<S> {
         // remove sources as they drop.
         #[cfg(feature = "async")]
         {
+            inner.has_tasks.set(false);
             let hook = inner.tasks.borrow_mut().take();
             if let Some(h) = hook {
                 h.shutdown();

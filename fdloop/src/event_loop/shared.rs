@@ -34,6 +34,10 @@ pub(super) struct Shared<S> {
     /// The executor of `rt`, once a task was spawned on this loop.
     #[cfg(feature = "async")]
     pub(super) tasks: RefCell<Option<std::rc::Rc<dyn super::hooks::TaskHook>>>,
+    /// Whether `tasks` holds an executor: one load on the paths every
+    /// call takes, for loops that never ran a task.
+    #[cfg(feature = "async")]
+    pub(super) has_tasks: Cell<bool>,
 }
 
 /// `Running::slot` when no callback runs (no slot has this index: the
@@ -120,7 +124,7 @@ impl<S> Shared<S> {
     #[cfg(feature = "async")]
     #[inline]
     pub(super) fn tasks_pending(&self) -> bool {
-        self.tasks.borrow().as_ref().is_some_and(|t| t.pending())
+        self.has_tasks.get() && self.tasks.borrow().as_ref().is_some_and(|t| t.pending())
     }
 
     #[cfg(not(feature = "async"))]
@@ -132,6 +136,9 @@ impl<S> Shared<S> {
     /// Polls the queued tasks (see `TaskHook::run`); returns how many ran.
     #[cfg(feature = "async")]
     pub(super) fn run_tasks(&self) -> usize {
+        if !self.has_tasks.get() {
+            return 0;
+        }
         // Cloned out: tasks spawn and insert through this loop.
         let hook = self.tasks.borrow().clone();
         hook.map_or(0, |h| h.run())
@@ -142,6 +149,23 @@ impl<S> Shared<S> {
     pub(super) fn run_tasks(&self) -> usize {
         0
     }
+
+    /// Tells the executor, if there is one, whether the loop is inside a
+    /// call (`TaskHook::set_in_call`).
+    #[cfg(feature = "async")]
+    #[inline]
+    pub(super) fn set_tasks_in_call(&self, in_call: bool) {
+        if !self.has_tasks.get() {
+            return;
+        }
+        if let Some(t) = self.tasks.borrow().as_ref() {
+            t.set_in_call(in_call);
+        }
+    }
+
+    #[cfg(not(feature = "async"))]
+    #[inline(always)]
+    pub(super) fn set_tasks_in_call(&self, _in_call: bool) {}
 
     #[inline]
     pub(super) fn registrar(&self, slot: u32, reg_gen: u32) -> Registrar<'_> {

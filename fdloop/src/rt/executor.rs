@@ -10,16 +10,17 @@
 //! driver reads once per iteration (`TaskHook::pending`). Then:
 //!
 //! * **on the loop's thread** (recognised by a per-thread key taken when
-//!   the executor was created) the first task queued also goes through
-//!   the wake path, later ones do nothing. Inside `run` (and `block_on`)
-//!   the loop is marked awake, so that is one atomic swap and no system
-//!   call: the next iteration sees the queue before it would block.
-//!   Between calls, or while a `run_once` / `dispatch_pending` dispatches
-//!   after its wait, the loop counts as asleep and the wake writes the
-//!   notifier once: the loop's descriptor turns readable, so an outer
-//!   poller (tokio, with the loop nested in it) calls the loop again. A
-//!   `run_once` that returns with tasks queued (woken while it was marked
-//!   awake) makes the same wake as it returns.
+//!   the executor was created) a wake made while the loop is inside a call
+//!   (`run`, `run_once`, `dispatch_pending`, `block_on`: the driver says so
+//!   through `TaskHook::set_in_call`) makes no wake at all, not even an
+//!   atomic swap on the wake state: the call polls the tasks its batch woke
+//!   right after the batch, looks at the queue again before any wait that
+//!   could block, and when it returns with tasks still queued (woken by
+//!   the tasks it polled, or left by an error or a panic) makes one wake
+//!   then. Between calls the first task queued goes through the wake path:
+//!   the loop counts as asleep, so that writes the notifier once, and the
+//!   loop's descriptor turns readable for an outer poller (tokio, with the
+//!   loop nested in it), which calls the loop again.
 //! * **on another thread** the waker goes through the loop's sleep-aware
 //!   wake path (`WakeState::wake`, the protocol of `event_loop/wake.rs`):
 //!   one atomic swap, and a system call only if the loop may be blocked:
@@ -28,12 +29,13 @@
 //!   `block_on` of tasks that do no I/O). The push happens before that swap, so
 //!   a loop that acquires the swap (its L3) sees the task.
 //!
-//! The driver polls, per iteration, the tasks queued when it began: the
+//! The driver polls the tasks queued when an iteration begins and again
+//! after the iteration's batch (the tasks its events woke): each time the
 //! whole queue is swapped out under one lock (none is taken while the
 //! queue's length reads 0: a push this misses wakes the loop after it),
-//! and tasks woken while it runs wait for the next iteration (which then
-//! does not block), so a task that wakes itself cannot starve the loop's
-//! other sources. When a wait ends because another thread wrote the
+//! and tasks woken while those run wait for the next look (the next
+//! iteration then does not block), so a task that wakes itself cannot
+//! starve the loop's other sources. When a wait ends because another thread wrote the
 //! loop's notifier, the tasks queued by then are polled right after that
 //! batch, before the notifier is drained: the read is not on the path from
 //! a cross-thread wake to its task. A park ended by a `FUTEX_WAKE` likewise
@@ -100,6 +102,9 @@ struct Queue {
     items: Mutex<Items>,
     /// `items.runnable.len()`, for the driver's check without the lock.
     len: AtomicUsize,
+    /// Whether the loop is inside a call (`TaskHook::set_in_call`). Written
+    /// and read on the loop's thread only (`owner`), so relaxed.
+    in_call: AtomicBool,
     owner: usize,
     wake: Weak<WakeState>,
 }
@@ -138,13 +143,18 @@ impl Queue {
         let Some(len) = self.push(runnable, local) else {
             return;
         };
-        // From the loop's thread only the first task queued needs the
-        // wake: the queue is checked before the loop would block, so
-        // inside `run` (marked awake) that is one swap and no syscall; but
-        // between calls, or late in a `run_once` / `dispatch_pending`, the
-        // loop counts as asleep and the wake writes the notifier, so that
-        // an outer poller watching the loop's descriptor calls it again.
-        if !local || len == 1 {
+        // On the loop's thread, inside a call, no wake: the call looks at
+        // the queue before it waits and before it returns, and makes the
+        // wake then if tasks are still queued. Between calls only the first
+        // task queued needs it: the loop counts as asleep, and the wake
+        // writes the notifier, so that an outer poller watching the loop's
+        // descriptor calls it again.
+        let needs_wake = if local {
+            len == 1 && !self.in_call.load(Ordering::Relaxed)
+        } else {
+            true
+        };
+        if needs_wake {
             if let Some(w) = self.wake.upgrade() {
                 // Nothing to report to: a broken notifier shows in the
                 // loop's next epoll_wait.
@@ -235,7 +245,7 @@ impl Drop for MainGuard {
 impl Executor {
     /// The executor of the loop `reactor`, made on first use.
     pub(crate) fn of(reactor: &Rc<dyn Reactor>) -> Rc<Executor> {
-        let found = reactor.tasks().borrow().clone();
+        let found = reactor.task_hook();
         if let Some(Ok(ex)) = found.map(|h| h.as_any().downcast::<Executor>()) {
             return ex;
         }
@@ -246,6 +256,7 @@ impl Executor {
                     closed: false,
                 }),
                 len: AtomicUsize::new(0),
+                in_call: AtomicBool::new(false),
                 owner: thread_key(),
                 wake: reactor.wake_state(),
             }),
@@ -255,7 +266,7 @@ impl Executor {
             main: RefCell::new(None),
             main_end: RefCell::new(None),
         });
-        *reactor.tasks().borrow_mut() = Some(ex.clone());
+        reactor.set_task_hook(ex.clone());
         ex
     }
 
@@ -448,6 +459,11 @@ impl TaskHook for Executor {
 
     fn as_any(self: Rc<Self>) -> Rc<dyn Any> {
         self
+    }
+
+    #[inline]
+    fn set_in_call(&self, in_call: bool) {
+        self.queue.in_call.store(in_call, Ordering::Relaxed);
     }
 }
 

@@ -8,16 +8,21 @@
 //!   cancels the task when dropped. [`block_on`] runs a future on a fresh
 //!   loop; [`EventLoop::block_on`](crate::EventLoop::block_on) on an
 //!   existing one, with its callbacks and sources alongside.
-//! * **Wakers** are `Send + Sync`. A wake on the loop's thread costs no
-//!   system call; one from another thread goes through the loop's
+//! * **Wakers** are `Send + Sync`. A wake on the loop's thread during a
+//!   call of the loop (`run`, `run_once`, `dispatch_pending`, `block_on`)
+//!   costs no system call and the call polls the task; between calls the
+//!   first one writes the loop's notifier once, so that an outer poller
+//!   sees the loop's descriptor readable. One from another thread goes
+//!   through the loop's
 //!   sleep-aware wake path, a write to its notifier only when the loop may
 //!   be blocked (see [`Remote`](crate::Remote)). A waker used after its loop
 //!   is gone does nothing.
 //! * **Panics** in a task are caught and reported by its [`JoinHandle`]
 //!   ([`JoinError::Panicked`]); the loop goes on.
 //! * **Fairness.** Each iteration polls the tasks that were queued when it
-//!   began; tasks they wake run in the next iteration, after the loop has
-//!   looked at its descriptors (without blocking).
+//!   began, and after its batch those the batch woke; tasks woken by a
+//!   task's poll wait for the next look, after the loop has looked at its
+//!   descriptors (without blocking).
 //!
 //! Tasks see their loop through a thread-local context set while they are
 //! polled: [`Async::new`], [`sleep`] and [`spawn`] use it, and fail with an
@@ -284,7 +289,7 @@ impl<S: 'static> LoopHandle<S> {
     /// ```
     pub fn live_tasks(&self) -> usize {
         let reactor = self.reactor();
-        let hook = reactor.tasks().borrow().clone();
+        let hook = reactor.task_hook();
         match hook.map(|h| h.as_any().downcast::<Executor>()) {
             Some(Ok(ex)) => ex.live_tasks(),
             _ => 0,
