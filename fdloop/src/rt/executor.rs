@@ -137,6 +137,12 @@ impl Queue {
         Some(len)
     }
 
+    /// Whether this is the loop's thread and the loop is inside a call.
+    #[inline]
+    fn in_call_here(&self) -> bool {
+        thread_key() == self.owner && self.in_call.load(Ordering::Relaxed)
+    }
+
     /// The schedule function of every task.
     fn schedule(&self, runnable: Runnable) {
         let local = thread_key() == self.owner;
@@ -176,7 +182,9 @@ struct Live {
 /// waker: set by a wake, cleared by the poll it asks for.
 struct MainWake {
     woken: AtomicBool,
-    wake: Weak<WakeState>,
+    /// The executor's queue, for its wake state and whether a wake on
+    /// this thread needs it.
+    queue: Arc<Queue>,
 }
 
 impl Wake for MainWake {
@@ -189,9 +197,11 @@ impl Wake for MainWake {
         // path (one swap while the loop is awake, a notifier write while
         // it may be blocked); later ones find the poll already asked for.
         // The flag is set before that swap, so a loop that acquires the
-        // swap (its L3) sees the flag.
-        if !self.woken.swap(true, Ordering::AcqRel) {
-            if let Some(w) = self.wake.upgrade() {
+        // swap (its L3) sees the flag. On the loop's thread inside a call,
+        // as for tasks (`Queue::schedule`), no wake: the call looks at the
+        // flag before it waits and before it returns.
+        if !self.woken.swap(true, Ordering::AcqRel) && !self.queue.in_call_here() {
+            if let Some(w) = self.queue.wake.upgrade() {
                 // Nothing to report to: a broken notifier shows in the
                 // loop's next epoll_wait.
                 let _ = w.wake();
@@ -316,7 +326,7 @@ impl Executor {
         let flag = Arc::new(MainWake {
             // Polled first by the loop's next iteration.
             woken: AtomicBool::new(true),
-            wake: self.queue.wake.clone(),
+            queue: self.queue.clone(),
         });
         let waker = Waker::from(flag.clone());
         let previous = self.main.borrow_mut().replace(Main {

@@ -63,10 +63,11 @@
 //!   await it (`tokio::io::unix::AsyncFd`) and call
 //!   [`dispatch_pending`](crate::EventLoop::dispatch_pending); see
 //!   `fdloop-bench/examples/nested_in_tokio.rs`. Tasks spawned on that loop
-//!   run inside `dispatch_pending`. (A task spawned, or woken from the loop's own thread,
-//!   between two `dispatch_pending` calls does not make the descriptor
-//!   readable: call `dispatch_pending` again after code of yours that may
-//!   spawn or wake tasks.)
+//!   run inside `dispatch_pending`: those spawned or woken during a call
+//!   run in it, with no system call; one spawned or woken between calls
+//!   (by code of yours on that thread, or by another thread) makes the
+//!   descriptor readable with one notifier write, so the tokio task calls
+//!   `dispatch_pending` again.
 //!
 //! ```
 //! use futures_util::future::{join, select, Either};
