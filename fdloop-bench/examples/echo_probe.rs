@@ -5,6 +5,7 @@
 //! ```text
 //! cargo build --release -p fdloop-bench --features peers --example echo_probe
 //! target/release/examples/echo_probe fdloop 50 2000 cross   # or tokio, smol, calloop; same, off
+//! target/release/examples/echo_probe fdloop-once 50 2000 cross   # fdloop driven by run_once(None)
 //! ```
 //!
 //! Arguments: runtime (several separated by commas run in turn, `reps`
@@ -14,7 +15,7 @@
 
 use std::io;
 
-use fdloop_bench::groups::async_rt::{echo, Rt};
+use fdloop_bench::groups::async_rt::{echo, echo_run_once, Rt};
 use fdloop_bench::Pin;
 
 fn main() -> io::Result<()> {
@@ -31,18 +32,24 @@ fn main() -> io::Result<()> {
     for rep in 1..=reps {
         for name in names.split(',').filter(|n| !n.is_empty()) {
             let rt = match name {
-                "fdloop" => Rt::Fdloop,
-                "tokio" => Rt::Tokio,
-                "smol" => Rt::Smol,
-                "calloop" => Rt::Calloop,
+                "fdloop-once" => None,
+                "fdloop" => Some(Rt::Fdloop),
+                "tokio" => Some(Rt::Tokio),
+                "smol" => Some(Rt::Smol),
+                "calloop" => Some(Rt::Calloop),
                 other => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        format!("unknown runtime {other}: fdloop, tokio, smol or calloop"),
+                        format!(
+                            "unknown runtime {other}: fdloop, fdloop-once, tokio, smol or calloop"
+                        ),
                     ))
                 }
             };
-            let took = echo(rt, conns, rounds, pin)?;
+            let took = match rt {
+                Some(rt) => echo(rt, conns, rounds, pin)?,
+                None => echo_run_once(conns, rounds, pin)?,
+            };
             let trips = conns as f64 * rounds as f64;
             println!(
                 "{name}, {}, rep {rep}: {conns} connections, {rounds} rounds: {:.3} M round trips/s",

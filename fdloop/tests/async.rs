@@ -880,3 +880,40 @@ fn a_task_queued_by_a_callback_that_panics_runs_in_the_next_call() {
     ev.dispatch_pending(&mut ()).unwrap();
     assert!(t.is_finished());
 }
+
+/// `run_once` does not block after it polled tasks, as after deferred
+/// calls: a task it polled may be the last thing its caller waits for.
+/// Here task `a` awaits task `b`, which reads a pipe: the call that
+/// dispatches the pipe polls `b`, which ends (its pipe leaves the loop) and
+/// wakes `a`; the next call polls `a`, and then the loop holds no source,
+/// so nothing else could end its wait.
+#[test]
+fn run_once_does_not_block_after_polling_a_task() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let (r, mut w) = std::io::pipe().unwrap();
+    let h = ev.handle();
+    let b = ev.spawn(async move {
+        let mut r = rt::Async::new_on(&h, r)?;
+        let mut byte = [0u8; 1];
+        r.read_exact(&mut byte).await?;
+        Ok::<_, std::io::Error>(byte[0])
+    });
+    let a = ev.spawn(b);
+    ev.dispatch_pending(&mut ()).unwrap();
+    assert!(!a.is_finished());
+    std::io::Write::write_all(&mut w, &[9]).unwrap();
+    let start = Instant::now();
+    let mut calls = 0;
+    while !a.is_finished() {
+        ev.run_once(&mut (), Some(Duration::from_secs(2))).unwrap();
+        calls += 1;
+        assert!(calls <= 3, "three calls and the task is still not done");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "a call that polled the last task blocked for {:?}",
+        start.elapsed()
+    );
+    let out = ev.block_on(&mut (), a).unwrap().unwrap();
+    assert_eq!(out.unwrap().unwrap(), 9);
+}

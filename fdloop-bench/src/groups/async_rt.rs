@@ -764,6 +764,58 @@ pub fn echo(rt: Rt, conns: usize, rounds: u64, pin: Pin) -> io::Result<Duration>
     took
 }
 
+/// The echo case with fdloop's server driven by `run_once(None)` calls
+/// instead of `block_on` (as a program that embeds the loop in its own
+/// does): the same tasks, spawned on the loop, served until every
+/// connection closes. Returns the client's time, as [`echo`].
+///
+/// # Errors
+///
+/// The loop failing, or an echo coming back wrong.
+///
+/// # Examples
+///
+/// ```
+/// let t = fdloop_bench::groups::async_rt::echo_run_once(4, 20, fdloop_bench::Pin::Off)?;
+/// assert!(t.as_nanos() > 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn echo_run_once(conns: usize, rounds: u64, pin: Pin) -> io::Result<Duration> {
+    pin_opt(pin.main_cpu())?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let cpu = pin.echo_cpu();
+    let client = std::thread::spawn(move || echo_client(addr, conns, rounds, cpu));
+    let served = (|| -> io::Result<()> {
+        let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+        let l = fdloop::rt::Async::new_on(&ev.handle(), listener)?;
+        let h = ev.handle();
+        let server = ev.spawn(async move {
+            let mut tasks = Vec::with_capacity(conns);
+            for _ in 0..conns {
+                let (s, _) = l.accept().await?;
+                s.get_ref().set_nodelay(true)?;
+                tasks.push(h.spawn(echo_futures_io(s)));
+            }
+            for t in tasks {
+                t.await??;
+            }
+            Ok::<_, io::Error>(())
+        });
+        while !server.is_finished() {
+            ev.run_once(&mut (), None).map_err(io::Error::other)?;
+        }
+        let end = ev.block_on(&mut (), server).map_err(io::Error::other)?;
+        end??;
+        Ok(())
+    })();
+    let took = client
+        .join()
+        .map_err(|_| io::Error::other("client thread panicked"))?;
+    served?;
+    took
+}
+
 // ---------------------------------------------------------------------------
 
 /// Runs `f` on a new thread (pinned by `f` itself), so the report's own

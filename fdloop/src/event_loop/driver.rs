@@ -210,7 +210,11 @@ impl Driver {
         let polled = inner.run_tasks();
         if polled > 0 {
             ran += polled;
-            if inner.tasks_pending() || self.stop_pending(inner) {
+            // `run_once` does not block after work, as after deferred
+            // calls: a task it polled may have been the last thing its
+            // caller was waiting for. `run` goes on to wait unless tasks
+            // are queued again or a stop was asked for.
+            if !stay_awake || inner.tasks_pending() || self.stop_pending(inner) {
                 timeout = Some(Duration::ZERO);
             }
         }

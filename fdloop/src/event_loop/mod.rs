@@ -537,10 +537,12 @@ impl<S: 'static> EventLoop<S> {
         self.run_once(state, Some(Duration::ZERO))
     }
 
-    /// One iteration: runs deferred calls; if nothing is pending, runs the
-    /// idle callbacks and waits up to `timeout` (`None`: no limit) for
-    /// events; then dispatches them. Returns the number of callbacks run for
-    /// events (readiness and deferred calls; idle callbacks do not count).
+    /// One iteration: runs deferred calls and (feature `async`) polls the
+    /// queued tasks; if neither ran, runs the idle callbacks and waits up
+    /// to `timeout` (`None`: no limit) for events — otherwise only looks,
+    /// without blocking; then dispatches them. Returns the number of
+    /// callbacks run for events (readiness and deferred calls) plus the
+    /// tasks polled; idle callbacks do not count.
     ///
     /// Returns early, possibly with 0, when woken or stopped; never returns 0
     /// before `timeout` has passed otherwise. `EINTR` is retried with the
