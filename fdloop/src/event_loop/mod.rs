@@ -131,6 +131,7 @@ pub(crate) use wake::WakeState;
 /// | deferred call | ran (it is gone) | the calls queued after it run on the next call |
 /// | call at a deadline ([`LoopHandle::call_at`]) | ran (it has left the loop) | other timers and calls due at the same time run on the next call |
 /// | your own [`Source`] | [`Source::after_panic`] decides: stay (the default), redeliver on the next call, or remove | as `process` left it |
+/// | task (feature `async`) | caught, never unwinds the loop: its `rt::JoinHandle` reports it | the other queued tasks are polled as usual; tasks that callbacks woke or spawned before a callback panicked are polled by the next call (the loop's descriptor is readable meanwhile) |
 ///
 /// # Priorities and fairness
 ///

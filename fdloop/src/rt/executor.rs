@@ -280,7 +280,8 @@ impl Executor {
         ex
     }
 
-    /// Spawns `future`; it is first polled by the loop's next iteration.
+    /// Spawns `future`; it is first polled by the loop's current call if
+    /// spawned during one (after its batch), else by its next call.
     pub(crate) fn spawn<F>(self: &Rc<Self>, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,

@@ -248,7 +248,9 @@ where
 
 impl<S: 'static> LoopHandle<S> {
     /// Spawns `future` as a task on this loop: it is polled on the loop's
-    /// thread, first by the loop's next iteration. See [`rt`](crate::rt).
+    /// thread, first by the loop's current call if spawned during one (by a
+    /// callback: after the call's batch), else by its next call. See
+    /// [`rt`](crate::rt).
     ///
     /// # Examples
     ///
