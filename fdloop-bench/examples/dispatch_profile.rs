@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Arguments: the contender (`floor`, `fdloop` for `dispatch_pending`,
-//! `fdloop-block` for `run_once(None)`, `fdloop-prio`), N ready
+//! `fdloop-block` for `run_once(None)`, `fdloop-prio`, and `mio` when built
+//! with `--features peers`), N ready
 //! eventfds, turns. Prints the events dispatched.
 
 use std::io;
@@ -31,10 +32,14 @@ fn main() -> io::Result<()> {
             &fds,
             FdloopDrive::DispatchPendingPriorities,
         )?),
+        #[cfg(feature = "peers")]
+        "mio" => Box::new(fdloop_bench::groups::dispatch::MioSet::new(&fds)?),
         other => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("unknown contender {other}: floor, fdloop, fdloop-block or fdloop-prio"),
+                format!(
+                    "unknown contender {other}: floor, fdloop, fdloop-block, fdloop-prio or mio"
+                ),
             ))
         }
     };

@@ -12,8 +12,9 @@
 //!   stops when the load generator says it is done, over an fdloop channel
 //!   awaited as a future — next to the listener, in one `select`.
 //! * The load generator runs on another thread with a loop of its own:
-//!   one task per connection writes a message, reads the echo back and
-//!   checks it, `--rounds` times. Then it prints the round trips per second
+//!   one task per connection connects (`Async::<TcpStream>::connect`, which
+//!   waits for the handshake without blocking the loop), writes a message,
+//!   reads the echo back and checks it, `--rounds` times. Then it prints the round trips per second
 //!   and the exit status says whether every echo came back intact.
 
 use std::io;
@@ -102,7 +103,7 @@ async fn serve(
 
 /// One client: `rounds` round trips of `size` bytes, each checked.
 async fn client(addr: SocketAddr, id: usize, rounds: usize, size: usize) -> io::Result<usize> {
-    let mut s = Async::new(TcpStream::connect(addr)?)?;
+    let mut s = Async::<TcpStream>::connect(addr).await?;
     s.get_ref().set_nodelay(true)?;
     let mut msg = vec![0u8; size];
     let mut back = vec![0u8; size];

@@ -493,6 +493,21 @@ fn async_unix_stream_echo_with_futures_io() {
     assert!(got);
 }
 
+/// Echoes what `s` reads until end of file.
+async fn echo_until_eof<T>(mut s: T) -> std::io::Result<()>
+where
+    T: futures_util::AsyncRead + futures_util::AsyncWrite + Unpin,
+{
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        s.write_all(&buf[..n]).await?;
+    }
+}
+
 #[test]
 fn tcp_accept_stream_and_echo_over_several_connections() {
     let total = rt::block_on(async {
@@ -501,25 +516,15 @@ fn tcp_accept_stream_and_echo_over_several_connections() {
         let server = rt::spawn(async move {
             let mut incoming = listener.incoming();
             for _ in 0..8 {
-                let mut s = incoming.next().await.unwrap()?;
-                rt::spawn(async move {
-                    let mut buf = [0u8; 1024];
-                    loop {
-                        let n = s.read(&mut buf).await?;
-                        if n == 0 {
-                            return Ok::<_, std::io::Error>(());
-                        }
-                        s.write_all(&buf[..n]).await?;
-                    }
-                })?
-                .detach();
+                let s = incoming.next().await.unwrap()?;
+                rt::spawn(echo_until_eof(s))?.detach();
             }
             Ok::<_, std::io::Error>(())
         })?;
         let mut clients = Vec::new();
         for c in 0..8u8 {
             clients.push(rt::spawn(async move {
-                let mut s = Async::new(TcpStream::connect(addr)?)?;
+                let mut s = Async::<TcpStream>::connect(addr).await?;
                 let mut got = 0;
                 for round in 0..50u8 {
                     let msg = [c, round, 1, 2, 3];
@@ -542,6 +547,168 @@ fn tcp_accept_stream_and_echo_over_several_connections() {
     .unwrap()
     .unwrap();
     assert_eq!(total, 8 * 50);
+}
+
+/// A listener whose accept queue holds one connection (`listen(0)`) and
+/// holds it already: the kernel drops a further SYN, and that connect stays
+/// under way until the client's SYN is sent again (about 1 s later) after
+/// the queue has room.
+fn full_listener() -> (TcpListener, std::net::SocketAddr, TcpStream) {
+    use rustix::net::{AddressFamily, SocketType};
+    let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    rustix::net::bind(&fd, &any).unwrap();
+    rustix::net::listen(&fd, 0).unwrap();
+    let l = TcpListener::from(fd);
+    let addr = l.local_addr().unwrap();
+    let queued = TcpStream::connect(addr).unwrap();
+    (l, addr, queued)
+}
+
+#[test]
+fn tcp_connect_waits_for_the_handshake_while_the_loop_runs_other_tasks() {
+    let (l, addr, _queued) = full_listener();
+    let (pending_after_300ms, stream_ok) = rt::block_on(async move {
+        let started = Instant::now();
+        let connect = rt::spawn(async move { Async::<TcpStream>::connect(addr).await })?;
+        // The loop goes on: this task's sleep ends while the connect waits.
+        rt::sleep(Duration::from_millis(300)).await?;
+        let pending = !connect.is_finished();
+        // Room in the queue: the SYN sent again completes the handshake.
+        let (first, _) = l.accept()?;
+        drop(first);
+        let mut s = connect.await.unwrap()?;
+        assert!(started.elapsed() < Duration::from_secs(20));
+        let (mut peer, _) = l.accept()?;
+        s.write_all(b"up").await?;
+        let mut got = [0u8; 2];
+        peer.read_exact(&mut got)?;
+        Ok::<_, std::io::Error>((pending, &got == b"up"))
+    })
+    .unwrap()
+    .unwrap();
+    assert!(
+        pending_after_300ms,
+        "the connect finished while the listener's queue was full"
+    );
+    assert!(stream_ok);
+}
+
+#[test]
+fn a_connect_cancelled_while_under_way_closes_its_socket() {
+    // Sockets in SYN_SENT (state 02) towards `port`, from /proc/net/tcp
+    // (other tests' descriptors come and go meanwhile; none of them
+    // connects to this port).
+    fn syn_sent_to(port: u16) -> usize {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let rem = format!(":{port:04X}");
+        table
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 3 && f[2].ends_with(&rem) && f[3] == "02"
+            })
+            .count()
+    }
+    let (_l, addr, _queued) = full_listener();
+    let (during, after) = rt::block_on(async move {
+        let connect = rt::spawn(async move { Async::<TcpStream>::connect(addr).await })?;
+        rt::sleep(Duration::from_millis(100)).await?;
+        assert!(!connect.is_finished());
+        let during = syn_sent_to(addr.port());
+        connect.cancel();
+        yield_now().await;
+        Ok::<_, std::io::Error>((during, syn_sent_to(addr.port())))
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!((during, after), (1, 0));
+}
+
+#[test]
+fn tcp_connect_to_a_closed_port_is_refused_with_its_errno() {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // The listener is closed: nothing listens on `addr` now.
+    let e = rt::block_on(async move { Async::<TcpStream>::connect(addr).await.map(|_| ()) })
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED));
+}
+
+#[test]
+fn connect_outside_a_task_is_an_error_not_a_panic() {
+    use futures_util::FutureExt;
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let r = Async::<TcpStream>::connect(addr).now_or_never().unwrap();
+    assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::Other);
+    let r = Async::<UnixStream>::connect("/nonexistent")
+        .now_or_never()
+        .unwrap();
+    assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::Other);
+}
+
+#[test]
+fn unix_listener_incoming_accept_and_connect_echo() {
+    use std::os::unix::net::UnixListener;
+    let dir = util::TempDir::new("unix-echo");
+    let path = dir.path().join("echo.sock");
+    let path2 = path.clone();
+    let total = rt::block_on(async move {
+        let listener = Async::new(UnixListener::bind(&path)?)?;
+        let server = rt::spawn(async move {
+            let mut incoming = listener.incoming();
+            for i in 0..4 {
+                let s = if i % 2 == 0 {
+                    incoming.next().await.unwrap()?
+                } else {
+                    listener.accept().await?.0
+                };
+                rt::spawn(echo_until_eof(s))?.detach();
+            }
+            Ok::<_, std::io::Error>(())
+        })?;
+        let mut total = 0;
+        for c in 0..4u8 {
+            let mut s = Async::<UnixStream>::connect(&path2).await?;
+            for round in 0..20u8 {
+                s.write_all(&[c, round]).await?;
+                let mut back = [0u8; 2];
+                s.read_exact(&mut back).await?;
+                assert_eq!(back, [c, round]);
+                total += 1;
+            }
+        }
+        server.await.unwrap()?;
+        Ok::<_, std::io::Error>(total)
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(total, 4 * 20);
+}
+
+#[test]
+fn unix_connect_to_nothing_is_enoent_and_to_a_closed_listener_refused() {
+    use std::os::unix::net::UnixListener;
+    let dir = util::TempDir::new("unix-refused");
+    let absent = dir.path().join("absent.sock");
+    let closed = dir.path().join("closed.sock");
+    drop(UnixListener::bind(&closed).unwrap());
+    let (a, c) = rt::block_on(async move {
+        let a = Async::<UnixStream>::connect(&absent).await.map(|_| ());
+        let c = Async::<UnixStream>::connect(&closed).await.map(|_| ());
+        (a, c)
+    })
+    .unwrap();
+    assert_eq!(a.unwrap_err().raw_os_error(), Some(libc::ENOENT));
+    assert_eq!(c.unwrap_err().raw_os_error(), Some(libc::ECONNREFUSED));
 }
 
 #[test]

@@ -17,7 +17,9 @@ use std::fmt;
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixListener, UnixStream};
+use std::path::Path;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -145,6 +147,15 @@ impl Registration {
         let mut reg = Registration::new(reactor, fd);
         reg.stream_like = sys::fd::is_stream_like(fd)?;
         Ok(reg)
+    }
+
+    /// As [`new`](Registration::new), for a descriptor known to be a
+    /// non-blocking stream socket (made or accepted by `rt` itself): no
+    /// system call.
+    fn stream(reactor: Rc<dyn Reactor>, fd: BorrowedFd<'_>) -> Self {
+        let mut reg = Registration::new(reactor, fd);
+        reg.stream_like = true;
+        reg
     }
 
     pub(super) fn reactor(&self) -> &Rc<dyn Reactor> {
@@ -346,6 +357,12 @@ impl<T: AsFd> Async<T> {
     fn with_reactor(reactor: Rc<dyn Reactor>, io: T) -> io::Result<Async<T>> {
         let reg = Registration::nonblocking(reactor, io.as_fd())?;
         Ok(Async { reg, io })
+    }
+
+    /// An `Async` of `io`, a stream socket already non-blocking.
+    fn stream(reactor: Rc<dyn Reactor>, io: T) -> Async<T> {
+        let reg = Registration::stream(reactor, io.as_fd());
+        Async { reg, io }
     }
 
     /// The descriptor. Use it for operations that do not block; for those
@@ -653,7 +670,9 @@ impl<T: AsFd + Write> AsyncWrite for Async<T> {
 
 impl Async<TcpListener> {
     /// Accepts a connection, waiting for one; the stream comes back as an
-    /// `Async` on the same loop.
+    /// `Async` on the same loop. One `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`
+    /// per connection: the stream is non-blocking from the start and no
+    /// further system call is made for it.
     ///
     /// # Errors
     ///
@@ -678,8 +697,11 @@ impl Async<TcpListener> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn accept(&self) -> io::Result<(Async<TcpStream>, SocketAddr)> {
-        let (s, addr) = self.read_with(|l| l.accept()).await?;
-        Ok((Async::with_reactor(self.reg.reactor().clone(), s)?, addr))
+        let (s, addr) = self.read_with(|l| sys::net::accept_inet(l)).await?;
+        Ok((
+            Async::stream(self.reg.reactor().clone(), TcpStream::from(s)),
+            addr,
+        ))
     }
 
     /// The connections as a stream (never ends; errors are items, as for
@@ -706,6 +728,203 @@ impl Async<TcpListener> {
     }
 }
 
+impl Async<TcpStream> {
+    /// Opens a TCP connection to `addr` without blocking the loop: a
+    /// non-blocking socket (`socket(SOCK_NONBLOCK | SOCK_CLOEXEC)`), one
+    /// `connect`, and if that is under way (`EINPROGRESS`) the task waits
+    /// until the socket is writable, then reads `SO_ERROR` to learn how the
+    /// handshake ended. Dropping the future meanwhile closes the socket
+    /// (and so abandons the connection). Name lookup blocks and is not done
+    /// here: resolve first (`ToSocketAddrs` on another thread, say), then
+    /// try the addresses in turn.
+    ///
+    /// # Errors
+    ///
+    /// Kind `Other` outside a task of an fdloop loop. As `connect(2)`, with
+    /// the raw `errno`: `ECONNREFUSED` (nothing listens), `ETIMEDOUT` (the
+    /// kernel gave up on the handshake, after about two minutes with
+    /// default settings: wrap the future in a timeout for less),
+    /// `ENETUNREACH`/`EHOSTUNREACH`; `EMFILE`/`ENFILE` when out of
+    /// descriptors (nothing is left open). `EINTR` is not an error: the
+    /// connection goes on in the background and is waited for as above.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::TcpListener;
+    /// use futures_util::AsyncWriteExt;
+    /// use fdloop::rt::Async;
+    /// let l = TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = l.local_addr()?;
+    /// fdloop::rt::block_on(async move {
+    ///     let mut s = Async::<std::net::TcpStream>::connect(addr).await?;
+    ///     s.write_all(b"hello").await
+    /// })??;
+    /// let (_peer, _) = l.accept()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn connect<A: Into<SocketAddr>>(addr: A) -> io::Result<Async<TcpStream>> {
+        let addr = addr.into();
+        let reactor = context::current("connecting a TcpStream")?;
+        let fd = sys::net::stream_socket(sys::net::family_of(&addr))?;
+        let made = sys::net::connect_start(&fd, &addr)?;
+        let s = Async::stream(reactor, TcpStream::from(fd));
+        if !made {
+            // Wait for the handshake's end: writable once connected, error
+            // or hang-up (which set the flag too) once failed.
+            s.reg.clear(Dir::Write);
+            s.writable().await?;
+            sys::net::take_error(&s.io)?;
+            // Writable with no error recorded but not connected would be a
+            // kernel oddity; report it rather than hand out such a socket.
+            s.io.peer_addr()?;
+        }
+        Ok(s)
+    }
+}
+
+impl Async<UnixStream> {
+    /// Connects to the Unix-domain stream socket at `path`. An `AF_UNIX`
+    /// connect is made or fails at once (it never stays under way as a TCP
+    /// one does), so this future is ready on its first poll; it is `async`
+    /// to match [`Async::<TcpStream>::connect`](Async::<TcpStream>::connect).
+    ///
+    /// # Errors
+    ///
+    /// Kind `Other` outside a task of an fdloop loop. As `connect(2)`, with
+    /// the raw `errno`: `ENOENT` (nothing at `path`), `ECONNREFUSED`
+    /// (nothing listens there), `EACCES`, `EAGAIN` (kind `WouldBlock`: the
+    /// listener's backlog is full and the connection was not queued; no
+    /// readiness will announce room, so try again later), `EINVAL`-kind
+    /// `InvalidInput` for a path longer than `sun_path` holds;
+    /// `EMFILE`/`ENFILE` when out of descriptors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::{UnixListener, UnixStream};
+    /// use fdloop::rt::Async;
+    /// let path = std::env::temp_dir().join(format!("fdloop-doc-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let l = UnixListener::bind(&path)?;
+    /// let to = path.clone();
+    /// let _s = fdloop::rt::block_on(async move { Async::<UnixStream>::connect(to).await })??;
+    /// let (_peer, _) = l.accept()?;
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn connect<P: AsRef<Path>>(path: P) -> io::Result<Async<UnixStream>> {
+        let reactor = context::current("connecting a UnixStream")?;
+        let fd = sys::net::stream_socket(rustix::net::AddressFamily::UNIX)?;
+        sys::net::connect_unix(&fd, path.as_ref())?;
+        Ok(Async::stream(reactor, UnixStream::from(fd)))
+    }
+}
+
+impl Async<UnixListener> {
+    /// Accepts a connection, waiting for one; the stream comes back as an
+    /// `Async` on the same loop. As [`Async::<TcpListener>::accept`](Async::<TcpListener>::accept).
+    ///
+    /// # Errors
+    ///
+    /// As `accept(2)`: `EMFILE`/`ENFILE` when out of descriptors (the
+    /// pending connection stays queued and the next call tries again at
+    /// once: back off, e.g. with [`sleep`](crate::rt::sleep)); errors of
+    /// [`readable`](Async::readable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::{UnixListener, UnixStream};
+    /// use fdloop::rt::Async;
+    /// let path = std::env::temp_dir().join(format!("fdloop-doc-acc-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let l = UnixListener::bind(&path)?;
+    /// let to = path.clone();
+    /// fdloop::rt::block_on(async move {
+    ///     let l = Async::new(l)?;
+    ///     let _c = UnixStream::connect(to)?;
+    ///     let (_s, _peer) = l.accept().await?;
+    ///     Ok::<_, std::io::Error>(())
+    /// })??;
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn accept(&self) -> io::Result<(Async<UnixStream>, UnixSocketAddr)> {
+        let (s, addr) = self.read_with(|l| l.accept()).await?;
+        Ok((Async::accepted(self.reg.reactor().clone(), s)?, addr))
+    }
+
+    /// The connections as a stream (never ends; errors are items, as for
+    /// [`accept`](Async::<UnixListener>::accept)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::{UnixListener, UnixStream};
+    /// use futures_util::StreamExt;
+    /// use fdloop::rt::Async;
+    /// let path = std::env::temp_dir().join(format!("fdloop-doc-inc-{}.sock", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let l = UnixListener::bind(&path)?;
+    /// let to = path.clone();
+    /// fdloop::rt::block_on(async move {
+    ///     let l = Async::new(l)?;
+    ///     let _c = UnixStream::connect(to)?;
+    ///     let s = l.incoming().next().await.unwrap()?;
+    ///     Ok::<_, std::io::Error>(())
+    /// })??;
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn incoming(&self) -> UnixAccept<'_> {
+        UnixAccept(self)
+    }
+}
+
+impl<T: AsFd> Async<T> {
+    /// An `Async` of `io`, a blocking stream socket just accepted: made
+    /// non-blocking; known to be a stream socket, so no `fstat` or
+    /// `getsockopt` is made.
+    fn accepted(reactor: Rc<dyn Reactor>, io: T) -> io::Result<Async<T>> {
+        sys::fd::set_nonblocking(io.as_fd(), true)?;
+        Ok(Async::stream(reactor, io))
+    }
+}
+
+/// One poll of the stream of a listener's connections: the next one as an
+/// `Async` of the same loop (one `accept4`, non-blocking from the start).
+fn poll_accept<L: AsFd, S: AsFd + From<OwnedFd>>(
+    l: &Async<L>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<io::Result<Async<S>>>> {
+    l.reg
+        .poll_op(Dir::Read, cx, || sys::net::accept_any(&l.io))
+        .map(|r| Some(r.map(|s| Async::stream(l.reg.reactor().clone(), S::from(s)))))
+}
+
+/// The stream of [`Async::<UnixListener>::incoming`](Async::<UnixListener>::incoming).
+///
+/// # Examples
+///
+/// See [`Async::<UnixListener>::incoming`](Async::<UnixListener>::incoming).
+#[must_use = "streams do nothing unless polled"]
+pub struct UnixAccept<'a>(&'a Async<UnixListener>);
+
+impl Stream for UnixAccept<'_> {
+    type Item = io::Result<Async<UnixStream>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        poll_accept(self.0, cx)
+    }
+}
+
+impl fmt::Debug for UnixAccept<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UnixAccept")
+    }
+}
+
 /// The stream of [`Async::incoming`].
 ///
 /// # Examples
@@ -718,10 +937,7 @@ impl Stream for Accept<'_> {
     type Item = io::Result<Async<TcpStream>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let l = self.0;
-        l.reg
-            .poll_op(Dir::Read, cx, || l.io.accept())
-            .map(|r| Some(r.and_then(|(s, _)| Async::with_reactor(l.reg.reactor().clone(), s))))
+        poll_accept(self.0, cx)
     }
 }
 

@@ -29,6 +29,16 @@
 //! [`Error`] outside a task (use the `*_on` forms, which take a
 //! [`LoopHandle`], there).
 //!
+//! # I/O
+//!
+//! [`Async`]`<T>` drives any descriptor through the loop's own epoll set:
+//! `AsyncRead`/`AsyncWrite` for sockets and pipes,
+//! [`read_with`](Async::read_with)/[`write_with`](Async::write_with) for any
+//! other operation (datagrams), [`Async::<TcpStream>::connect`](Async::<std::net::TcpStream>::connect)
+//! and [`Async::<UnixStream>::connect`](Async::<std::os::unix::net::UnixStream>::connect)
+//! (which do not block the loop while a handshake is under way), and
+//! `accept`/`incoming` for a `TcpListener` or `UnixListener`.
+//!
 //! # Sources as futures
 //!
 //! Wrap a source in [`Async`]: `Async<channel::Receiver<T>>` has
@@ -54,7 +64,7 @@
 //!   `tokio::signal` and `tokio::fs` panic ("there is no reactor running")
 //!   or never wake when polled outside a tokio runtime. Use instead:
 //!   [`Async`]`<std::net::TcpStream>` (and `TcpListener`, `UnixStream`,
-//!   pipes), [`sleep`]/[`interval`], `Async<process::Child>`,
+//!   `UnixListener`, `UdpSocket`, pipes), [`sleep`]/[`interval`], `Async<process::Child>`,
 //!   `Async<signal::Signals>`, and a thread for blocking file I/O. The same
 //!   holds for `async-io`'s types on fdloop, and for fdloop's `Async` on
 //!   tokio (it needs its fdloop loop to be run).
@@ -119,7 +129,7 @@ use std::future::Future;
 use std::rc::Rc;
 
 pub use executor::{JoinError, JoinHandle};
-pub use io::{Accept, Async, Readable, Writable};
+pub use io::{Accept, Async, Readable, UnixAccept, Writable};
 pub use send::AsyncSender;
 pub use time::{interval, interval_on, sleep, sleep_on, sleep_until, Interval, Sleep};
 

@@ -26,6 +26,8 @@ pub mod epoll;
 pub mod eventfd;
 pub mod fd;
 pub mod inotify;
+#[cfg(feature = "async")]
+pub mod net;
 pub mod pidfd;
 pub mod pipe;
 pub mod process;
