@@ -6,6 +6,7 @@ mod async_util;
 mod util;
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsFd;
@@ -565,6 +566,22 @@ fn full_listener() -> (TcpListener, std::net::SocketAddr, TcpStream) {
     (l, addr, queued)
 }
 
+/// Sockets in SYN_SENT (state 02) towards `port`, from /proc/net/tcp
+/// (other tests' descriptors come and go meanwhile; none of them connects
+/// to this port).
+fn syn_sent_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let rem = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[2].ends_with(&rem) && f[3] == "02"
+        })
+        .count()
+}
+
 #[test]
 fn tcp_connect_waits_for_the_handshake_while_the_loop_runs_other_tasks() {
     let (l, addr, _queued) = full_listener();
@@ -596,21 +613,6 @@ fn tcp_connect_waits_for_the_handshake_while_the_loop_runs_other_tasks() {
 
 #[test]
 fn a_connect_cancelled_while_under_way_closes_its_socket() {
-    // Sockets in SYN_SENT (state 02) towards `port`, from /proc/net/tcp
-    // (other tests' descriptors come and go meanwhile; none of them
-    // connects to this port).
-    fn syn_sent_to(port: u16) -> usize {
-        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-        let rem = format!(":{port:04X}");
-        table
-            .lines()
-            .skip(1)
-            .filter(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                f.len() > 3 && f[2].ends_with(&rem) && f[3] == "02"
-            })
-            .count()
-    }
     let (_l, addr, _queued) = full_listener();
     let (during, after) = rt::block_on(async move {
         let connect = rt::spawn(async move { Async::<TcpStream>::connect(addr).await })?;
@@ -624,6 +626,70 @@ fn a_connect_cancelled_while_under_way_closes_its_socket() {
     .unwrap()
     .unwrap();
     assert_eq!((during, after), (1, 0));
+}
+
+#[test]
+fn a_connect_under_a_timeout_elapses_and_closes_its_socket() {
+    let (_l, addr, _queued) = full_listener();
+    let start = Instant::now();
+    let (r, during, after) = rt::block_on(async move {
+        let mut connect = Box::pin(rt::timeout(
+            Duration::from_millis(150),
+            Async::<TcpStream>::connect(addr),
+        ));
+        let during = std::future::poll_fn(|cx| {
+            let _ = connect.as_mut().poll(cx);
+            std::task::Poll::Ready(syn_sent_to(addr.port()))
+        })
+        .await;
+        let r = connect.as_mut().await.map(|_| ());
+        // The timeout hands back no socket and keeps the future until
+        // dropped: dropping it closes the connecting socket.
+        drop(connect);
+        (r, during, syn_sent_to(addr.port()))
+    })
+    .unwrap();
+    assert!(matches!(r, Err(rt::TimeoutError::Elapsed)), "{r:?}");
+    assert!(start.elapsed() >= Duration::from_millis(150));
+    assert_eq!((during, after), (1, 0));
+}
+
+#[test]
+fn timeout_returns_the_output_of_a_future_that_wins_and_leaves_no_timer() {
+    let mut ev: EventLoop<()> = EventLoop::new().unwrap();
+    let base = ev.len();
+    let h = ev.handle();
+    let t = rt::timeout_on(
+        &h,
+        Duration::from_secs(10),
+        rt::sleep_on(&h, Duration::from_millis(5)),
+    );
+    let r = ev.block_on(&mut (), t).unwrap();
+    assert!(matches!(r, Ok(Ok(()))), "{r:?}");
+    assert_eq!(ev.len(), base, "both timers left the loop");
+    // Elapsed: never early, and the converted error is TimedOut.
+    let start = Instant::now();
+    let t = rt::timeout_on(&h, Duration::from_millis(20), std::future::pending::<()>());
+    let e = std::io::Error::from(ev.block_on(&mut (), t).unwrap().unwrap_err());
+    assert!(start.elapsed() >= Duration::from_millis(20));
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    assert_eq!(ev.len(), base);
+}
+
+#[test]
+fn a_timeout_outside_a_task_reports_its_timer_error() {
+    let mut t = std::pin::pin!(rt::timeout(
+        Duration::from_secs(1),
+        std::future::pending::<()>()
+    ));
+    let waker = futures_util::task::noop_waker();
+    let r = t.as_mut().poll(&mut std::task::Context::from_waker(&waker));
+    match r {
+        std::task::Poll::Ready(Err(rt::TimeoutError::Timer(e))) => {
+            assert_eq!(std::io::Error::from(e).kind(), std::io::ErrorKind::Other)
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

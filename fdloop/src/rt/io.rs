@@ -743,7 +743,8 @@ impl Async<TcpStream> {
     /// Kind `Other` outside a task of an fdloop loop. As `connect(2)`, with
     /// the raw `errno`: `ECONNREFUSED` (nothing listens), `ETIMEDOUT` (the
     /// kernel gave up on the handshake, after about two minutes with
-    /// default settings: wrap the future in a timeout for less),
+    /// default settings: wrap the future in [`timeout`](crate::rt::timeout)
+    /// for less),
     /// `ENETUNREACH`/`EHOSTUNREACH`; `EMFILE`/`ENFILE` when out of
     /// descriptors (nothing is left open). `EINTR` is not an error: the
     /// connection goes on in the background and is waited for as above.

@@ -48,7 +48,7 @@
 //! stream of event batches ([`next_events`](Async::next_events)). A bounded
 //! channel's sender waits for room with [`AsyncSender::send`]. Timers:
 //! [`sleep`], [`sleep_until`], [`interval`] are `Timer` sources of the
-//! loop, with its precision.
+//! loop, with its precision; [`timeout`] bounds any future by one.
 //!
 //! # Interop
 //!
@@ -131,7 +131,10 @@ use std::rc::Rc;
 pub use executor::{JoinError, JoinHandle};
 pub use io::{Accept, Async, Readable, UnixAccept, Writable};
 pub use send::AsyncSender;
-pub use time::{interval, interval_on, sleep, sleep_on, sleep_until, Interval, Sleep};
+pub use time::{
+    interval, interval_on, sleep, sleep_on, sleep_until, timeout, timeout_at, timeout_on, Interval,
+    Sleep, Timeout, TimeoutError,
+};
 
 use crate::error::{Error, Result};
 use crate::event_loop::Reactor;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures_core::Stream;
 
 use super::context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event_loop::{stateless, Reactor};
 use crate::{Action, LoopHandle, SourceId, Timer, TimerCtl, TimerEvent};
 
@@ -210,6 +210,197 @@ impl fmt::Debug for Sleep {
             .field("deadline", &self.deadline)
             .field("done", &self.done)
             .finish()
+    }
+}
+
+/// A future with a deadline: see [`timeout`].
+///
+/// # Examples
+///
+/// See [`timeout`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Timeout<F> {
+    // Structurally pinned (see `poll`).
+    fut: F,
+    sleep: Sleep,
+}
+
+/// Runs `fut` for at most `d`: resolves to `Ok` with its output if it
+/// completes first, to `Err(`[`TimeoutError::Elapsed`]`)` once `d` has
+/// passed (never early), dropping nothing — the caller drops the `Timeout`,
+/// and `fut` with it, when it likes. The timer is a loop `Timer` (as
+/// [`sleep`]'s) inserted on the first poll that finds `fut` pending, so a
+/// future that completes at once costs no timer; it leaves the loop when
+/// the `Timeout` completes or is dropped.
+///
+/// `fut` is polled first, so an output ready at the deadline is returned
+/// rather than lost.
+///
+/// # Errors
+///
+/// [`TimeoutError::Timer`] if the timer cannot be set: polled outside a
+/// task of an fdloop loop (use [`timeout_on`] there), or refused by the
+/// loop (as [`sleep`]).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use fdloop::rt::{timeout, TimeoutError};
+/// let (quick, stuck) = fdloop::rt::block_on(async {
+///     let quick = timeout(Duration::from_secs(5), async { 7 }).await;
+///     let stuck = timeout(Duration::from_millis(5), std::future::pending::<()>()).await;
+///     (quick, stuck)
+/// })?;
+/// assert_eq!(quick.unwrap(), 7);
+/// assert!(matches!(stuck, Err(TimeoutError::Elapsed)));
+/// # Ok::<(), fdloop::Error>(())
+/// ```
+pub fn timeout<F: Future>(d: Duration, fut: F) -> Timeout<F> {
+    Timeout {
+        fut,
+        sleep: sleep(d),
+    }
+}
+
+/// [`timeout`] with a deadline (`CLOCK_MONOTONIC`) instead of a duration.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let at = Instant::now() + Duration::from_millis(2);
+/// let r = fdloop::rt::block_on(fdloop::rt::timeout_at(at, std::future::pending::<()>()))?;
+/// assert!(r.is_err() && Instant::now() >= at);
+/// # Ok::<(), fdloop::Error>(())
+/// ```
+pub fn timeout_at<F: Future>(deadline: Instant, fut: F) -> Timeout<F> {
+    Timeout {
+        fut,
+        sleep: sleep_until(deadline),
+    }
+}
+
+/// [`timeout`] on the loop of `handle`, for use outside its tasks (as
+/// [`sleep_on`]).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let mut ev: fdloop::EventLoop<()> = fdloop::EventLoop::new()?;
+/// let t = fdloop::rt::timeout_on(&ev.handle(), Duration::from_millis(1), std::future::pending::<()>());
+/// assert!(ev.block_on(&mut (), t)?.is_err());
+/// # Ok::<(), fdloop::Error>(())
+/// ```
+pub fn timeout_on<S: 'static, F: Future>(
+    handle: &LoopHandle<S>,
+    d: Duration,
+    fut: F,
+) -> Timeout<F> {
+    Timeout {
+        fut,
+        sleep: sleep_on(handle, d),
+    }
+}
+
+impl<F> Timeout<F> {
+    /// When it gives up.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let t = fdloop::rt::timeout(Duration::from_secs(1), async {});
+    /// assert!(t.deadline() > Instant::now());
+    /// ```
+    pub fn deadline(&self) -> Instant {
+        self.sleep.deadline
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = std::result::Result<F::Output, TimeoutError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `fut` is pinned structurally and `sleep` is not: `fut` is
+        // never moved out of a pinned `Timeout` (no method hands it out by
+        // value or by `&mut` unpinned, and there is no `Drop` impl), and
+        // `Timeout` is `Unpin` only when `F` is (the auto trait; `Sleep` is
+        // `Unpin`). `sleep` is only used through `&mut`, which moving it
+        // would be allowed by.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: as above: `this.fut` stays where it is until dropped.
+        let fut = unsafe { Pin::new_unchecked(&mut this.fut) };
+        if let Poll::Ready(out) = fut.poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        match Pin::new(&mut this.sleep).poll(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Err(TimeoutError::Elapsed)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(TimeoutError::Timer(e))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F> fmt::Debug for Timeout<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("deadline", &self.sleep.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a [`Timeout`] ended without its future's output.
+///
+/// Converts into an `io::Error` (kind `TimedOut` for
+/// [`Elapsed`](TimeoutError::Elapsed)), so `?` works in functions that
+/// return `io::Result`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let r: std::io::Result<()> = fdloop::rt::block_on(async {
+///     fdloop::rt::timeout(Duration::from_millis(1), std::future::pending::<()>()).await?;
+///     Ok(())
+/// })?;
+/// assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+/// # Ok::<(), fdloop::Error>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TimeoutError {
+    /// The deadline passed before the future completed.
+    Elapsed,
+    /// The timer could not be set (see [`timeout`]).
+    Timer(Error),
+}
+
+impl fmt::Display for TimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeoutError::Elapsed => f.write_str("deadline passed"),
+            TimeoutError::Timer(e) => write!(f, "cannot set the timeout's timer: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TimeoutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TimeoutError::Elapsed => None,
+            TimeoutError::Timer(e) => Some(e),
+        }
+    }
+}
+
+impl From<TimeoutError> for std::io::Error {
+    fn from(e: TimeoutError) -> std::io::Error {
+        match e {
+            TimeoutError::Elapsed => std::io::Error::new(std::io::ErrorKind::TimedOut, e),
+            TimeoutError::Timer(e) => e.into(),
+        }
     }
 }
 
