@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_util::{yield_now, DropProbe, Gate};
+use async_util::{DropProbe, Gate};
 use fdloop::rt::{self, Async, JoinError};
 use fdloop::{Action, EventLoop, Ping, Timer};
 use futures_util::{AsyncReadExt, AsyncWriteExt, StreamExt};
@@ -29,7 +29,7 @@ fn tasks_run_and_join_in_spawn_order() {
             let log = log.clone();
             ev.spawn(async move {
                 log.borrow_mut().push(i);
-                yield_now().await;
+                rt::yield_now().await;
                 i * 10
             })
         })
@@ -52,12 +52,12 @@ fn tasks_run_and_join_in_spawn_order() {
 fn a_panicking_task_is_reported_and_the_loop_goes_on() {
     let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
     let bad = ev.spawn(async {
-        yield_now().await;
+        rt::yield_now().await;
         panic!("task failed on purpose");
     });
     let good = ev.spawn(async {
-        yield_now().await;
-        yield_now().await;
+        rt::yield_now().await;
+        rt::yield_now().await;
         7
     });
     ev.handle()
@@ -126,7 +126,7 @@ fn cancel_reports_cancelled_to_nobody_and_the_future_never_runs_again() {
     let t = ev.spawn(async move {
         loop {
             p.set(p.get() + 1);
-            yield_now().await;
+            rt::yield_now().await;
         }
     });
     ev.dispatch_pending(&mut ()).unwrap();
@@ -160,7 +160,7 @@ fn wakes_on_the_loop_thread_make_no_system_call() {
     let before = remote.writes();
     ev.block_on(&mut (), async {
         for _ in 0..1000 {
-            yield_now().await;
+            rt::yield_now().await;
         }
     })
     .unwrap();
@@ -340,7 +340,7 @@ fn a_task_that_wakes_itself_does_not_starve_other_sources() {
     let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
     let spin = ev.spawn(async {
         loop {
-            yield_now().await;
+            rt::yield_now().await;
         }
     });
     let (ping_handle, ping) = Ping::new().unwrap();
@@ -356,6 +356,31 @@ fn a_task_that_wakes_itself_does_not_starve_other_sources() {
     ev.run(&mut n).unwrap();
     assert_eq!(n, 1);
     drop(spin);
+}
+
+#[test]
+fn yield_now_lets_the_loop_dispatch_ready_descriptors_before_the_task_goes_on() {
+    let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
+    let (ping_handle, ping) = Ping::new().unwrap();
+    let seen = Rc::new(Cell::new(0u32));
+    let s = seen.clone();
+    ev.insert(ping, move |(), _, _: &mut u32| {
+        s.set(s.get() + 1);
+        Action::Continue
+    })
+    .unwrap();
+    let seen_after_yield = ev
+        .block_on(&mut 0, async move {
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                ping_handle.ping().unwrap();
+                rt::yield_now().await;
+                got.push(seen.get());
+            }
+            got
+        })
+        .unwrap();
+    assert_eq!(seen_after_yield, [1, 2, 3]);
 }
 
 #[test]
@@ -448,7 +473,7 @@ fn a_dropped_sleep_leaves_the_loop() {
     ev.block_on(&mut (), async move {
         let s = rt::sleep_on(&h, Duration::from_secs(3600));
         // Polled once (inserted), then dropped.
-        futures_util::future::select(s, std::pin::pin!(yield_now())).await;
+        futures_util::future::select(s, std::pin::pin!(rt::yield_now())).await;
     })
     .unwrap();
     assert!(ev.is_empty(), "{ev:?}");
@@ -620,7 +645,7 @@ fn a_connect_cancelled_while_under_way_closes_its_socket() {
         assert!(!connect.is_finished());
         let during = syn_sent_to(addr.port());
         connect.cancel();
-        yield_now().await;
+        rt::yield_now().await;
         Ok::<_, std::io::Error>((during, syn_sent_to(addr.port())))
     })
     .unwrap()
@@ -810,7 +835,7 @@ fn dropping_an_async_takes_it_out_of_the_loop_before_it_closes() {
         // Registered by a read that would block.
         let mut buf = [0u8; 1];
         let read = Box::pin(a.read_with(|mut s| s.read(&mut buf)));
-        futures_util::future::select(read, yield_now()).await;
+        futures_util::future::select(read, rt::yield_now()).await;
         drop(a);
     })
     .unwrap();
@@ -1026,8 +1051,8 @@ fn tasks_queued_on_the_loop_thread_make_the_loop_fd_readable() {
     let g = gate.clone();
     let t = ev.spawn(async move {
         g.wait().await;
-        yield_now().await;
-        yield_now().await;
+        rt::yield_now().await;
+        rt::yield_now().await;
     });
     ev.dispatch_pending(&mut ()).unwrap();
     assert!(!util::readiness(ev.as_fd()).0);

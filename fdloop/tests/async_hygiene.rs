@@ -11,7 +11,6 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
-use async_util::yield_now;
 use fdloop::rt::{self, Async};
 use fdloop::EventLoop;
 
@@ -53,8 +52,8 @@ fn round(ev: &mut EventLoop<()>) {
             0 => ev.spawn(async move { i }).detach(),
             1 => ev
                 .spawn(async {
-                    yield_now().await;
-                    yield_now().await;
+                    rt::yield_now().await;
+                    rt::yield_now().await;
                 })
                 .detach(),
             2 => cancel.push(ev.spawn(std::future::pending::<()>())),
@@ -65,17 +64,17 @@ fn round(ev: &mut EventLoop<()>) {
                     // Registers it (nothing to accept yet), then drops it.
                     let _ = futures_util::future::select(
                         std::pin::pin!(l.accept()),
-                        std::pin::pin!(yield_now()),
+                        std::pin::pin!(rt::yield_now()),
                     )
                     .await;
                 })
                 .detach(),
-            _ => ev.spawn(yield_now()).detach(),
+            _ => ev.spawn(rt::yield_now()).detach(),
         }
     }
     ev.block_on(&mut (), async {
         for _ in 0..10 {
-            yield_now().await;
+            rt::yield_now().await;
         }
         rt::sleep(Duration::from_millis(1)).await.unwrap();
     })

@@ -105,7 +105,7 @@ impl Driver {
         // Tasks the batch woke or spawned are polled by this iteration
         // (those they wake wait for the next one: see `TaskCall`).
         if inner.tasks_pending() {
-            return Ok(ran + inner.run_tasks());
+            return Ok(ran + inner.run_tasks(true));
         }
         Ok(ran)
     }
@@ -171,7 +171,7 @@ impl Driver {
             // a task's wake, and an executor with nothing queued returns
             // at once.)
             mark_awake(&inner.wake, &inner.awake_marked);
-            ran = inner.run_tasks();
+            ran = inner.run_tasks(true);
         }
         let ran = ran + self.dispatch_batch(inner, state, woke_at)?;
         if timers {
@@ -207,16 +207,14 @@ impl Driver {
         }
         // Tasks queued when this iteration began (those they wake wait for
         // the next one, which does not block: fairness to the sources).
-        let polled = inner.run_tasks();
-        if polled > 0 {
-            ran += polled;
-            // `run_once` does not block after work, as after deferred
-            // calls: a task it polled may have been the last thing its
-            // caller was waiting for. `run` goes on to wait unless tasks
-            // are queued again or a stop was asked for.
-            if !stay_awake || inner.tasks_pending() || self.stop_pending(inner) {
-                timeout = Some(Duration::ZERO);
-            }
+        let polled = inner.run_tasks(false);
+        ran += polled;
+        // `run_once` does not block after work, as after deferred calls: a
+        // task it polled may have been the last thing its caller was
+        // waiting for. `run` goes on to wait unless tasks are queued again
+        // (or waiting for this look: `yield_now`) or a stop was asked for.
+        if (polled > 0 && (!stay_awake || self.stop_pending(inner))) || inner.tasks_pending() {
+            timeout = Some(Duration::ZERO);
         }
         if ran > 0 || !inner.idles.borrow().is_empty() || !inner.timers.borrow().is_idle() {
             // Callbacks (or timer bookkeeping) run before the wait: the
@@ -683,7 +681,7 @@ impl Driver {
     #[inline(never)]
     fn after_remote_wake<S>(inner: &Shared<S>, batch: Result<usize>) -> Result<usize> {
         let tasks = match batch {
-            Ok(_) if inner.tasks_pending() => inner.run_tasks(),
+            Ok(_) if inner.tasks_pending() => inner.run_tasks(true),
             _ => 0,
         };
         let drained = inner

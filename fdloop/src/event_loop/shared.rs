@@ -133,20 +133,22 @@ impl<S> Shared<S> {
         false
     }
 
-    /// Polls the queued tasks (see `TaskHook::run`); returns how many ran.
+    /// Polls the queued tasks (see `TaskHook::run`: `after_look` says the
+    /// loop has looked at its descriptors since it last said so); returns
+    /// how many ran.
     #[cfg(feature = "async")]
-    pub(super) fn run_tasks(&self) -> usize {
+    pub(super) fn run_tasks(&self, after_look: bool) -> usize {
         if !self.has_tasks.get() {
             return 0;
         }
         // Cloned out: tasks spawn and insert through this loop.
         let hook = self.tasks.borrow().clone();
-        hook.map_or(0, |h| h.run())
+        hook.map_or(0, |h| h.run(after_look))
     }
 
     #[cfg(not(feature = "async"))]
     #[inline(always)]
-    pub(super) fn run_tasks(&self) -> usize {
+    pub(super) fn run_tasks(&self, _after_look: bool) -> usize {
         0
     }
 

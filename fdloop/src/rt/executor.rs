@@ -33,9 +33,13 @@
 //! after the iteration's batch (the tasks its events woke): each time the
 //! whole queue is swapped out under one lock (none is taken while the
 //! queue's length reads 0: a push this misses wakes the loop after it),
-//! and tasks woken while those run wait for the next look (the next
-//! iteration then does not block), so a task that wakes itself cannot
-//! starve the loop's other sources. When a wait ends because another thread wrote the
+//! and tasks woken while those run wait for the next turn (an iteration
+//! with tasks queued does not block), so the loop looks at its descriptors
+//! at least every second turn and a task that wakes itself cannot starve
+//! the loop's other sources. Wakers handed to `wake_after_look` (by
+//! `yield_now`) are held until a turn that follows a look
+//! (`TaskHook::run(true)`: after a batch, or a park) and woken there, just
+//! before its tasks are taken. When a wait ends because another thread wrote the
 //! loop's notifier, the tasks queued by then are polled right after that
 //! batch, before the notifier is drained: the read is not on the path from
 //! a cross-thread wake to its task. A park ended by a `FUTEX_WAKE` likewise
@@ -229,6 +233,9 @@ pub(crate) struct Executor {
     main: RefCell<Option<Main>>,
     /// How that future ended, once it has: until `block_on` takes it.
     main_end: RefCell<Option<std::thread::Result<()>>>,
+    /// Wakers of tasks that yielded ([`yield_now`](crate::rt::yield_now)):
+    /// woken after the loop's next look at its descriptors.
+    yielded: RefCell<Vec<Waker>>,
 }
 
 /// Clears the executor's `block_on` future when `block_on` returns, by
@@ -275,6 +282,7 @@ impl Executor {
             reactor: Rc::downgrade(reactor),
             main: RefCell::new(None),
             main_end: RefCell::new(None),
+            yielded: RefCell::new(Vec::new()),
         });
         reactor.set_task_hook(ex.clone());
         ex
@@ -412,6 +420,13 @@ impl Executor {
         })
     }
 
+    /// Holds `waker` until the loop has next looked at its descriptors
+    /// (see [`yield_now`](crate::rt::yield_now)); the loop does not block
+    /// meanwhile.
+    pub(crate) fn wake_after_look(&self, waker: &Waker) {
+        self.yielded.borrow_mut().push(waker.clone());
+    }
+
     /// Tasks alive on this executor (spawned, not finished nor dropped).
     pub(crate) fn live_tasks(&self) -> usize {
         self.live.borrow().count
@@ -440,12 +455,20 @@ impl TaskHook for Executor {
         self.queue.len.load(Ordering::Acquire) > 0
             || !self.batch.borrow().is_empty()
             || self.main_woken()
+            || !self.yielded.borrow().is_empty()
     }
 
-    fn run(&self) -> usize {
+    fn run(&self, after_look: bool) -> usize {
         let Some(reactor) = self.reactor.upgrade() else {
             return 0;
         };
+        if after_look && !self.yielded.borrow().is_empty() {
+            // On the loop's thread, in a call: these wakes only queue.
+            let yielded = std::mem::take(&mut *self.yielded.borrow_mut());
+            for w in yielded {
+                w.wake();
+            }
+        }
         context::within(&reactor, || self.run_entered())
     }
 
@@ -459,6 +482,7 @@ impl TaskHook for Executor {
         // Dropping a runnable drops its future, here on the loop's thread.
         drop(queued);
         drop(std::mem::take(&mut *self.batch.borrow_mut()));
+        drop(std::mem::take(&mut *self.yielded.borrow_mut()));
         let main = self.main.borrow_mut().take();
         drop(main);
         let live = std::mem::take(&mut *self.live.borrow_mut());

@@ -19,10 +19,16 @@
 //!   is gone does nothing.
 //! * **Panics** in a task are caught and reported by its [`JoinHandle`]
 //!   ([`JoinError::Panicked`]); the loop goes on.
-//! * **Fairness.** Each iteration polls the tasks that were queued when it
-//!   began, and after its batch those the batch woke; tasks woken by a
-//!   task's poll wait for the next look, after the loop has looked at its
-//!   descriptors (without blocking).
+//! * **Fairness.** Each iteration has two turns for tasks: it polls the
+//!   tasks queued when it begins, looks at its descriptors (without
+//!   blocking while tasks are queued) and dispatches that batch, then polls
+//!   the tasks queued by then — those the batch woke, and those the first
+//!   turn's polls woke. Each turn polls only what was queued when it
+//!   began, so a task woken by a task's poll (its own included) runs in
+//!   the next turn, and the loop looks at its descriptors at least every
+//!   second turn: tasks that keep waking each other cannot starve I/O,
+//!   timers or callbacks. A task that yields with [`yield_now`] runs only
+//!   after the next look.
 //!
 //! Tasks see their loop through a thread-local context set while they are
 //! polled: [`Async::new`], [`sleep`] and [`spawn`] use it, and fail with an
@@ -126,7 +132,9 @@ mod time;
 
 use std::cell::Cell;
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
 pub use executor::{JoinError, JoinHandle};
 pub use io::{Accept, Async, Readable, UnixAccept, Writable};
@@ -257,6 +265,65 @@ where
     F::Output: 'static,
 {
     EventLoop::<()>::new()?.block_on(&mut (), future)
+}
+
+/// Gives the loop a turn: the first poll returns `Pending`, the next
+/// completes. In a task of an fdloop loop (or its `block_on` future) the
+/// task is woken, with no system call, once the loop has looked at its
+/// descriptors (a zero-timeout `epoll_wait`) and dispatched what was
+/// ready, and the loop does not block meanwhile: a task that computes for
+/// long, or retries in a loop, lets I/O, timers, callbacks and the other
+/// tasks through each time. Polled by another executor, it wakes itself
+/// at once and leaves the order to that executor. (As for every fdloop
+/// future, an executor nested inside an fdloop task — a `block_on` of
+/// another crate — must not poll it: the loop that would wake it is
+/// blocked by that executor.)
+///
+/// # Examples
+///
+/// ```
+/// let n = fdloop::rt::block_on(async {
+///     let mut n = 0;
+///     for _ in 0..3 {
+///         fdloop::rt::yield_now().await;
+///         n += 1;
+///     }
+///     n
+/// })?;
+/// assert_eq!(n, 3);
+/// # Ok::<(), fdloop::Error>(())
+/// ```
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+/// The future of [`yield_now`].
+///
+/// # Examples
+///
+/// See [`yield_now`].
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        match context::current("yielding") {
+            // A task of an fdloop loop: woken once the loop has looked.
+            Ok(reactor) => Executor::of(&reactor).wake_after_look(cx.waker()),
+            // Another executor's: it decides what comes next.
+            Err(_) => cx.waker().wake_by_ref(),
+        }
+        Poll::Pending
+    }
 }
 
 impl<S: 'static> LoopHandle<S> {

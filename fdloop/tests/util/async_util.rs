@@ -6,26 +6,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-/// Returns `Pending` once (waking itself), then `Ready`.
-pub struct YieldNow(pub bool);
-
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
-/// Yields to the loop once.
-pub fn yield_now() -> YieldNow {
-    YieldNow(false)
-}
-
 /// A future that is pending until `set` is called, from any thread; it
 /// hands its waker to whoever holds the `Gate`.
 #[derive(Clone, Default)]
