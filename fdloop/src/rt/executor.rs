@@ -71,7 +71,7 @@
 //! leaks it.)
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -236,6 +236,8 @@ pub(crate) struct Executor {
     /// Wakers of tasks that yielded ([`yield_now`](crate::rt::yield_now)):
     /// woken after the loop's next look at its descriptors.
     yielded: RefCell<Vec<Waker>>,
+    /// Whether `yielded` holds any (one load in the driver's checks).
+    any_yielded: Cell<bool>,
 }
 
 /// Clears the executor's `block_on` future when `block_on` returns, by
@@ -283,6 +285,7 @@ impl Executor {
             main: RefCell::new(None),
             main_end: RefCell::new(None),
             yielded: RefCell::new(Vec::new()),
+            any_yielded: Cell::new(false),
         });
         reactor.set_task_hook(ex.clone());
         ex
@@ -425,6 +428,7 @@ impl Executor {
     /// meanwhile.
     pub(crate) fn wake_after_look(&self, waker: &Waker) {
         self.yielded.borrow_mut().push(waker.clone());
+        self.any_yielded.set(true);
     }
 
     /// Tasks alive on this executor (spawned, not finished nor dropped).
@@ -455,14 +459,14 @@ impl TaskHook for Executor {
         self.queue.len.load(Ordering::Acquire) > 0
             || !self.batch.borrow().is_empty()
             || self.main_woken()
-            || !self.yielded.borrow().is_empty()
+            || self.any_yielded.get()
     }
 
     fn run(&self, after_look: bool) -> usize {
         let Some(reactor) = self.reactor.upgrade() else {
             return 0;
         };
-        if after_look && !self.yielded.borrow().is_empty() {
+        if after_look && self.any_yielded.replace(false) {
             // On the loop's thread, in a call: these wakes only queue.
             let yielded = std::mem::take(&mut *self.yielded.borrow_mut());
             for w in yielded {
@@ -482,6 +486,7 @@ impl TaskHook for Executor {
         // Dropping a runnable drops its future, here on the loop's thread.
         drop(queued);
         drop(std::mem::take(&mut *self.batch.borrow_mut()));
+        self.any_yielded.set(false);
         drop(std::mem::take(&mut *self.yielded.borrow_mut()));
         let main = self.main.borrow_mut().take();
         drop(main);
