@@ -803,6 +803,41 @@ fn unix_connect_to_nothing_is_enoent_and_to_a_closed_listener_refused() {
 }
 
 #[test]
+fn poll_read_with_waits_after_would_block_instead_of_spinning() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let calls = Rc::new(Cell::new(0u32));
+    let c = calls.clone();
+    let got = rt::block_on(async move {
+        let b = Async::new(b)?;
+        let reader = rt::spawn(async move {
+            let mut buf = [0u8; 8];
+            let n = std::future::poll_fn(|cx| {
+                b.poll_read_with(cx, |mut s| {
+                    c.set(c.get() + 1);
+                    s.read(&mut buf)
+                })
+            })
+            .await?;
+            Ok::<_, std::io::Error>(buf[..n].to_vec())
+        })?;
+        // Several loop iterations with nothing to read.
+        for _ in 0..5 {
+            rt::sleep(Duration::from_millis(2)).await?;
+        }
+        std::io::Write::write_all(&mut &a, b"late")?;
+        reader.await.unwrap()
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(got, b"late");
+    assert_eq!(
+        calls.get(),
+        2,
+        "one read met WouldBlock, the next one after readiness got the data"
+    );
+}
+
+#[test]
 fn pipes_and_readable_writable() {
     rt::block_on(async {
         let (r, w) = std::io::pipe()?;

@@ -479,6 +479,122 @@ impl<T: AsFd> Async<T> {
         Writable(self)
     }
 
+    /// The poll form of [`readable`](Async::readable): `Ready` at once
+    /// while no operation through this `Async` has met `WouldBlock` since
+    /// the last readiness report, else `Pending` with `cx`'s waker kept
+    /// (the latest one of the read side only: one task per direction
+    /// waits, as with `AsyncRead`). A `WouldBlock` met through
+    /// [`get_ref`](Async::get_ref) is not recorded, so this stays `Ready`:
+    /// for hand-written `poll_*` adapters, [`poll_read_with`](Async::poll_read_with)
+    /// does the operation and the recording together.
+    ///
+    /// # Errors
+    ///
+    /// As [`readable`](Async::readable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use fdloop::rt::Async;
+    /// fdloop::rt::block_on(async {
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     let b = Async::new(b)?;
+    ///     drop(a);
+    ///     std::future::poll_fn(|cx| b.poll_readable(cx)).await
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.reg.poll_ready(Dir::Read, cx)
+    }
+
+    /// The poll form of [`writable`](Async::writable); as
+    /// [`poll_readable`](Async::poll_readable).
+    ///
+    /// # Errors
+    ///
+    /// As [`readable`](Async::readable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use fdloop::rt::Async;
+    /// fdloop::rt::block_on(async {
+    ///     let (a, _b) = UnixStream::pair()?;
+    ///     let a = Async::new(a)?;
+    ///     std::future::poll_fn(|cx| a.poll_writable(cx)).await
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.reg.poll_ready(Dir::Write, cx)
+    }
+
+    /// The poll form of [`read_with`](Async::read_with), for hand-written
+    /// futures and `poll_*` adapters (as `AsyncRead` is built): runs `op`
+    /// while the read side is ready; `WouldBlock` clears the flag and
+    /// leaves `Pending` with `cx`'s waker kept; `Interrupted` is retried.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_with`](Async::read_with).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::os::unix::net::UnixStream;
+    /// use fdloop::rt::Async;
+    /// let got = fdloop::rt::block_on(async {
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     let b = Async::new(b)?;
+    ///     std::io::Write::write_all(&mut &a, b"hi")?;
+    ///     let mut buf = [0u8; 2];
+    ///     std::future::poll_fn(|cx| b.poll_read_with(cx, |mut s| s.read(&mut buf))).await?;
+    ///     Ok::<_, std::io::Error>(buf)
+    /// })??;
+    /// assert_eq!(&got, b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_read_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.reg.poll_op(Dir::Read, cx, || op(&self.io))
+    }
+
+    /// The poll form of [`write_with`](Async::write_with); as
+    /// [`poll_read_with`](Async::poll_read_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`read_with`](Async::read_with).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use fdloop::rt::Async;
+    /// let n = fdloop::rt::block_on(async {
+    ///     let (a, _b) = UnixStream::pair()?;
+    ///     let a = Async::new(a)?;
+    ///     std::future::poll_fn(|cx| a.poll_write_with(cx, |mut s| s.write(b"hey"))).await
+    /// })??;
+    /// assert_eq!(n, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_write_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.reg.poll_op(Dir::Write, cx, || op(&self.io))
+    }
+
     /// Runs `op` (a read, a `recv`, an `accept`: anything that waits for
     /// readability) until it does not return `WouldBlock`, waiting for
     /// readability in between; retries `Interrupted`.
