@@ -17,7 +17,10 @@
 # PIPELINES ("1 16"), TESTS (ping,set,get), SERVER_CPU (0), CLIENT_CPU (1),
 # FDLOOP_PORT (6390), REDIS_PORT (6391), CARGO_TARGET_DIR (target),
 # ASYNC (0; 1 adds resp_server --async on ASYNC_PORT, 6392, as a third
-# server in the same alternation, and a column async/callback).
+# server in the same alternation, and columns async/callback: the ratio of
+# the medians, and the median of the per-round ratios with their range —
+# each round's two runs were next to each other in time, so the paired
+# ratio is the steadier figure on a machine whose rates drift).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -130,11 +133,23 @@ for p in $PIPELINES; do
     for i in "${!names[@]}"; do
       server=${names[$i]} port=${ports[$i]}
       bench "${pids[$i]}" "$port" "$p" "$(requests "$p")" | while read -r test rps cpu; do
-        echo "$server $p $test $rps $cpu" | tee -a "$results" | sed "s/^/# round $round: /"
+        echo "$server $p $test $rps $cpu $round" | tee -a "$results" | sed "s/^/# round $round: /"
       done
     done
   done
 done
+
+# Paired ratios: per round, server A's rate over server B's (their runs
+# were next to each other in time); prints "median [min-max]".
+paired() { # serverA serverB depth test
+  awk -v a="$1" -v b="$2" -v p="$3" -v t="$4" '
+    $2 == p && $3 == t && $1 == a { ra[$6] = $4 }
+    $2 == p && $3 == t && $1 == b { rb[$6] = $4 }
+    END { for (r in ra) if ((r in rb) && rb[r] > 0) print ra[r] / rb[r] }' "$results" |
+    sort -g | awk '{ v[NR] = $1 } END {
+      m = (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)
+      printf "%.2f× [%.2f–%.2f]", m, v[1], v[NR] }'
+}
 
 # Medians per (server, depth, test), then the table.
 median() { # server depth test column
@@ -145,8 +160,8 @@ echo
 echo "Medians of $ROUNDS runs; CPU/req: the server's CPU time per request."
 echo
 if [ "$ASYNC" = 1 ]; then
-  echo "| test | -P | fdloop req/s | redis-server req/s | fdloop/redis | fdloop CPU/req | redis CPU/req | fdloop --async req/s | async/callback | --async CPU/req |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| test | -P | fdloop req/s | redis-server req/s | fdloop/redis | fdloop CPU/req | redis CPU/req | fdloop --async req/s | async/callback | async/callback, per round: median [min–max] | --async CPU/req |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 else
   echo "| test | -P | fdloop req/s | redis-server req/s | fdloop/redis | fdloop CPU/req | redis CPU/req |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
@@ -160,8 +175,9 @@ for p in $PIPELINES; do
     }')
     if [ "$ASYNC" = 1 ]; then
       a=$(median fdloop-async "$p" "$t" 4) ac=$(median fdloop-async "$p" "$t" 5)
-      row+=$(awk -v f="$f" -v a="$a" -v ac="$ac" 'BEGIN {
-        printf " %.0f | %.2f× | %.2f µs |", a, (f > 0 ? a / f : 0), ac
+      pr=$(paired fdloop-async fdloop "$p" "$t")
+      row+=$(awk -v f="$f" -v a="$a" -v ac="$ac" -v pr="$pr" 'BEGIN {
+        printf " %.0f | %.2f× | %s | %.2f µs |", a, (f > 0 ? a / f : 0), pr, ac
       }')
     fi
     echo "$row"
