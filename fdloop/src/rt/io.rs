@@ -174,10 +174,19 @@ impl Registration {
     }
 
     /// Joins the epoll set on first need.
+    #[inline]
     pub(super) fn register(&self) -> io::Result<()> {
         if self.id.get().is_some() {
             return Ok(());
         }
+        self.insert()
+    }
+
+    /// Inserts the loop source ([`register`](Registration::register)'s
+    /// first call).
+    #[cold]
+    #[inline(never)]
+    fn insert(&self) -> io::Result<()> {
         let watched = Watched {
             fd: self.fd,
             state: self.state.clone(),
@@ -202,13 +211,20 @@ impl Registration {
     }
 
     /// `Ready` when `dir`'s flag is set; else registers and waits.
+    #[inline]
     pub(super) fn poll_ready(&self, dir: Dir, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let i = dir as usize;
-        if self.state.ready[i].get() {
+        if self.state.ready[dir as usize].get() {
             return Poll::Ready(Ok(()));
         }
+        self.wait(dir, cx)
+    }
+
+    /// `dir`'s flag is clear: joins the epoll set on first need and keeps
+    /// `cx`'s waker for the next readiness report. `Pending`, or the
+    /// error of joining.
+    fn wait(&self, dir: Dir, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.register()?;
-        store_waker(&self.state.wakers[i], cx.waker());
+        store_waker(&self.state.wakers[dir as usize], cx.waker());
         Poll::Pending
     }
 
@@ -219,6 +235,7 @@ impl Registration {
     /// call only to meet `EAGAIN`. (Not after 0 bytes: end of file stays
     /// readable. Not for other kinds of descriptor: a terminal returns a
     /// line per read.)
+    #[inline]
     pub(super) fn poll_io(
         &self,
         dir: Dir,
@@ -237,23 +254,23 @@ impl Registration {
 
     /// Runs `op` when `dir` is ready, until it returns something other
     /// than `WouldBlock` (which clears the flag) or `Interrupted`.
+    #[inline]
     pub(super) fn poll_op<R>(
         &self,
         dir: Dir,
         cx: &mut Context<'_>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
+        let ready = &self.state.ready[dir as usize];
         loop {
-            if let Poll::Ready(Err(e)) = self.poll_ready(dir, cx) {
-                return Poll::Ready(Err(e));
-            }
-            if !self.state.ready[dir as usize].get() {
-                return Poll::Pending;
+            if !ready.get() {
+                return match self.wait(dir, cx) {
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    _ => Poll::Pending,
+                };
             }
             match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.state.ready[dir as usize].set(false);
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.set(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 r => return Poll::Ready(r),
             }
