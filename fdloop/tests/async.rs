@@ -838,6 +838,49 @@ fn poll_read_with_waits_after_would_block_instead_of_spinning() {
 }
 
 #[test]
+fn a_reader_task_and_a_writer_task_share_one_stream_through_references() {
+    // The peer echoes on a thread of its own: the client must read while
+    // it writes, or both sides' buffers fill and everything stops.
+    const TOTAL: usize = 4 << 20;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut done = 0;
+        while done < TOTAL {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0);
+            std::io::Write::write_all(&mut s, &buf[..n]).unwrap();
+            done += n;
+        }
+    });
+    let ok = rt::block_on(async move {
+        let s = Rc::new(Async::<TcpStream>::connect(addr).await?);
+        let w = s.clone();
+        let writer = rt::spawn(async move {
+            let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+            for _ in 0..TOTAL / chunk.len() {
+                (&*w).write_all(&chunk).await?;
+            }
+            Ok::<_, std::io::Error>(())
+        })?;
+        let mut got = vec![0u8; TOTAL];
+        (&*s).read_exact(&mut got).await?;
+        writer.await.unwrap()?;
+        Ok::<_, std::io::Error>(
+            got.iter()
+                .enumerate()
+                .all(|(i, &b)| b == ((i % (64 * 1024)) % 251) as u8),
+        )
+    })
+    .unwrap()
+    .unwrap();
+    peer.join().unwrap();
+    assert!(ok);
+}
+
+#[test]
 fn pipes_and_readable_writable() {
     rt::block_on(async {
         let (r, w) = std::io::pipe()?;

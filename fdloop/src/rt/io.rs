@@ -801,6 +801,100 @@ impl<T: AsFd + Write> AsyncWrite for Async<T> {
     }
 }
 
+/// Reads through a shared reference, for descriptors whose `&T` reads
+/// (`&TcpStream`, `&UnixStream`, `&File`...): a reader task and a writer
+/// task can share one `Rc<Async<T>>` without a lock. One task per
+/// direction waits at a time (the last to poll is woken).
+///
+/// # Examples
+///
+/// ```
+/// use std::os::unix::net::UnixStream;
+/// use std::rc::Rc;
+/// use futures_util::{AsyncReadExt, AsyncWriteExt};
+/// use fdloop::rt::{self, Async};
+/// let got = rt::block_on(async {
+///     let (a, b) = UnixStream::pair()?;
+///     let (a, b) = (Rc::new(Async::new(a)?), Async::new(b)?);
+///     let writer = a.clone();
+///     rt::spawn(async move { (&*writer).write_all(b"both ways").await })?.detach();
+///     let mut buf = [0u8; 9];
+///     (&b).read_exact(&mut buf).await?;
+///     (&b).write_all(&buf).await?;
+///     let mut back = [0u8; 9];
+///     (&*a).read_exact(&mut back).await?;
+///     Ok::<_, std::io::Error>(back)
+/// })??;
+/// assert_eq!(&got, b"both ways");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<T: AsFd> AsyncRead for &Async<T>
+where
+    for<'a> &'a T: Read,
+{
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let a: &Async<T> = *self;
+        a.reg
+            .poll_io(Dir::Read, cx, buf.len(), || (&a.io).read(buf))
+    }
+
+    fn poll_read_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [io::IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let a: &Async<T> = *self;
+        let want = bufs.iter().map(|b| b.len()).sum();
+        a.reg
+            .poll_io(Dir::Read, cx, want, || (&a.io).read_vectored(bufs))
+    }
+}
+
+/// Writes through a shared reference; as the `AsyncRead` for `&Async<T>`.
+///
+/// # Examples
+///
+/// See the `AsyncRead` for `&Async<T>`.
+impl<T: AsFd> AsyncWrite for &Async<T>
+where
+    for<'a> &'a T: Write,
+{
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let a: &Async<T> = *self;
+        a.reg
+            .poll_io(Dir::Write, cx, buf.len(), || (&a.io).write(buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let a: &Async<T> = *self;
+        let want = bufs.iter().map(|b| b.len()).sum();
+        a.reg
+            .poll_io(Dir::Write, cx, want, || (&a.io).write_vectored(bufs))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let a: &Async<T> = *self;
+        a.reg.poll_op(Dir::Write, cx, || (&a.io).flush())
+    }
+
+    /// Flushes; as for `Async<T>`.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
 impl Async<TcpListener> {
     /// Accepts a connection, waiting for one; the stream comes back as an
     /// `Async` on the same loop. One `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`
