@@ -718,6 +718,27 @@ fn a_timeout_outside_a_task_reports_its_timer_error() {
 }
 
 #[test]
+fn tcp_connect_over_ipv6() {
+    let l = match TcpListener::bind("[::1]:0") {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("tcp_connect_over_ipv6: skipped, no IPv6 loopback here ({e})");
+            return;
+        }
+    };
+    let addr = l.local_addr().unwrap();
+    let local = rt::block_on(async move {
+        let s = Async::<TcpStream>::connect(addr).await?;
+        s.get_ref().local_addr()
+    })
+    .unwrap()
+    .unwrap();
+    let (_peer, from) = l.accept().unwrap();
+    assert_eq!(from, local);
+    assert!(local.is_ipv6());
+}
+
+#[test]
 fn tcp_connect_to_a_closed_port_is_refused_with_its_errno() {
     let addr = TcpListener::bind("127.0.0.1:0")
         .unwrap()
