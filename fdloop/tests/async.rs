@@ -384,6 +384,40 @@ fn yield_now_lets_the_loop_dispatch_ready_descriptors_before_the_task_goes_on() 
 }
 
 #[test]
+fn yield_now_waits_for_a_look_in_a_task_woken_from_another_thread() {
+    // The wake ends the loop's epoll_wait; the task runs right after that
+    // batch, and its yield must not end in the same iteration's later turn.
+    let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
+    let (ping_handle, ping) = Ping::new().unwrap();
+    let seen = Rc::new(Cell::new(0u32));
+    let s = seen.clone();
+    ev.insert(ping, move |(), _, _: &mut u32| {
+        s.set(s.get() + 1);
+        Action::Continue
+    })
+    .unwrap();
+    let gate = Gate::default();
+    let g = gate.clone();
+    let opener = std::thread::spawn(move || {
+        while !gate.has_waker() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        gate.open();
+    });
+    let seen_after_yield = ev
+        .block_on(&mut 0, async move {
+            g.wait().await;
+            ping_handle.ping().unwrap();
+            rt::yield_now().await;
+            seen.get()
+        })
+        .unwrap();
+    opener.join().unwrap();
+    assert_eq!(seen_after_yield, 1);
+}
+
+#[test]
 fn spawn_from_a_callback_and_from_a_task() {
     let mut ev: EventLoop<Vec<&'static str>> = EventLoop::new().unwrap();
     let h = ev.handle();

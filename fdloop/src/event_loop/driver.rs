@@ -105,7 +105,7 @@ impl Driver {
         // Tasks the batch woke or spawned are polled by this iteration
         // (those they wake wait for the next one: see `TaskCall`).
         if inner.tasks_pending() {
-            return Ok(ran + inner.run_tasks(true));
+            return Ok(ran + inner.run_tasks());
         }
         Ok(ran)
     }
@@ -159,6 +159,7 @@ impl Driver {
         if l3 {
             after_wait(&inner.wake, &inner.awake_marked, stay_awake);
         }
+        inner.note_look();
         let mut ran = 0;
         if unparked {
             // As for the notifier's event in a batch (`dispatch_batch`):
@@ -171,7 +172,7 @@ impl Driver {
             // a task's wake, and an executor with nothing queued returns
             // at once.)
             mark_awake(&inner.wake, &inner.awake_marked);
-            ran = inner.run_tasks(true);
+            ran = inner.run_tasks();
         }
         let ran = ran + self.dispatch_batch(inner, state, woke_at)?;
         if timers {
@@ -207,7 +208,7 @@ impl Driver {
         }
         // Tasks queued when this iteration began (those they wake wait for
         // the next one, which does not block: fairness to the sources).
-        let polled = inner.run_tasks(false);
+        let polled = inner.run_tasks();
         ran += polled;
         // `run_once` does not block after work, as after deferred calls: a
         // task it polled may have been the last thing its caller was
@@ -226,6 +227,7 @@ impl Driver {
             // first (the loop stays marked awake, so wakes meanwhile are
             // not lost: the wait's L3, or the call's guard, sees them).
             self.poll(inner)?;
+            inner.note_look();
             if !self.events.is_empty() {
                 let n = self.dispatch_batch(inner, state, None)?;
                 return self.run_fallback_timers(inner, state, ran + n);
@@ -681,7 +683,7 @@ impl Driver {
     #[inline(never)]
     fn after_remote_wake<S>(inner: &Shared<S>, batch: Result<usize>) -> Result<usize> {
         let tasks = match batch {
-            Ok(_) if inner.tasks_pending() => inner.run_tasks(true),
+            Ok(_) if inner.tasks_pending() => inner.run_tasks(),
             _ => 0,
         };
         let drained = inner

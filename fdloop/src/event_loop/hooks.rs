@@ -24,8 +24,8 @@ pub(crate) trait TaskHook {
     fn pending(&self) -> bool;
     /// Polls the tasks queued when it is called (not those they wake);
     /// returns how many ran. `after_look`: the loop has looked at its
-    /// descriptors since the last call with `after_look` (tasks that
-    /// yielded until then are queued first).
+    /// descriptors since the last call (tasks that yielded until then are
+    /// queued first).
     fn run(&self, after_look: bool) -> usize;
     /// Drops every task on this thread; later wakes do nothing. Called
     /// when the loop is dropped.

@@ -254,6 +254,8 @@ impl<S: 'static> EventLoop<S> {
             tasks: RefCell::new(None),
             #[cfg(feature = "async")]
             has_tasks: Cell::new(false),
+            #[cfg(feature = "async")]
+            looked: Cell::new(false),
         };
         Ok(EventLoop {
             handle: LoopHandle {

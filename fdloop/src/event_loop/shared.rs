@@ -38,6 +38,11 @@ pub(super) struct Shared<S> {
     /// call takes, for loops that never ran a task.
     #[cfg(feature = "async")]
     pub(super) has_tasks: Cell<bool>,
+    /// Whether the loop has looked at its descriptors (a wait, a poll or
+    /// a park) since its last turn for tasks: that turn first wakes the
+    /// tasks that yielded (`TaskHook::run`).
+    #[cfg(feature = "async")]
+    pub(super) looked: Cell<bool>,
 }
 
 /// `Running::slot` when no callback runs (no slot has this index: the
@@ -133,14 +138,13 @@ impl<S> Shared<S> {
         false
     }
 
-    /// Polls the queued tasks (see `TaskHook::run`: `after_look` says the
-    /// loop has looked at its descriptors since it last said so); returns
-    /// how many ran.
+    /// Polls the queued tasks (see `TaskHook::run`); returns how many ran.
     #[cfg(feature = "async")]
-    pub(super) fn run_tasks(&self, after_look: bool) -> usize {
+    pub(super) fn run_tasks(&self) -> usize {
         if !self.has_tasks.get() {
             return 0;
         }
+        let after_look = self.looked.replace(false);
         // Cloned out: tasks spawn and insert through this loop.
         let hook = self.tasks.borrow().clone();
         hook.map_or(0, |h| h.run(after_look))
@@ -148,9 +152,21 @@ impl<S> Shared<S> {
 
     #[cfg(not(feature = "async"))]
     #[inline(always)]
-    pub(super) fn run_tasks(&self, _after_look: bool) -> usize {
+    pub(super) fn run_tasks(&self) -> usize {
         0
     }
+
+    /// Records that the loop has looked at its descriptors (see
+    /// `looked`).
+    #[cfg(feature = "async")]
+    #[inline(always)]
+    pub(super) fn note_look(&self) {
+        self.looked.set(true);
+    }
+
+    #[cfg(not(feature = "async"))]
+    #[inline(always)]
+    pub(super) fn note_look(&self) {}
 
     /// Tells the executor, if there is one, whether the loop is inside a
     /// call (`TaskHook::set_in_call`).

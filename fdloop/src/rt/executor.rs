@@ -37,9 +37,9 @@
 //! with tasks queued does not block), so the loop looks at its descriptors
 //! at least every second turn and a task that wakes itself cannot starve
 //! the loop's other sources. Wakers handed to `wake_after_look` (by
-//! `yield_now`) are held until a turn that follows a look
-//! (`TaskHook::run(true)`: after a batch, or a park) and woken there, just
-//! before its tasks are taken. When a wait ends because another thread wrote the
+//! `yield_now`) are held until the first turn after the loop's next look
+//! at its descriptors (an `epoll_wait`, or a park; `TaskHook::run` is told)
+//! and woken there, just before its tasks are taken. When a wait ends because another thread wrote the
 //! loop's notifier, the tasks queued by then are polled right after that
 //! batch, before the notifier is drained: the read is not on the path from
 //! a cross-thread wake to its task. A park ended by a `FUTEX_WAKE` likewise
