@@ -20,7 +20,8 @@ use std::io;
 use std::time::Instant;
 
 use fdloop_bench::dispatch::{
-    ensure_nofile, ready_eventfds, Contender, FdloopDrive, FdloopSet, RawEpoll, Work,
+    ensure_nofile, ready_eventfds, Contender, FdloopDrive, FdloopSet, RawEpoll, RawEpollInline,
+    Work,
 };
 
 fn main() -> io::Result<()> {
@@ -38,6 +39,7 @@ fn main() -> io::Result<()> {
     ];
     #[cfg(feature = "peers")]
     cs.push(Box::new(fdloop_bench::groups::dispatch::MioSet::new(&fds)?));
+    cs.push(Box::new(RawEpollInline::new(&fds)?));
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); cs.len()];
     let mut work = Work::default();
     for b in 0..blocks + 5 {

@@ -9,14 +9,17 @@
 //! valgrind --tool=callgrind target/release/examples/dispatch_profile floor 100 20000
 //! ```
 //!
-//! Arguments: the contender (`floor`, `fdloop` for `dispatch_pending`,
+//! Arguments: the contender (`floor`, `floor-inline` (its system call made
+//! inline, see `RawEpollInline`), `fdloop` for `dispatch_pending`,
 //! `fdloop-block` for `run_once(None)`, `fdloop-prio`, and `mio` when built
 //! with `--features peers`), N ready
 //! eventfds, turns. Prints the events dispatched.
 
 use std::io;
 
-use fdloop_bench::dispatch::{ready_eventfds, Contender, FdloopDrive, FdloopSet, RawEpoll, Work};
+use fdloop_bench::dispatch::{
+    ready_eventfds, Contender, FdloopDrive, FdloopSet, RawEpoll, RawEpollInline, Work,
+};
 
 fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -26,6 +29,7 @@ fn main() -> io::Result<()> {
     let fds = ready_eventfds(n)?;
     let mut c: Box<dyn Contender> = match which.as_str() {
         "floor" => Box::new(RawEpoll::new(&fds)?),
+        "floor-inline" => Box::new(RawEpollInline::new(&fds)?),
         "fdloop" => Box::new(FdloopSet::new(&fds, FdloopDrive::DispatchPending)?),
         "fdloop-block" => Box::new(FdloopSet::new(&fds, FdloopDrive::RunOnceBlocking)?),
         "fdloop-prio" => Box::new(FdloopSet::new(
@@ -38,7 +42,7 @@ fn main() -> io::Result<()> {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "unknown contender {other}: floor, fdloop, fdloop-block, fdloop-prio or mio"
+                    "unknown contender {other}: floor, floor-inline, fdloop, fdloop-block, fdloop-prio or mio"
                 ),
             ))
         }

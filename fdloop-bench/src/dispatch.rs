@@ -199,6 +199,85 @@ impl Contender for RawEpoll {
     }
 }
 
+/// The floor with its system call made inline: `epoll_pwait` through
+/// rustix's Linux backend, which puts the `syscall` instruction in the
+/// caller (as fdloop makes it), instead of libc's `epoll_wait` wrapper.
+/// The same per-event work as [`RawEpoll`]; what differs is the path into
+/// the kernel and back.
+///
+/// # Examples
+///
+/// ```
+/// use fdloop_bench::dispatch::{ready_eventfds, Contender, RawEpollInline, Work};
+/// let fds = ready_eventfds(3)?;
+/// let mut f = RawEpollInline::new(&fds)?;
+/// assert_eq!(f.turn(&mut Work::default())?, 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct RawEpollInline {
+    ep: OwnedFd,
+    events: Vec<rustix::event::epoll::Event>,
+    handlers: Vec<RawHandler>,
+}
+
+impl RawEpollInline {
+    /// An epoll set watching `fds` level-triggered, one callback each.
+    ///
+    /// # Errors
+    ///
+    /// `epoll_create1` or `epoll_ctl` failing.
+    pub fn new(fds: &[Rc<OwnedFd>]) -> io::Result<RawEpollInline> {
+        let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC)?;
+        epoll_add_level(ep.as_raw_fd(), fds)?;
+        let handler = |key| -> RawHandler { Box::new(move |_flags, w: &mut Work| w.record(key)) };
+        Ok(RawEpollInline {
+            ep,
+            events: Vec::with_capacity(fds.len().max(1)),
+            handlers: (0..fds.len() as u32).map(handler).collect(),
+        })
+    }
+}
+
+impl std::fmt::Debug for RawEpollInline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawEpollInline")
+            .field("ep", &self.ep)
+            .field("handlers", &self.handlers.len())
+            .finish()
+    }
+}
+
+impl Contender for RawEpollInline {
+    fn name(&self) -> &'static str {
+        "raw epoll, inline system call + Vec<Box<dyn FnMut>>"
+    }
+
+    fn turn(&mut self, work: &mut Work) -> io::Result<u64> {
+        self.events.clear();
+        let zero = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let n = rustix::event::epoll::wait(
+            &self.ep,
+            rustix::buffer::spare_capacity(&mut self.events),
+            Some(&zero),
+        )?;
+        for ev in &self.events {
+            // Copied out: the kernel's event struct is packed.
+            let (flags, data) = ({ ev.flags }.bits(), { ev.data }.u64());
+            if let Some(h) = self.handlers.get_mut(data as usize) {
+                h(flags, work);
+            }
+        }
+        Ok(n as u64)
+    }
+
+    fn batch(&self) -> usize {
+        self.events.capacity()
+    }
+}
+
 /// How an [`FdloopSet`] runs one iteration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FdloopDrive {
