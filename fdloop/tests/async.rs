@@ -1067,6 +1067,40 @@ fn futures_util_combinators_run_unchanged() {
     assert_eq!(out, (3, 10));
 }
 
+/// Blocking work goes to `blocking`'s thread pool (the crate smol uses):
+/// its future is woken from a pool thread through fdloop's waker. Here a
+/// name lookup (which blocks) feeds a non-blocking connect, while a timer
+/// task of the same loop keeps ticking.
+#[test]
+fn blocking_unblock_runs_unchanged_name_lookup_then_connect() {
+    use std::net::ToSocketAddrs;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (connected, ticks) = rt::block_on(async move {
+        let ticker = rt::spawn(async {
+            let mut n = 0u32;
+            let mut every = rt::interval(Duration::from_millis(1));
+            while n < 3 {
+                every.tick().await?;
+                n += 1;
+            }
+            Ok::<_, fdloop::Error>(n)
+        })?;
+        let addrs: Vec<std::net::SocketAddr> = blocking::unblock(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            ("127.0.0.1", port).to_socket_addrs().map(Iterator::collect)
+        })
+        .await?;
+        let s = Async::<TcpStream>::connect(addrs[0]).await?;
+        let ticks = ticker.await.unwrap()?;
+        Ok::<_, std::io::Error>((s.get_ref().peer_addr()?.port(), ticks))
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!((connected, ticks), (port, 3));
+    drop(l.accept().unwrap());
+}
+
 #[test]
 fn bounded_senders_wait_for_room_on_the_loop() {
     // Two async senders on one loop (each its own duplicate of the room

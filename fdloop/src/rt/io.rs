@@ -962,8 +962,9 @@ impl Async<TcpStream> {
     /// until the socket is writable, then reads `SO_ERROR` to learn how the
     /// handshake ended. Dropping the future meanwhile closes the socket
     /// (and so abandons the connection). Name lookup blocks and is not done
-    /// here: resolve first (`ToSocketAddrs` on another thread, say), then
-    /// try the addresses in turn.
+    /// here: resolve first, off the loop's thread (`ToSocketAddrs` inside
+    /// the `blocking` crate's `unblock`, say), then try the addresses in
+    /// turn.
     ///
     /// # Errors
     ///

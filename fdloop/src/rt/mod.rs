@@ -71,7 +71,9 @@
 //!   or never wake when polled outside a tokio runtime. Use instead:
 //!   [`Async`]`<std::net::TcpStream>` (and `TcpListener`, `UnixStream`,
 //!   `UnixListener`, `UdpSocket`, pipes), [`sleep`]/[`interval`], `Async<process::Child>`,
-//!   `Async<signal::Signals>`, and a thread for blocking file I/O. The same
+//!   `Async<signal::Signals>`, and for blocking work (files, name lookup)
+//!   a thread, or the `blocking` crate's `unblock` (a runtime-agnostic
+//!   thread pool, the one smol uses), whose futures run unchanged. The same
 //!   holds for `async-io`'s types on fdloop, and for fdloop's `Async` on
 //!   tokio (it needs its fdloop loop to be run).
 //! * **fdloop inside tokio** still works the other way round: the loop's
