@@ -127,6 +127,13 @@ pub fn epoll_add_level(ep: RawFd, fds: &[Rc<OwnedFd>]) -> io::Result<()> {
 /// A callback of the hand-written loop: readiness flags and the state.
 type RawHandler = Box<dyn FnMut(u32, &mut Work)>;
 
+/// One [`RawHandler`] per descriptor, each recording its index as its key.
+fn raw_handlers(n: usize) -> Vec<RawHandler> {
+    (0..n as u32)
+        .map(|key| -> RawHandler { Box::new(move |_flags, w: &mut Work| w.record(key)) })
+        .collect()
+}
+
 /// The floor: a hand-written epoll loop, `epoll_wait` into a buffer of N
 /// events, then for each event the data word (an index) picks a boxed
 /// callback out of a `Vec` and calls it. The least a loop that dispatches
@@ -152,11 +159,10 @@ impl RawEpoll {
         // SAFETY: `ep` is a fresh descriptor nobody else owns.
         let ep = unsafe { OwnedFd::from_raw_fd(ep) };
         epoll_add_level(ep.as_raw_fd(), fds)?;
-        let handler = |key| -> RawHandler { Box::new(move |_flags, w: &mut Work| w.record(key)) };
         Ok(RawEpoll {
             ep,
             events: Vec::with_capacity(fds.len().max(1)),
-            handlers: (0..fds.len() as u32).map(handler).collect(),
+            handlers: raw_handlers(fds.len()),
         })
     }
 }
@@ -229,11 +235,10 @@ impl RawEpollInline {
     pub fn new(fds: &[Rc<OwnedFd>]) -> io::Result<RawEpollInline> {
         let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC)?;
         epoll_add_level(ep.as_raw_fd(), fds)?;
-        let handler = |key| -> RawHandler { Box::new(move |_flags, w: &mut Work| w.record(key)) };
         Ok(RawEpollInline {
             ep,
             events: Vec::with_capacity(fds.len().max(1)),
-            handlers: (0..fds.len() as u32).map(handler).collect(),
+            handlers: raw_handlers(fds.len()),
         })
     }
 }

@@ -358,8 +358,8 @@ fn a_task_that_wakes_itself_does_not_starve_other_sources() {
     drop(spin);
 }
 
-#[test]
-fn yield_now_lets_the_loop_dispatch_ready_descriptors_before_the_task_goes_on() {
+/// A loop with a `Ping` source whose callback counts its dispatches.
+fn loop_with_counted_ping() -> (EventLoop<u32>, fdloop::PingHandle, Rc<Cell<u32>>) {
     let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
     let (ping_handle, ping) = Ping::new().unwrap();
     let seen = Rc::new(Cell::new(0u32));
@@ -369,6 +369,12 @@ fn yield_now_lets_the_loop_dispatch_ready_descriptors_before_the_task_goes_on() 
         Action::Continue
     })
     .unwrap();
+    (ev, ping_handle, seen)
+}
+
+#[test]
+fn yield_now_lets_the_loop_dispatch_ready_descriptors_before_the_task_goes_on() {
+    let (mut ev, ping_handle, seen) = loop_with_counted_ping();
     let seen_after_yield = ev
         .block_on(&mut 0, async move {
             let mut got = Vec::new();
@@ -387,15 +393,7 @@ fn yield_now_lets_the_loop_dispatch_ready_descriptors_before_the_task_goes_on() 
 fn yield_now_waits_for_a_look_in_a_task_woken_from_another_thread() {
     // The wake ends the loop's epoll_wait; the task runs right after that
     // batch, and its yield must not end in the same iteration's later turn.
-    let mut ev: EventLoop<u32> = EventLoop::new().unwrap();
-    let (ping_handle, ping) = Ping::new().unwrap();
-    let seen = Rc::new(Cell::new(0u32));
-    let s = seen.clone();
-    ev.insert(ping, move |(), _, _: &mut u32| {
-        s.set(s.get() + 1);
-        Action::Continue
-    })
-    .unwrap();
+    let (mut ev, ping_handle, seen) = loop_with_counted_ping();
     let gate = Gate::default();
     let g = gate.clone();
     let opener = std::thread::spawn(move || {
