@@ -934,6 +934,36 @@ fn a_reader_task_and_a_writer_task_share_one_stream_through_references() {
 }
 
 #[test]
+fn udp_datagrams_are_waited_for_and_keep_their_boundaries() {
+    use std::net::UdpSocket;
+    let got = rt::block_on(async {
+        let a = Async::new(UdpSocket::bind("127.0.0.1:0")?)?;
+        let b = Async::new(UdpSocket::bind("127.0.0.1:0")?)?;
+        let to = a.get_ref().local_addr()?;
+        let from = b.get_ref().local_addr()?;
+        // The receiver waits first: nothing has been sent yet.
+        let receiver = rt::spawn(async move {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            for _ in 0..3 {
+                let (n, peer) = a.recv_from(&mut buf).await?;
+                assert_eq!(peer, from);
+                got.push(buf[..n].to_vec());
+            }
+            Ok::<_, std::io::Error>(got)
+        })?;
+        rt::sleep(Duration::from_millis(5)).await?;
+        for msg in [&b"one"[..], b"two!", b"three"] {
+            b.send_to(msg, to).await?;
+        }
+        receiver.await.unwrap()
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(got, [b"one".to_vec(), b"two!".to_vec(), b"three".to_vec()]);
+}
+
+#[test]
 fn pipes_and_readable_writable() {
     rt::block_on(async {
         let (r, w) = std::io::pipe()?;

@@ -16,7 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixListener, UnixStream};
 use std::path::Path;
@@ -798,6 +798,122 @@ impl<T: AsFd + Write> AsyncWrite for Async<T> {
     /// `get_ref().shutdown(Shutdown::Write)` to signal the end earlier).
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_flush(cx)
+    }
+}
+
+impl Async<UdpSocket> {
+    /// Receives one datagram and its sender, waiting for one
+    /// (`recvfrom(2)`; a datagram longer than `buf` is cut, as there).
+    ///
+    /// # Errors
+    ///
+    /// As `recvfrom(2)` (`ECONNREFUSED` after an ICMP error on a connected
+    /// socket); errors of [`readable`](Async::readable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::UdpSocket;
+    /// use fdloop::rt::Async;
+    /// let (n, from) = fdloop::rt::block_on(async {
+    ///     let a = Async::new(UdpSocket::bind("127.0.0.1:0")?)?;
+    ///     let b = Async::new(UdpSocket::bind("127.0.0.1:0")?)?;
+    ///     b.send_to(b"ping", a.get_ref().local_addr()?).await?;
+    ///     let mut buf = [0u8; 16];
+    ///     a.recv_from(&mut buf).await
+    /// })??;
+    /// assert_eq!(n, 4);
+    /// assert!(from.ip().is_loopback());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.read_with(|s| s.recv_from(buf)).await
+    }
+
+    /// As [`recv_from`](Async::<UdpSocket>::recv_from), leaving the
+    /// datagram queued (`MSG_PEEK`).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_from`](Async::<UdpSocket>::recv_from).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::UdpSocket;
+    /// use fdloop::rt::Async;
+    /// fdloop::rt::block_on(async {
+    ///     let a = Async::new(UdpSocket::bind("127.0.0.1:0")?)?;
+    ///     UdpSocket::bind("127.0.0.1:0")?.send_to(b"hi", a.get_ref().local_addr()?)?;
+    ///     let mut buf = [0u8; 8];
+    ///     let (peeked, _) = a.peek_from(&mut buf).await?;
+    ///     let (got, _) = a.recv_from(&mut buf).await?;
+    ///     assert_eq!(peeked, got);
+    ///     Ok::<_, std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.read_with(|s| s.peek_from(buf)).await
+    }
+
+    /// Receives one datagram from the connected peer (`recv(2)`), waiting
+    /// for one.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_from`](Async::<UdpSocket>::recv_from) (an unconnected
+    /// socket receives from anyone).
+    ///
+    /// # Examples
+    ///
+    /// See [`send`](Async::<UdpSocket>::send).
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with(|s| s.recv(buf)).await
+    }
+
+    /// Sends one datagram to `addr` (`sendto(2)`), waiting for room in the
+    /// send buffer.
+    ///
+    /// # Errors
+    ///
+    /// As `sendto(2)`: `EMSGSIZE` for a datagram too long, `ENETUNREACH`;
+    /// errors of [`writable`](Async::writable).
+    ///
+    /// # Examples
+    ///
+    /// See [`recv_from`](Async::<UdpSocket>::recv_from).
+    pub async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
+        self.write_with(|s| s.send_to(buf, addr)).await
+    }
+
+    /// Sends one datagram to the connected peer (`send(2)`).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_to`](Async::<UdpSocket>::send_to); `ENOTCONN` if not
+    /// connected (`get_ref().connect(addr)` connects: it does not block).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::UdpSocket;
+    /// use fdloop::rt::Async;
+    /// let got = fdloop::rt::block_on(async {
+    ///     let a = Async::new(UdpSocket::bind("127.0.0.1:0")?)?;
+    ///     let b = Async::new(UdpSocket::bind("127.0.0.1:0")?)?;
+    ///     a.get_ref().connect(b.get_ref().local_addr()?)?;
+    ///     b.get_ref().connect(a.get_ref().local_addr()?)?;
+    ///     a.send(b"hey").await?;
+    ///     let mut buf = [0u8; 8];
+    ///     let n = b.recv(&mut buf).await?;
+    ///     Ok::<_, std::io::Error>(buf[..n].to_vec())
+    /// })??;
+    /// assert_eq!(got, b"hey");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write_with(|s| s.send(buf)).await
     }
 }
 

@@ -39,8 +39,9 @@
 //!
 //! [`Async`]`<T>` drives any descriptor through the loop's own epoll set:
 //! `AsyncRead`/`AsyncWrite` for sockets and pipes,
+//! `recv_from`/`send_to` for a `UdpSocket`,
 //! [`read_with`](Async::read_with)/[`write_with`](Async::write_with) for any
-//! other operation (datagrams), [`Async::<TcpStream>::connect`](Async::<std::net::TcpStream>::connect)
+//! other operation, [`Async::<TcpStream>::connect`](Async::<std::net::TcpStream>::connect)
 //! and [`Async::<UnixStream>::connect`](Async::<std::os::unix::net::UnixStream>::connect)
 //! (which do not block the loop while a handshake is under way), and
 //! `accept`/`incoming` for a `TcpListener` or `UnixListener`.
