@@ -416,6 +416,23 @@ fn yield_now_waits_for_a_look_in_a_task_woken_from_another_thread() {
 }
 
 #[test]
+fn yield_now_outside_fdloop_wakes_itself_at_once() {
+    struct Count(std::sync::atomic::AtomicU32);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let count = Arc::new(Count(std::sync::atomic::AtomicU32::new(0)));
+    let waker = std::task::Waker::from(count.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut y = std::pin::pin!(rt::yield_now());
+    assert!(y.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(y.as_mut().poll(&mut cx).is_ready());
+}
+
+#[test]
 fn spawn_from_a_callback_and_from_a_task() {
     let mut ev: EventLoop<Vec<&'static str>> = EventLoop::new().unwrap();
     let h = ev.handle();

@@ -198,12 +198,16 @@ pub(crate) mod context {
 
     /// The current loop, or an error naming what needed it.
     pub(crate) fn current(what: &'static str) -> Result<Rc<dyn Reactor>> {
+        try_current()
+            .ok_or_else(|| Error::io(what, std::io::Error::other("not inside an fdloop task")))
+    }
+
+    /// The current loop, if a task of one is being polled (no allocation
+    /// when there is none).
+    pub(crate) fn try_current() -> Option<Rc<dyn Reactor>> {
         let p = CURRENT.get();
         if p.is_null() {
-            return Err(Error::io(
-                what,
-                std::io::Error::other("not inside an fdloop task"),
-            ));
+            return None;
         }
         // SAFETY: only `within` stores a non-null pointer here: the address
         // of the `Rc` it borrows for the whole of its call, which it puts
@@ -212,7 +216,7 @@ pub(crate) mod context {
         // nest, so a non-null value read on this thread belongs to a
         // `within` call still running on this thread's stack, whose `Rc`
         // is alive.
-        Ok(unsafe { (*p).clone() })
+        Some(unsafe { (*p).clone() })
     }
 }
 
@@ -319,11 +323,11 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        match context::current("yielding") {
+        match context::try_current() {
             // A task of an fdloop loop: woken once the loop has looked.
-            Ok(reactor) => Executor::of(&reactor).wake_after_look(cx.waker()),
+            Some(reactor) => Executor::of(&reactor).wake_after_look(cx.waker()),
             // Another executor's: it decides what comes next.
-            Err(_) => cx.waker().wake_by_ref(),
+            None => cx.waker().wake_by_ref(),
         }
         Poll::Pending
     }
