@@ -109,11 +109,13 @@ usage: report [--quick] [--only GROUP[,GROUP…]] [--pin same|cross|off] [--json
 Runs fdloop against its peers — the raw-syscall floor, mio, calloop, tokio,
 crossbeam-channel, flume, std, and with feature c-peers GLib, libevent and
 sd-event — in one process, alternating the contenders, and prints a table
-per case: median, min–max, cost relative to the best peer and to the floor,
-and system calls per operation.
+per case: median, min–max, cost relative to the best peer (the ratio of the
+medians, and paired: the median over the reps of the ratio within each
+round, which a slow drift of the machine cannot tip) and to the floor, and
+system calls per operation.
 
   --quick            smaller samples, 3 reps, fewer sizes (under a minute)
-  --only GROUPS      only these groups: wake, channel, dispatch, timers
+  --only GROUPS      only these groups: wake, channel, dispatch, timers, async
   --pin MODE         the wake group's two-thread cases: same (both on CPU 0),
                      cross (CPUs 0 and 1) or off (default: the scheduler
                      decides); the channel group runs all three placements

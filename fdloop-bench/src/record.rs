@@ -87,11 +87,30 @@ pub struct Record {
     /// false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub detail: bool,
+    /// Every repetition's value, in the order run (the harness interleaves
+    /// the contenders of a case, so sample `i` of each ran in the same
+    /// round): what [`paired_cost_over`](Record::paired_cost_over) pairs.
+    /// Absent from the JSON where there are none (files written before it
+    /// was kept read back with none).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "nans_if_null"
+    )]
+    pub samples: Vec<f64>,
 }
 
 /// JSON has no NaN: serde_json writes it as `null`, which reads back here.
 fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// [`nan_if_null`] for every element of an array.
+fn nans_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    Ok(Vec::<Option<f64>>::deserialize(d)?
+        .into_iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
 }
 
 impl Record {
@@ -108,6 +127,41 @@ impl Record {
             Better::Higher => reference.median / self.median,
         })
     }
+
+    /// The median over the rounds of this record's cost relative to
+    /// `reference`'s in the same round (sample `i` against sample `i`):
+    /// a slow drift of the machine (another process, a frequency change)
+    /// moves both samples of a round alike and cancels here, where it can
+    /// tip a ratio of two medians taken over different rounds. `None`
+    /// unless both have the same number of samples, at least two, all
+    /// positive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fdloop_bench::record::{Better, Report, Role};
+    /// let mut r = Report::default();
+    /// // The machine slows down over the three rounds; fdloop is 10 % ahead in each.
+    /// r.add("g", "c", "fdloop", Role::Fdloop, "t", "ns", Better::Lower, &[90.0, 180.0, 360.0]);
+    /// r.add("g", "c", "peer", Role::Peer, "t", "ns", Better::Lower, &[100.0, 200.0, 400.0]);
+    /// let (fd, peer) = (r.primary("g", "c")[0], r.primary("g", "c")[1]);
+    /// assert!((fd.paired_cost_over(peer).unwrap() - 0.9).abs() < 1e-12);
+    /// ```
+    pub fn paired_cost_over(&self, reference: &Record) -> Option<f64> {
+        let (a, b) = (&self.samples, &reference.samples);
+        if a.len() != b.len() || a.len() < 2 || a.iter().chain(b).any(|&v| v.is_nan() || v <= 0.0) {
+            return None;
+        }
+        let ratios: Vec<f64> = a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| match self.better {
+                Better::Lower => x / y,
+                Better::Higher => y / x,
+            })
+            .collect();
+        Some(Summary::of(&ratios).median)
+    }
 }
 
 /// Every figure of a run, in the order recorded.
@@ -123,7 +177,7 @@ impl Record {
 /// let fd = r.primary("g", "c")[1];
 /// assert_eq!(fd.cost_over(r.best_peer("g", "c").unwrap()), Some(0.5));
 /// let t = r.table("g", "c");
-/// assert!(t.contains("| **fdloop** | 120 ns | 120 ns–120 ns | 0.50 | 1.14 |"), "{t}");
+/// assert!(t.contains("| **fdloop** | 120 ns | 120 ns–120 ns | 0.50 | – | 1.14 |"), "{t}");
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Report {
@@ -160,6 +214,7 @@ impl Report {
             role,
             better,
             detail: false,
+            samples: samples.to_vec(),
         });
     }
 
@@ -349,6 +404,61 @@ pub(crate) mod tests {
             r.add("g", case, who, role, metric, unit, better, v);
         }
         r
+    }
+
+    #[test]
+    fn paired_cost_pairs_rounds_and_needs_two_positive_samples_each() {
+        let (l, h) = (Better::Lower, Better::Higher);
+        let mut r = Report::default();
+        // Rates, drifting: fdloop is 5 % ahead in every round, but its
+        // median round is a slow one.
+        r.add(
+            "g",
+            "c",
+            "fd",
+            Role::Fdloop,
+            "t",
+            "",
+            h,
+            &[105.0, 52.5, 210.0],
+        );
+        r.add("g", "c", "p", Role::Peer, "t", "", h, &[100.0, 50.0, 200.0]);
+        r.add("g", "c", "one", Role::Peer, "t", "", h, &[100.0]);
+        r.add(
+            "g",
+            "c",
+            "zero",
+            Role::Peer,
+            "t",
+            "",
+            h,
+            &[100.0, 0.0, 200.0],
+        );
+        r.add(
+            "g",
+            "c",
+            "four",
+            Role::Peer,
+            "t",
+            "",
+            h,
+            &[1.0, 1.0, 1.0, 1.0],
+        );
+        r.add("g", "d", "a", Role::Fdloop, "t", "", l, &[2.0, 6.0]);
+        r.add("g", "d", "b", Role::Peer, "t", "", l, &[1.0, 3.0]);
+        let c = r.primary("g", "c");
+        let paired = c[0].paired_cost_over(c[1]).unwrap();
+        assert!((paired - 100.0 / 105.0).abs() < 1e-12, "{paired}");
+        assert!((c[0].cost_over(c[1]).unwrap() - 100.0 / 105.0).abs() < 1e-12);
+        for other in &c[2..] {
+            assert_eq!(c[0].paired_cost_over(other), None, "{}", other.contender);
+        }
+        // Times, an even count: the mean of the middle two ratios.
+        let d = r.primary("g", "d");
+        assert_eq!(d[0].paired_cost_over(d[1]), Some(2.0));
+        // The samples go through the JSON.
+        let back = Report::from_json(&r.to_json()).unwrap();
+        assert_eq!(back.records, r.records);
     }
 
     #[test]

@@ -14,8 +14,10 @@ use crate::record::{Better, Record, Report, Role};
 
 impl Report {
     /// The Markdown table of one case: the primary metric's median and
-    /// min–max, its cost as a multiple of the best peer's and of the
-    /// floor's (under 1: cheaper), then the other metrics' medians.
+    /// min–max, its cost as a multiple of the best peer's (the ratio of
+    /// the medians, then the median of the rounds' ratios, "paired": see
+    /// [`Record::paired_cost_over`]) and of the floor's (under 1: cheaper),
+    /// then the other metrics' medians.
     pub fn table(&self, group: &str, case: &str) -> String {
         let prim = self.primary(group, case);
         let Some(first) = prim.first() else {
@@ -36,11 +38,11 @@ impl Report {
             best.map_or(String::new(), |b| format!(" ({})", b.contender)),
             floor.map_or(String::new(), |f| format!(" ({})", f.contender)),
         );
-        out.push_str("| contender | median | min–max | × best peer | × floor |");
+        out.push_str("| contender | median | min–max | × best peer | paired | × floor |");
         for e in &extras {
             let _ = write!(out, " {e} |");
         }
-        out.push_str("\n|---|---:|---:|---:|---:|");
+        out.push_str("\n|---|---:|---:|---:|---:|---:|");
         out.push_str(&"---:|".repeat(extras.len()));
         out.push('\n');
         for r in &prim {
@@ -52,11 +54,12 @@ impl Report {
             };
             let _ = write!(
                 out,
-                "| {name} | {} | {}–{} | {} | {} |",
+                "| {name} | {} | {}–{} | {} | {} | {} |",
                 fmt_value(r.median, &r.unit),
                 fmt_value(r.min, &r.unit),
                 fmt_value(r.max, &r.unit),
                 fmt_ratio(r, best),
+                fmt_paired(r, best),
                 fmt_ratio(r, floor),
             );
             for e in &extras {
@@ -218,8 +221,8 @@ impl Report {
 /// contender of every headline case (cases and contenders as in the first
 /// run; [`detail`](Record::detail) cases left out),
 /// with its median, the case's best peer and that peer's median, and
-/// fdloop's cost as a multiple of the best peer's and of the floor's
-/// (under 1 = cheaper). With several runs each cell holds one value per
+/// fdloop's cost as a multiple of the best peer's (ratio of medians, and
+/// paired by round) and of the floor's (under 1 = cheaper). With several runs each cell holds one value per
 /// run, separated by ` / `.
 ///
 /// # Examples
@@ -230,12 +233,12 @@ impl Report {
 /// r.add("g", "c", "fd", Role::Fdloop, "t", "ns", Better::Lower, &[150.0]);
 /// r.add("g", "c", "p", Role::Peer, "t", "ns", Better::Lower, &[300.0]);
 /// let s = fdloop_bench::render::summary(&[&r, &r]);
-/// assert!(s.contains("| g | c | fd | 150 ns / 150 ns | p | 300 ns / 300 ns | 0.50 / 0.50 | – / – |"), "{s}");
+/// assert!(s.contains("| g | c | fd | 150 ns / 150 ns | p | 300 ns / 300 ns | 0.50 / 0.50 | – / – | – / – |"), "{s}");
 /// ```
 pub fn summary(runs: &[&Report]) -> String {
     let mut out = String::from(
-        "| group | case | fdloop | median | best peer | its median | × best peer | × floor |\n\
-         |---|---|---|---:|---|---:|---:|---:|\n",
+        "| group | case | fdloop | median | best peer | its median | × best peer | paired | × floor |\n\
+         |---|---|---|---:|---|---:|---:|---:|---:|\n",
     );
     let Some(first) = runs.first() else {
         return out;
@@ -268,7 +271,7 @@ pub fn summary(runs: &[&Report]) -> String {
                 }
                 let _ = writeln!(
                     out,
-                    "| {g} | {case} | {} | {} | {} | {} | {} | {} |",
+                    "| {g} | {case} | {} | {} | {} | {} | {} | {} | {} |",
                     fd.contender,
                     col(&|_, r| fmt_value(r.median, &r.unit)),
                     if peers.is_empty() {
@@ -280,6 +283,7 @@ pub fn summary(runs: &[&Report]) -> String {
                         .best_peer(g, case)
                         .map_or("–".into(), |b| fmt_value(b.median, &b.unit))),
                     col(&|run, r| fmt_ratio(r, run.best_peer(g, case))),
+                    col(&|run, r| fmt_paired(r, run.best_peer(g, case))),
                     col(&|run, r| fmt_ratio(r, run.floor(g, case))),
                 );
             }
@@ -330,6 +334,15 @@ fn direction(b: Better) -> &'static str {
         Better::Lower => "lower is better",
         Better::Higher => "higher is better",
     }
+}
+
+/// `r`'s cost over `reference`'s, paired by round, to two decimals, `–` if
+/// there is none (fewer than two reps, or the reference itself).
+fn fmt_paired(r: &Record, reference: Option<&Record>) -> String {
+    reference
+        .filter(|x| !std::ptr::eq(*x, r))
+        .and_then(|x| r.paired_cost_over(x))
+        .map_or("–".into(), |c| format!("{c:.2}"))
 }
 
 /// `r`'s cost over `reference`'s to two decimals, `–` if there is none.
@@ -433,15 +446,15 @@ mod tests {
         let t = sample().table("g", "c");
         // fd: 120 / best peer 200 = 0.60; / floor 100 = 1.20; syscalls 1.00.
         assert!(
-            t.contains("| **fd** | 120 ns | 120 ns–120 ns | 0.60 | 1.20 | 1.00 calls |"),
+            t.contains("| **fd** | 120 ns | 120 ns–120 ns | 0.60 | – | 1.20 | 1.00 calls |"),
             "{t}"
         );
         assert!(
-            t.contains("| p2 | 200 ns | 200 ns–200 ns | 1.00 | 2.00 | – |"),
+            t.contains("| p2 | 200 ns | 200 ns–200 ns | 1.00 | – | 2.00 | – |"),
             "{t}"
         );
         assert!(
-            t.contains("| raw (floor) | 100 ns | 90.0 ns–110 ns | 0.50 | 1.00 | – |"),
+            t.contains("| raw (floor) | 100 ns | 90.0 ns–110 ns | 0.50 | – | 1.00 | – |"),
             "{t}"
         );
         assert!(
@@ -455,9 +468,42 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("| **fd** | 30.0 M msg/s | 30.0 M msg/s–30.0 M msg/s | 0.67 | – |"),
+            t.contains("| **fd** | 30.0 M msg/s | 30.0 M msg/s–30.0 M msg/s | 0.67 | – | – |"),
             "{t}"
         );
+        // Two rounds each: the paired column has the median round ratio
+        // (the best peer's own row has none).
+        let mut r = Report::default();
+        r.add(
+            "g",
+            "e",
+            "fd",
+            Role::Fdloop,
+            "t",
+            "ns",
+            Better::Lower,
+            &[90.0, 300.0],
+        );
+        r.add(
+            "g",
+            "e",
+            "p",
+            Role::Peer,
+            "t",
+            "ns",
+            Better::Lower,
+            &[100.0, 200.0],
+        );
+        let t = r.table("g", "e");
+        assert!(
+            t.contains("| **fd** | 195 ns | 90.0 ns–300 ns | 1.30 | 1.20 | – |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| p | 150 ns | 100 ns–200 ns | 1.00 | – | – |"),
+            "{t}"
+        );
+        assert!(summary(&[&r]).contains("| 1.30 | 1.20 | – |"));
     }
 
     #[test]
@@ -465,11 +511,11 @@ mod tests {
         let r = sample();
         let s = summary(&[&r]);
         assert!(
-            s.contains("| g | c | fd | 120 ns | p2 | 200 ns | 0.60 | 1.20 |"),
+            s.contains("| g | c | fd | 120 ns | p2 | 200 ns | 0.60 | – | 1.20 |"),
             "{s}"
         );
         assert!(
-            s.contains("| g | tp | fd | 30.0 M msg/s | p | 20.0 M msg/s | 0.67 | – |"),
+            s.contains("| g | tp | fd | 30.0 M msg/s | p | 20.0 M msg/s | 0.67 | – | – |"),
             "{s}"
         );
         assert_eq!(s.lines().count(), 4, "{s}");
@@ -483,7 +529,7 @@ mod tests {
         };
         let s = summary(&[&r, &other]);
         assert!(s.contains("| g | c | fd | 120 ns / 120 ns | p2 |"), "{s}");
-        assert!(s.contains("| 0.67 / – | – / – |"), "{s}");
+        assert!(s.contains("| 0.67 / – | – / – | – / – |"), "{s}");
     }
 
     #[test]
@@ -510,7 +556,8 @@ mod tests {
         assert_eq!(j.lines().count(), 9, "{j}");
         assert!(j.contains(
             "{\"group\":\"g\",\"case\":\"c\",\"contender\":\"raw\",\"metric\":\"t\",\"unit\":\"ns\",\
-             \"median\":100.0,\"min\":90.0,\"max\":110.0,\"reps\":3,\"role\":\"floor\",\"better\":\"lower\"}"
+             \"median\":100.0,\"min\":90.0,\"max\":110.0,\"reps\":3,\"role\":\"floor\",\"better\":\"lower\",\
+             \"samples\":[100.0,90.0,110.0]}"
         ), "{j}");
     }
 
@@ -529,10 +576,13 @@ mod tests {
                    \"better\":\"higher\"}\n]\n";
         let back = Report::from_json(old).unwrap();
         assert_eq!((back.records[0].max, back.records[0].reps), (2.5, 5));
-        // NaN is written as null, and reads back as NaN.
+        // NaN is written as null, and reads back as NaN (in the samples too).
         r.records[0].median = f64::NAN;
+        r.records[0].samples[1] = f64::NAN;
         let back = Report::from_json(&r.to_json()).unwrap();
         assert!(back.records[0].median.is_nan());
+        assert!(back.records[0].samples[1].is_nan());
+        assert_eq!(back.records[0].samples[0], 100.0);
     }
 
     /// Lateness is signed: a contender whose timers fire early has a
@@ -564,11 +614,11 @@ mod tests {
         );
         let t = r.table("g", "late");
         assert!(
-            t.contains("| early | -250.0 µs | -300.0 µs–90.0 µs | – | – |"),
+            t.contains("| early | -250.0 µs | -300.0 µs–90.0 µs | – | – | – |"),
             "{t}"
         );
         assert!(
-            t.contains("| **fd** | 44.0 µs | 44.0 µs–44.0 µs | 0.50 | 1.10 |"),
+            t.contains("| **fd** | 44.0 µs | 44.0 µs–44.0 µs | 0.50 | – | 1.10 |"),
             "{t}"
         );
         let svg = r.svg("g");
