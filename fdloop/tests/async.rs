@@ -855,6 +855,68 @@ fn unix_listener_incoming_accept_and_connect_echo() {
     assert_eq!(total, 4 * 20);
 }
 
+/// `accept` is one `accept4` (non-blocking and close-on-exec from the
+/// start) and still reports the peer's address as std does: unnamed
+/// (twice: the second is a copy of the first), a path, an abstract name.
+#[test]
+fn unix_accept_reports_each_peers_address_and_hands_out_a_non_blocking_stream() {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketType};
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::UnixListener;
+    let dir = util::TempDir::new("unix-accept-addr");
+    let path = dir.path().join("l.sock");
+    let bound = dir.path().join("client.sock");
+    let name = format!("fdloop-test-accept-{}", std::process::id());
+    let listener = UnixListener::bind(&path).unwrap();
+    let to = SocketAddrUnix::new(path.as_path()).unwrap();
+    let client = |from: Option<SocketAddrUnix>| {
+        let s = rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None).unwrap();
+        if let Some(from) = from {
+            rustix::net::bind(&s, &from).unwrap();
+        }
+        rustix::net::connect(&s, &to).unwrap();
+        s
+    };
+    let _clients = [
+        client(None),
+        client(None),
+        client(Some(SocketAddrUnix::new(bound.as_path()).unwrap())),
+        client(Some(
+            SocketAddrUnix::new_abstract_name(name.as_bytes()).unwrap(),
+        )),
+    ];
+    let got = rt::block_on(async move {
+        let l = Async::new(listener)?;
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            let (s, addr) = l.accept().await?;
+            let fd = s.as_fd();
+            let fl = rustix::fs::fcntl_getfl(fd)?;
+            let fdfl = rustix::io::fcntl_getfd(fd)?;
+            let mut buf = [0u8; 1];
+            let e = s.get_ref().read(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+            out.push((
+                addr,
+                fl.contains(rustix::fs::OFlags::NONBLOCK),
+                fdfl.contains(rustix::io::FdFlags::CLOEXEC),
+            ));
+        }
+        Ok::<_, std::io::Error>(out)
+    })
+    .unwrap()
+    .unwrap();
+    assert!(
+        got.iter().all(|g| g.1 && g.2),
+        "non-blocking, close-on-exec"
+    );
+    assert!(got[0].0.is_unnamed() && got[1].0.is_unnamed(), "{got:?}");
+    assert_eq!(got[0].0.as_pathname(), None);
+    assert_eq!(got[2].0.as_pathname(), Some(bound.as_path()));
+    assert_eq!(got[3].0.as_abstract_name(), Some(name.as_bytes()));
+    assert!(!got[3].0.is_unnamed() && got[3].0.as_pathname().is_none());
+}
+
 #[test]
 fn unix_connect_to_nothing_is_enoent_and_to_a_closed_listener_refused() {
     use std::os::unix::net::UnixListener;

@@ -1168,7 +1168,10 @@ impl Async<UnixStream> {
 
 impl Async<UnixListener> {
     /// Accepts a connection, waiting for one; the stream comes back as an
-    /// `Async` on the same loop. As [`Async::<TcpListener>::accept`](Async::<TcpListener>::accept).
+    /// `Async` on the same loop. As [`Async::<TcpListener>::accept`](Async::<TcpListener>::accept):
+    /// one `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)` per connection, plus a
+    /// `getpeername` for a peer bound to a path or an abstract name (an
+    /// unnamed peer, the usual client, needs none).
     ///
     /// # Errors
     ///
@@ -1196,8 +1199,8 @@ impl Async<UnixListener> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn accept(&self) -> io::Result<(Async<UnixStream>, UnixSocketAddr)> {
-        let (s, addr) = self.read_with(|l| l.accept()).await?;
-        Ok((Async::accepted(self.reg.reactor().clone(), s)?, addr))
+        let (s, addr) = self.read_with(|l| sys::net::accept_unix(l)).await?;
+        Ok((Async::stream(self.reg.reactor().clone(), s), addr))
     }
 
     /// The connections as a stream (never ends; errors are items, as for
@@ -1224,16 +1227,6 @@ impl Async<UnixListener> {
     /// ```
     pub fn incoming(&self) -> UnixAccept<'_> {
         UnixAccept(self)
-    }
-}
-
-impl<T: AsFd> Async<T> {
-    /// An `Async` of `io`, a blocking stream socket just accepted: made
-    /// non-blocking; known to be a stream socket, so no `fstat` or
-    /// `getsockopt` is made.
-    fn accepted(reactor: Rc<dyn Reactor>, io: T) -> io::Result<Async<T>> {
-        sys::fd::set_nonblocking(io.as_fd(), true)?;
-        Ok(Async::stream(reactor, io))
     }
 }
 

@@ -1,11 +1,14 @@
-//! Stream sockets made for a non-blocking `connect`: the system calls
-//! behind `rt::Async::<TcpStream>::connect` and
-//! `rt::Async::<UnixStream>::connect`.
+//! Stream sockets made for a non-blocking `connect`, and accepted
+//! non-blocking in one call: the system calls behind
+//! `rt::Async::<TcpStream>::connect`, `rt::Async::<UnixStream>::connect`
+//! and the listeners' `accept`/`incoming`.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{SocketAddr as UnixSocketAddr, UnixStream};
 use std::path::Path;
+use std::sync::OnceLock;
 
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
@@ -77,6 +80,49 @@ pub fn accept_any(fd: impl AsFd) -> io::Result<OwnedFd> {
         fd,
         SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
     ))
+}
+
+/// One `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)` on a listening `AF_UNIX`
+/// stream socket: the new connection, non-blocking already, and its peer's
+/// address as std's type. An unnamed peer (the usual client, which never
+/// bound; `accept4` returns only the family) gets a copy of the first
+/// unnamed address this process saw — std's type has no constructor for
+/// one, so the first such accept asks the kernel (`getpeername` on the new
+/// connection: no descriptor is needed). A peer bound to a path or an
+/// abstract name is asked for with `getpeername` every time (std parses
+/// it; rustix's parser asserts on a path that fills `sun_path`). Errors as
+/// [`accept_inet`]; should that `getpeername` fail, its error, the
+/// connection closed.
+pub fn accept_unix(fd: impl AsFd) -> io::Result<(UnixStream, UnixSocketAddr)> {
+    let (s, addr) = res(rustix::net::acceptfrom_with(
+        fd,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+    ))?;
+    let s = UnixStream::from(s);
+    let unnamed = addr.is_some_and(|a| {
+        a.address_family() == AddressFamily::UNIX
+            && a.addr_len() as usize == std::mem::size_of::<libc::sa_family_t>()
+    });
+    let addr = if unnamed {
+        unnamed_peer(&s)?
+    } else {
+        s.peer_addr()?
+    };
+    Ok((s, addr))
+}
+
+/// An unnamed `AF_UNIX` address in std's type, which has no constructor
+/// for one: `s`'s peer's (unnamed) address the first time, a copy after.
+fn unnamed_peer(s: &UnixStream) -> io::Result<UnixSocketAddr> {
+    static UNNAMED: OnceLock<UnixSocketAddr> = OnceLock::new();
+    if let Some(a) = UNNAMED.get() {
+        return Ok(a.clone());
+    }
+    let a = s.peer_addr()?;
+    if a.is_unnamed() {
+        let _ = UNNAMED.set(a.clone());
+    }
+    Ok(a)
 }
 
 /// `getsockopt(SO_ERROR)`: the error a background `connect` ended with
