@@ -410,8 +410,8 @@ pub(crate) mod tests {
     fn paired_cost_pairs_rounds_and_needs_two_positive_samples_each() {
         let (l, h) = (Better::Lower, Better::Higher);
         let mut r = Report::default();
-        // Rates, drifting: fdloop is 5 % ahead in every round, but its
-        // median round is a slow one.
+        // Rates, the machine's speed drifting from round to round: fdloop
+        // is 5 % ahead in every one.
         r.add(
             "g",
             "c",

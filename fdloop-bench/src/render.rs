@@ -222,8 +222,8 @@ impl Report {
 /// run; [`detail`](Record::detail) cases left out),
 /// with its median, the case's best peer and that peer's median, and
 /// fdloop's cost as a multiple of the best peer's (ratio of medians, and
-/// paired by round) and of the floor's (under 1 = cheaper). With several runs each cell holds one value per
-/// run, separated by ` / `.
+/// paired by round) and of the floor's (under 1 = cheaper). With several
+/// runs each cell holds one value per run, separated by ` / `.
 ///
 /// # Examples
 ///
